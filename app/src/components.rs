@@ -1,0 +1,137 @@
+//! Small building blocks every page uses: form fields with their error, the error alert,
+//! skeletons and empty states.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::i18n::t;
+
+/// The last result of an action as an error, if it failed.
+pub fn action_error<S>(action: ServerAction<S>) -> Signal<Option<AppError>>
+where
+    S: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    Signal::derive(move || action.value().get().and_then(Result::err))
+}
+
+/// True once the last run of an action succeeded.
+pub fn action_ok<S>(action: ServerAction<S>) -> Signal<bool>
+where
+    S: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    Signal::derive(move || matches!(action.value().get(), Some(Ok(_))))
+}
+
+/// The translated message for one field of an error, if that field has one.
+pub fn field_error(err: Signal<Option<AppError>>, field: &'static str) -> Signal<Option<String>> {
+    Signal::derive(move || err.get().and_then(|e| e.field(field).map(|f| t().field_message(f))))
+}
+
+/// A labelled input with its help text and error, wired for screen readers.
+#[component]
+pub fn Field(
+    name: &'static str,
+    label: &'static str,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional)] autocomplete: &'static str,
+    #[prop(optional)] help: &'static str,
+    #[prop(optional, into)] value: Option<String>,
+    #[prop(optional)] required: bool,
+    #[prop(optional)] maxlength: Option<usize>,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    let id = format!("f-{name}");
+    let help_id = format!("{id}-help");
+    let err_id = format!("{id}-error");
+    let describedby = {
+        let (h, e) = (help_id.clone(), err_id.clone());
+        move || {
+            let mut v = Vec::new();
+            if !help.is_empty() {
+                v.push(h.clone());
+            }
+            if error.get().is_some() {
+                v.push(e.clone());
+            }
+            v.join(" ")
+        }
+    };
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for=id.clone()>{label}</label>
+            <input
+                id=id
+                name=name
+                type=kind
+                autocomplete=autocomplete
+                value=value
+                required=required
+                maxlength=maxlength
+                aria-invalid=move || if error.get().is_some() { "true" } else { "false" }
+                aria-describedby=describedby
+            />
+            {(!help.is_empty()).then(|| view! { <p class="help" id=help_id>{help}</p> })}
+            <p class="field-error" id=err_id role="alert">{move || error.get()}</p>
+        </div>
+    }
+}
+
+/// The headline, hint and request id of an error, announced to screen readers.
+#[component]
+pub fn ErrorAlert(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
+    move || {
+        error.get().map(|e| {
+            let (msg, hint) = t().error_text(&e);
+            view! {
+                <div class="alert alert-error" role="alert" data-code=e.code.as_str()>
+                    <strong>{msg}</strong>
+                    {hint.map(|h| view! { <p>{h}</p> })}
+                </div>
+            }
+        })
+    }
+}
+
+/// A success notice, shown once an action succeeded.
+#[component]
+pub fn SuccessNote(#[prop(into)] show: Signal<bool>, text: &'static str) -> impl IntoView {
+    move || show.get().then(|| view! { <div class="alert alert-ok" role="status">{text}</div> })
+}
+
+/// A grey block the size of the content it stands for, while that content loads.
+#[component]
+pub fn Skeleton(#[prop(default = 3)] lines: usize) -> impl IntoView {
+    view! {
+        <div class="skeleton" aria-busy="true" aria-label=t().loading>
+            {(0..lines).map(|_| view! { <div class="skeleton-line"></div> }).collect_view()}
+        </div>
+    }
+}
+
+/// An error in place of content that failed to load, with a way to try again.
+#[component]
+pub fn LoadError(error: AppError, on_retry: Callback<()>) -> impl IntoView {
+    let (msg, hint) = t().error_text(&error);
+    view! {
+        <div class="alert alert-error" role="alert" data-code=error.code.as_str()>
+            <strong>{msg}</strong>
+            {hint.map(|h| view! { <p>{h}</p> })}
+            <button type="button" class="btn btn-secondary" on:click=move |_| on_retry.run(())>
+                {t().retry}
+            </button>
+        </div>
+    }
+}
+
+/// A page header: title and one line of lead text.
+#[component]
+pub fn PageHeader(title: &'static str, lead: &'static str) -> impl IntoView {
+    view! {
+        <header class="page-header">
+            <h1>{title}</h1>
+            <p class="lead">{lead}</p>
+        </header>
+    }
+}

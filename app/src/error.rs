@@ -1,0 +1,197 @@
+//! `AppError`: the one error every server function returns and every view shows. It has a
+//! stable machine-readable `code` (with its HTTP status), a message, a hint, and per-field
+//! errors for forms. Internal failures reach the user only as a generic message with the
+//! request id; their chain is logged on the server.
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use model::{FieldError, FieldErrors};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    ValidationFailed,
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    RegistrationClosed,
+    AccountDisabled,
+    RateLimited,
+    PayloadTooLarge,
+    Internal,
+    /// Client side only: the request never got an answer.
+    Network,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::ValidationFailed => 422,
+            Self::BadRequest => 400,
+            Self::Unauthenticated => 401,
+            Self::Forbidden | Self::RegistrationClosed | Self::AccountDisabled => 403,
+            Self::NotFound => 404,
+            Self::PayloadTooLarge => 413,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+            Self::Network => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "validation_failed",
+            Self::BadRequest => "bad_request",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::RegistrationClosed => "registration_closed",
+            Self::AccountDisabled => "account_disabled",
+            Self::RateLimited => "rate_limited",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Internal => "internal",
+            Self::Network => "network",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    #[serde(default, skip_serializing_if = "FieldErrors::is_empty")]
+    pub fields: FieldErrors,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let e = Self {
+            code,
+            message: message.into(),
+            hint: None,
+            fields: FieldErrors::default(),
+            request_id: None,
+            retry_after_secs: None,
+        };
+        #[cfg(feature = "ssr")]
+        let e = crate::ssr::stamp(e);
+        e
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn invalid(fields: FieldErrors) -> Self {
+        let message = fields.0.iter().map(FieldError::message).collect::<Vec<_>>().join("; ");
+        let mut e = Self::new(ErrorCode::ValidationFailed, message);
+        e.fields = fields;
+        e
+    }
+
+    /// The error for one field, if any.
+    pub fn field(&self, name: &str) -> Option<&FieldError> {
+        self.fields.get(name)
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            // The arguments could not be read: name what was wrong.
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::Deserialization(m) => {
+                let mut e = Self::new(ErrorCode::BadRequest, format!("the request could not be read: {m}"));
+                if let Some(field) = missing_field(&m) {
+                    e.fields.push(FieldError::new(&field, "required"));
+                }
+                e
+            }
+            ServerFnErrorErr::Request(m) | ServerFnErrorErr::Response(m) => {
+                Self::new(ErrorCode::Network, format!("the server could not be reached: {m}"))
+                    .with_hint("Check your connection and try again.")
+            }
+            ServerFnErrorErr::MissingArg(m) => {
+                let mut e = Self::new(ErrorCode::BadRequest, format!("missing argument: {m}"));
+                e.fields.push(FieldError::new(&m, "required"));
+                e
+            }
+            other => Self::new(ErrorCode::Internal, other.to_string()),
+        }
+    }
+}
+
+/// serde's "missing field `x`" names the field; keep it as data.
+fn missing_field(m: &str) -> Option<String> {
+    let start = m.find("missing field `")? + "missing field `".len();
+    let rest = &m[start..];
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+#[cfg(feature = "ssr")]
+mod from_engine {
+    use super::{AppError, ErrorCode};
+    use engine::{AccountError, AuthError};
+
+    impl From<AccountError> for AppError {
+        fn from(e: AccountError) -> Self {
+            match e {
+                AccountError::Invalid(f) => AppError::invalid(f),
+                AccountError::RegistrationClosed => AppError::new(ErrorCode::RegistrationClosed, "Registration is closed on this server.")
+                    .with_hint("Ask an administrator to create an account for you or to open registration."),
+                AccountError::WrongCredentials => {
+                    let mut e = AppError::new(ErrorCode::Unauthenticated, "Email or password is incorrect.");
+                    e.fields.push(model::FieldError::new("password", "wrong_password"));
+                    e
+                }
+                AccountError::Disabled => AppError::new(ErrorCode::AccountDisabled, "This account is disabled.")
+                    .with_hint("Ask an administrator to enable it again."),
+                AccountError::TooManyAttempts(wait) => {
+                    let mut e = AppError::new(ErrorCode::RateLimited, "Too many failed sign-in attempts.")
+                        .with_hint(format!("Wait {} seconds, then try again.", wait.secs()));
+                    e.retry_after_secs = Some(wait.secs());
+                    crate::ssr::set_retry_after(wait.secs());
+                    e
+                }
+                AccountError::AdminOnly => AppError::new(ErrorCode::Forbidden, "Only an administrator may do this."),
+                AccountError::NotFound => AppError::new(ErrorCode::NotFound, "Not found."),
+                AccountError::Auth(a) => a.into(),
+                AccountError::Hash(_) | AccountError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
+
+    impl From<AuthError> for AppError {
+        fn from(e: AuthError) -> Self {
+            match e {
+                AuthError::Store(_) => crate::ssr::internal(&e),
+                AuthError::Disabled => AppError::new(ErrorCode::AccountDisabled, "This account is disabled."),
+                _ => AppError::new(ErrorCode::Unauthenticated, "You are not signed in.").with_hint("Sign in again."),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::Args("missing field `email`".into()));
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(e.field("email").map(|f| f.rule.as_str()), Some("required"));
+    }
+}

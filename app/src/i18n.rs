@@ -1,0 +1,240 @@
+//! The translation layer. Every string a person reads comes from a `Strings` table; a new
+//! language is one more `const` table (the compiler refuses a table with a key missing),
+//! plus its code in `model::accounts::LOCALES`. Placeholders are `{n}` (a number) and
+//! `{name}`.
+
+use leptos::prelude::*;
+use model::FieldError;
+
+use crate::error::{AppError, ErrorCode};
+
+macro_rules! strings {
+    ($($key:ident = $en:literal,)*) => {
+        /// All user-facing text, one field per message.
+        pub struct Strings { $(pub $key: &'static str,)* }
+        /// English, the reference language.
+        pub const EN: Strings = Strings { $($key: $en,)* };
+    };
+}
+
+strings! {
+    app_name = "Agentry",
+    tagline = "Your team's AI agents, self-hosted.",
+    skip_to_content = "Skip to content",
+    nav_label = "Main",
+    nav_home = "Home",
+    nav_agents = "Agents",
+    nav_skills = "Skills",
+    nav_mcp = "MCP servers",
+    nav_chat = "Chat",
+    nav_builds = "Builds",
+    nav_usage = "Usage",
+    nav_settings = "Settings",
+    nav_admin = "Administration",
+    menu = "Menu",
+    user_menu = "Account menu",
+    sign_out = "Sign out",
+    signed_in_as = "Signed in as",
+    theme = "Theme",
+    theme_light = "Light",
+    theme_dark = "Dark",
+    theme_system = "System",
+    theme_toggle = "Switch theme",
+    loading = "Loading…",
+    retry = "Try again",
+    // Auth
+    login_title = "Sign in",
+    login_lead = "Welcome back. Sign in to your agents.",
+    login_submit = "Sign in",
+    login_submitting = "Signing in…",
+    login_no_account = "New here?",
+    login_register_link = "Create an account",
+    register_title = "Create your account",
+    register_lead = "The first account on a server becomes its administrator.",
+    register_submit = "Create account",
+    register_submitting = "Creating…",
+    register_have_account = "Already have an account?",
+    register_login_link = "Sign in",
+    register_closed = "Registration is closed on this server. Ask an administrator for an account.",
+    field_email = "Email",
+    field_password = "Password",
+    field_password_help = "At least 8 characters. A few words are easier to remember than symbols.",
+    field_display_name = "Display name",
+    field_display_name_help = "How you appear to others. Optional; defaults to your email's name.",
+    // Home
+    home_greeting = "Welcome, {name}",
+    home_lead = "Define agents, give them skills and tools, chat with them and hand them long jobs.",
+    home_start = "Where to start",
+    // Sections
+    agents_lead = "Agents pair a model with a system prompt, tools and skills.",
+    skills_lead = "Skills are folders of instructions and files an agent loads when it needs them.",
+    mcp_lead = "MCP servers give agents tools: local commands or remote services.",
+    chat_lead = "Talk to your agents, with every token and tool call live.",
+    builds_lead = "Hand an agent a spec and let it build in a sandbox, with logs and artifacts.",
+    usage_lead = "Tokens and cost per agent, model and day, with monthly budgets.",
+    coming_soon = "Coming soon",
+    coming_soon_body = "This part of Agentry is being built. It will appear here without any set-up on your side.",
+    // Settings
+    settings_title = "Settings",
+    profile_title = "Profile",
+    profile_lead = "Your name and language.",
+    field_locale = "Language",
+    locale_auto = "Same as my browser",
+    profile_submit = "Save profile",
+    profile_saved = "Profile saved.",
+    password_title = "Password",
+    password_lead = "Changing your password signs you out everywhere else.",
+    field_current_password = "Current password",
+    field_new_password = "New password",
+    password_submit = "Change password",
+    password_saved = "Password changed. Other sessions were signed out.",
+    saving = "Saving…",
+    appearance_title = "Appearance",
+    // Admin
+    admin_title = "Administration",
+    admin_lead = "Users and sign-up on this server.",
+    registration_title = "Registration",
+    registration_open_state = "Anyone who can reach this server may create an account.",
+    registration_closed_state = "Only existing users can sign in. New accounts cannot be created.",
+    registration_close = "Close registration",
+    registration_open = "Open registration",
+    users_title = "Users",
+    users_empty = "No other users yet.",
+    col_name = "Name",
+    col_email = "Email",
+    col_role = "Role",
+    col_status = "Status",
+    col_actions = "Actions",
+    role_admin = "Admin",
+    role_member = "Member",
+    status_active = "Active",
+    status_disabled = "Disabled",
+    user_disable = "Disable",
+    user_enable = "Enable",
+    you = "you",
+    // 404
+    not_found_title = "Page not found",
+    not_found_body = "There is nothing at this address. It may have moved, or the link may be wrong.",
+    not_found_home = "Go home",
+    // Field rules
+    rule_required = "This field is required.",
+    rule_too_short = "Use at least {n} characters.",
+    rule_too_long = "Use at most {n} characters.",
+    rule_invalid_email = "Enter an email address like name@example.com.",
+    rule_control_chars = "Remove control characters.",
+    rule_taken = "An account with this email already exists. Sign in instead?",
+    rule_wrong_password = "The password is not correct.",
+    rule_same_as_email = "Choose a password that is not your email.",
+    rule_invalid = "This value is not valid.",
+    // Error codes
+    err_validation_failed = "Some fields need attention.",
+    err_bad_request = "The request could not be read.",
+    err_unauthenticated = "You are not signed in, or your session ended.",
+    err_unauthenticated_hint = "Sign in again to continue.",
+    err_wrong_credentials = "Email or password is incorrect.",
+    err_forbidden = "You are not allowed to do this.",
+    err_not_found = "Not found.",
+    err_registration_closed = "Registration is closed on this server.",
+    err_registration_closed_hint = "Ask an administrator to create an account for you or to open registration.",
+    err_account_disabled = "This account is disabled.",
+    err_account_disabled_hint = "Ask an administrator to enable it again.",
+    err_rate_limited = "Too many attempts.",
+    err_rate_limited_hint = "Wait {n} seconds, then try again.",
+    err_payload_too_large = "That is too large to send.",
+    err_internal = "Something went wrong on the server.",
+    err_internal_hint = "Try again. If it keeps failing, give an administrator this request id:",
+    err_network = "The server could not be reached.",
+    err_network_hint = "Check your connection and try again.",
+}
+
+/// The table for a locale code; unknown codes fall back to English.
+pub fn strings(locale: &str) -> &'static Strings {
+    // English is the only table so far; a new one adds an arm here.
+    let _ = locale;
+    &EN
+}
+
+/// The best supported locale for an `Accept-Language` header.
+pub fn negotiate(accept_language: &str) -> &'static str {
+    accept_language
+        .split(',')
+        .filter_map(|part| part.split(';').next())
+        .map(|tag| tag.trim().split('-').next().unwrap_or("").to_ascii_lowercase())
+        .find_map(|lang| model::accounts::LOCALES.iter().copied().find(|l| *l == lang))
+        .unwrap_or("en")
+}
+
+/// The current locale code, provided by `App`.
+#[derive(Clone, Copy, Debug)]
+pub struct Locale(pub &'static str);
+
+/// The strings for the current locale.
+pub fn t() -> &'static Strings {
+    strings(use_context::<Locale>().map_or("en", |l| l.0))
+}
+
+impl Strings {
+    /// Replaces `{n}` with a number.
+    pub fn n(&self, text: &str, n: u64) -> String {
+        text.replace("{n}", &n.to_string())
+    }
+
+    pub fn field_message(&self, e: &FieldError) -> String {
+        let text = match e.rule.as_str() {
+            "required" => self.rule_required,
+            "too_short" => self.rule_too_short,
+            "too_long" => self.rule_too_long,
+            "invalid_email" => self.rule_invalid_email,
+            "control_chars" => self.rule_control_chars,
+            "taken" => self.rule_taken,
+            "wrong_password" => self.rule_wrong_password,
+            "same_as_email" => self.rule_same_as_email,
+            _ => self.rule_invalid,
+        };
+        self.n(text, e.limit.unwrap_or_default())
+    }
+
+    /// Headline and hint for an error, in this language.
+    pub fn error_text(&self, e: &AppError) -> (String, Option<String>) {
+        let wrong_credentials = e.code == ErrorCode::Unauthenticated && e.field("password").is_some();
+        let (msg, hint) = match e.code {
+            _ if wrong_credentials => (self.err_wrong_credentials, None),
+            ErrorCode::ValidationFailed => (self.err_validation_failed, None),
+            ErrorCode::BadRequest => (self.err_bad_request, None),
+            ErrorCode::Unauthenticated => (self.err_unauthenticated, Some(self.err_unauthenticated_hint)),
+            ErrorCode::Forbidden => (self.err_forbidden, None),
+            ErrorCode::NotFound => (self.err_not_found, None),
+            ErrorCode::RegistrationClosed => (self.err_registration_closed, Some(self.err_registration_closed_hint)),
+            ErrorCode::AccountDisabled => (self.err_account_disabled, Some(self.err_account_disabled_hint)),
+            ErrorCode::RateLimited => (self.err_rate_limited, Some(self.err_rate_limited_hint)),
+            ErrorCode::PayloadTooLarge => (self.err_payload_too_large, None),
+            ErrorCode::Internal => (self.err_internal, Some(self.err_internal_hint)),
+            ErrorCode::Network => (self.err_network, Some(self.err_network_hint)),
+        };
+        let hint = hint.map(|h| {
+            let h = self.n(h, e.retry_after_secs.unwrap_or(60));
+            match (&e.request_id, e.code) {
+                (Some(id), ErrorCode::Internal) => format!("{h} {id}"),
+                _ => h,
+            }
+        });
+        (msg.to_owned(), hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_falls_back_to_english() {
+        assert_eq!(negotiate("fr-CH, fr;q=0.9, en;q=0.8"), "en");
+        assert_eq!(negotiate(""), "en");
+    }
+
+    #[test]
+    fn field_messages_carry_the_limit() {
+        let e = FieldError::with_limit("password", "too_short", 8);
+        assert_eq!(EN.field_message(&e), "Use at least 8 characters.");
+    }
+}

@@ -1,0 +1,19 @@
+//! Agentry's user interface: Leptos pages and components, rendered on the server and
+//! hydrated in the browser, and the `#[server]` functions they call. A server function
+//! finds the signed-in user, calls one engine function and maps its error; nothing more.
+#![forbid(unsafe_code)]
+#![recursion_limit = "256"]
+
+pub mod admin;
+pub mod auth;
+pub mod components;
+pub mod error;
+pub mod i18n;
+pub mod pages;
+pub mod settings;
+pub mod shell;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+pub use error::{AppError, ErrorCode};
+pub use shell::{App, shell};

@@ -1,0 +1,20 @@
+use leptos::prelude::*;
+use model::accounts::Me;
+
+use crate::error::AppError;
+
+#[server(endpoint = "settings/profile")]
+pub async fn update_profile(display_name: String, #[server(default)] locale: String) -> Result<Me, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.update_profile(&user, &display_name, &locale).await?)
+}
+
+/// Changes the password; every other session ends, this one gets fresh cookies.
+#[server(endpoint = "settings/password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    let engine = crate::ssr::engine()?;
+    let tokens = engine.change_password(&user, &current_password, &new_password, &crate::ssr::client()).await?;
+    crate::ssr::set_session(&engine, &tokens);
+    Ok(())
+}

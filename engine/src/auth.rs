@@ -1,0 +1,273 @@
+//! Sessions: a short-lived JWT access token (HS256, pinned) and an opaque refresh token
+//! that rotates on every use. A session row is the family of all refresh tokens rotated
+//! from one sign-in; presenting an already-rotated token (after a short grace for racing
+//! tabs) revokes the family. Every authenticated request checks the session and the user
+//! in the store, so logout, a password change or disabling a user takes effect at once.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::store::{StoreError, new_id, now_ms};
+use crate::{Engine, audit};
+
+pub const ACCESS_COOKIE: &str = "agentry_access";
+pub const REFRESH_COOKIE: &str = "agentry_refresh";
+
+/// Who is making a request, checked against the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentUser {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub is_admin: bool,
+    pub locale: String,
+    pub session_id: String,
+}
+
+/// Where a request came from, for the audit log and per-address limits.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// Tokens to put in cookies. `refresh` is `None` when only the access token was renewed.
+#[derive(Clone)]
+pub struct IssuedTokens {
+    pub access: String,
+    pub access_max_age_secs: u64,
+    pub refresh: Option<String>,
+    pub refresh_max_age_secs: u64,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IssuedTokens(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("not signed in, or the token is invalid or expired")]
+    Unauthenticated,
+    #[error("the session was revoked")]
+    Revoked,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error("a refresh token was used twice; the session was revoked")]
+    Reused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    sid: String,
+    iat: u64,
+    exp: u64,
+}
+
+pub fn hash_token(token: &str) -> String {
+    let d = Sha256::digest(token.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_refresh_token() -> Result<String, StoreError> {
+    let bytes = crate::keys::random_bytes::<32>()
+        .map_err(|e| StoreError::Query(sqlx::Error::Protocol(e.to_string())))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+const SESSION_USER: &str = "SELECT u.id, u.email, u.display_name, u.is_admin, u.disabled, u.locale, \
+     s.revoked_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+
+fn current_user(row: &sqlx::any::AnyRow, session_id: &str) -> Result<CurrentUser, AuthError> {
+    let revoked: Option<i64> = row.try_get("revoked_at")?;
+    let expires: i64 = row.try_get("expires_at")?;
+    if revoked.is_some() || expires <= now_ms() {
+        return Err(AuthError::Revoked);
+    }
+    if row.try_get::<i64, _>("disabled")? != 0 {
+        return Err(AuthError::Disabled);
+    }
+    Ok(CurrentUser {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        locale: row.try_get("locale")?,
+        session_id: session_id.to_owned(),
+    })
+}
+
+impl Engine {
+    fn access_token(&self, user_id: &str, session_id: &str) -> Result<String, AuthError> {
+        let iat = (now_ms() / 1000) as u64;
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            sid: session_id.to_owned(),
+            iat,
+            exp: iat + self.settings.auth.access_ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(self.keys.jwt.expose_secret()))
+            .map_err(|_| AuthError::Unauthenticated)
+    }
+
+    fn tokens(&self, access: String, refresh: Option<String>) -> IssuedTokens {
+        IssuedTokens {
+            access,
+            access_max_age_secs: self.settings.auth.access_ttl_secs,
+            refresh,
+            refresh_max_age_secs: self.settings.auth.refresh_ttl_secs,
+        }
+    }
+
+    /// Checks an access token: signature with HS256 only (`alg: none` and every other
+    /// algorithm are refused), expiry with no leeway, then the session and the user.
+    pub async fn authenticate(&self, access: &str) -> Result<CurrentUser, AuthError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(access, &DecodingKey::from_secret(self.keys.jwt.expose_secret()), &v)
+            .map_err(|_| AuthError::Unauthenticated)?;
+        let row = sqlx::query(SESSION_USER)
+            .bind(&data.claims.sid)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        let user = current_user(&row, &data.claims.sid)?;
+        if user.id != data.claims.sub {
+            return Err(AuthError::Unauthenticated);
+        }
+        Ok(user)
+    }
+
+    /// Opens a new session (a new refresh-token family) for a user who just proved who they are.
+    pub(crate) async fn start_session(&self, user_id: &str, client: &ClientInfo) -> Result<IssuedTokens, AuthError> {
+        let now = now_ms();
+        let sid = new_id();
+        let refresh = new_refresh_token()?;
+        let expires = now + (self.settings.auth.refresh_ttl_secs as i64) * 1000;
+        let mut tx = self.store.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, user_agent, ip) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        )
+        .bind(&sid)
+        .bind(user_id)
+        .bind(now)
+        .bind(expires)
+        .bind(client.user_agent.chars().take(300).collect::<String>())
+        .bind(&client.ip)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash_token(&refresh))
+            .bind(&sid)
+            .bind(now)
+            .bind(expires)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(self.tokens(self.access_token(user_id, &sid)?, Some(refresh)))
+    }
+
+    /// Rotates a refresh token: the presented one is spent and a new one issued in the
+    /// same family. A spent token presented again revokes the family, unless it was spent
+    /// less than `refresh_reuse_grace_secs` ago (two tabs refreshing at once): then only a
+    /// new access token is issued.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh: &str, client: &ClientInfo) -> Result<(CurrentUser, IssuedTokens), AuthError> {
+        let now = now_ms();
+        let hash = hash_token(refresh);
+        let row = sqlx::query("SELECT session_id, expires_at, rotated_at FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        let sid: String = row.try_get("session_id")?;
+        let expires: i64 = row.try_get("expires_at")?;
+        let rotated: Option<i64> = row.try_get("rotated_at")?;
+        if expires <= now {
+            return Err(AuthError::Unauthenticated);
+        }
+        let session_row = sqlx::query(SESSION_USER)
+            .bind(&sid)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        let user = current_user(&session_row, &sid)?;
+        let grace = (self.settings.auth.refresh_reuse_grace_secs as i64) * 1000;
+        if let Some(at) = rotated {
+            if now - at < grace {
+                return Ok((user.clone(), self.tokens(self.access_token(&user.id, &sid)?, None)));
+            }
+            self.revoke_session(&sid, "refresh_reuse").await?;
+            audit::record(self, Some(&user.id), "session.refresh_reuse", &sid, serde_json::json!({}), &client.ip).await;
+            return Err(AuthError::Reused);
+        }
+        let next = new_refresh_token()?;
+        let next_expires = now + (self.settings.auth.refresh_ttl_secs as i64) * 1000;
+        let mut tx = self.store.pool.begin().await?;
+        let spent = sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
+            .bind(&hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if spent.rows_affected() == 0 {
+            // Another request rotated it between our read and this write: a race, not theft.
+            tx.rollback().await?;
+            return Ok((user.clone(), self.tokens(self.access_token(&user.id, &sid)?, None)));
+        }
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash_token(&next))
+            .bind(&sid)
+            .bind(now)
+            .bind(next_expires)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = $2, expires_at = $3 WHERE id = $1")
+            .bind(&sid)
+            .bind(now)
+            .bind(next_expires)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let access = self.access_token(&user.id, &sid)?;
+        Ok((user, self.tokens(access, Some(next))))
+    }
+
+    /// Ends one session: its access tokens stop working at the next request.
+    pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<(), AuthError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(session_id)
+            .bind(now_ms())
+            .bind(reason)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user.
+    pub async fn revoke_all_sessions(&self, user_id: &str, reason: &str) -> Result<(), AuthError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .bind(now_ms())
+            .bind(reason)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! The domain of Agentry, free of any web framework: settings, the store, accounts and
+//! sessions, rate limits and the audit log. `app`'s server functions and `server`'s
+//! middleware call into [`Engine`]; nothing here knows about HTTP.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod audit;
+pub mod auth;
+pub mod keys;
+pub mod limits;
+pub mod settings;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use accounts::AccountError;
+pub use auth::{AuthError, CurrentUser, IssuedTokens};
+pub use settings::Settings;
+pub use store::{Store, StoreError};
+
+/// Everything a request needs, cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: Store,
+    pub keys: keys::Keys,
+    pub limits: limits::Limits,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not prepare the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    /// Creates the data dir, loads or generates keys, connects the store and runs migrations.
+    #[tracing::instrument(skip_all, fields(data_dir = %settings.data_dir.display()))]
+    pub async fn start(settings: Settings) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let keys = keys::Keys::load_or_generate(&settings)?;
+        let store = Store::connect(&settings.database_url()).await?;
+        store.migrate().await?;
+        let limits = limits::Limits::new(&settings.limits);
+        Ok(Self(Arc::new(Inner { settings, store, keys, limits })))
+    }
+}

@@ -1,0 +1,175 @@
+//! One `Settings` struct: defaults, then an optional `agentry.toml`, then `AGENTRY_`
+//! environment variables, with `__` for nesting (`AGENTRY_AUTH__ACCESS_TTL_SECS=600`).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// Directory for the SQLite file, generated keys and blobs.
+    pub data_dir: PathBuf,
+    /// `sqlite:…` or `postgres://…`; empty means `sqlite:<data_dir>/agentry.db`.
+    pub database_url: String,
+    /// The origin browsers use to reach Agentry (`https://agentry.example.com`). Server
+    /// functions accept only this Origin; cookies get `Secure` and responses HSTS when it
+    /// is https. Empty: the request's own Host is taken as the origin (development).
+    pub public_origin: String,
+    /// `pretty` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// Whether people may register themselves; an admin can change it at run time. The
+    /// first account can always be created.
+    pub registration_open: bool,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    /// Origins allowed to make cross-origin requests to `/v1` (CORS). Empty: none.
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Lifetime of the JWT access token, in seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token (and so of an idle session), in seconds.
+    pub refresh_ttl_secs: u64,
+    /// A refresh token presented again within this many seconds of its rotation is taken
+    /// as two tabs racing, not as theft: it gets a fresh access token but no new refresh
+    /// token. After that window, reuse revokes the whole session family.
+    pub refresh_reuse_grace_secs: u64,
+    /// JWT signing key (base64, ≥ 32 bytes). Empty: generated into `<data_dir>/jwt.key`.
+    #[serde(skip_serializing)]
+    pub jwt_secret: Option<SecretString>,
+    /// Key that encrypts stored secrets (base64, 32 bytes). Empty: generated into
+    /// `<data_dir>/secrets.key`.
+    #[serde(skip_serializing)]
+    pub secrets_key: Option<SecretString>,
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Requests per minute per signed-in user (or per address when anonymous) to server
+    /// functions and `/v1`. 0 turns the limit off.
+    pub requests_per_minute: u32,
+    /// Failed logins allowed per account, and per address, in `login_window_secs`.
+    pub login_failures: u32,
+    /// Window for counting failed logins, in seconds.
+    pub login_window_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:3000".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            public_origin: String::new(),
+            log_format: LogFormat::Pretty,
+            registration_open: true,
+            auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
+            cors_origins: Vec::new(),
+            max_body_bytes: 2 * 1024 * 1024,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            refresh_reuse_grace_secs: 10,
+            jwt_secret: None,
+            secrets_key: None,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self { requests_per_minute: 100, login_failures: 5, login_window_secs: 15 * 60 }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `agentry.toml` in the working directory (or `AGENTRY_CONFIG`), then
+    /// the environment.
+    pub fn load() -> Result<Self, Box<figment::Error>> {
+        let file = std::env::var("AGENTRY_CONFIG").unwrap_or_else(|_| "agentry.toml".into());
+        Self::figment(Toml::file(file)).extract().map_err(Box::new)
+    }
+
+    fn figment(file: impl figment::Provider) -> Figment {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(file)
+            .merge(Env::prefixed("AGENTRY_").split("__").ignore(&["config"]))
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}/agentry.db?mode=rwc", self.data_dir.display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// True when browsers reach us over https: cookies get `Secure`, responses HSTS.
+    pub fn is_https(&self) -> bool {
+        self.public_origin.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("agentry.toml", "bind = \"0.0.0.0:8080\"\n[auth]\naccess_ttl_secs = 60\n")?;
+            jail.set_env("AGENTRY_AUTH__ACCESS_TTL_SECS", "120");
+            jail.set_env("AGENTRY_LIMITS__REQUESTS_PER_MINUTE", "7");
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.bind, "0.0.0.0:8080");
+            assert_eq!(s.auth.access_ttl_secs, 120);
+            assert_eq!(s.limits.requests_per_minute, 7);
+            assert_eq!(s.data_dir, PathBuf::from("./data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error_naming_them() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("agentry.toml", "bnd = \"x\"\n")?;
+            let err = Settings::load().expect_err("unknown key");
+            assert!(err.to_string().contains("bnd"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,9 @@
+//! The browser half of Agentry: hydrates the page the server rendered.
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,81 @@
+//! Validation failures as data: which field, which rule, and the limit involved.
+
+use serde::{Deserialize, Serialize};
+
+/// One problem with one input field. `rule` is a stable machine-readable key
+/// (`too_long`, `required`, …) the UI translates; `limit` carries the number the rule
+/// names, so a message can say "at most 100 characters".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+    pub limit: Option<u64>,
+}
+
+impl FieldError {
+    pub fn new(field: &str, rule: &str) -> Self {
+        Self { field: field.to_owned(), rule: rule.to_owned(), limit: None }
+    }
+
+    pub fn with_limit(field: &str, rule: &str, limit: u64) -> Self {
+        Self { field: field.to_owned(), rule: rule.to_owned(), limit: Some(limit) }
+    }
+
+    /// An English sentence for logs, API clients and the fallback UI.
+    pub fn message(&self) -> String {
+        let n = self.limit.unwrap_or_default();
+        match self.rule.as_str() {
+            "required" => format!("{} is required", self.field),
+            "too_short" => format!("{} must be at least {n} characters", self.field),
+            "too_long" => format!("{} must be at most {n} characters", self.field),
+            "invalid_email" => format!("{} is not a valid email address", self.field),
+            "control_chars" => format!("{} must not contain control characters", self.field),
+            "taken" => format!("{} is already registered", self.field),
+            "mismatch" => format!("{} does not match", self.field),
+            "wrong_password" => format!("{} is incorrect", self.field),
+            "same_as_email" => format!("{} must not be the same as the email", self.field),
+            "invalid" => format!("{} is not valid", self.field),
+            other => format!("{}: {other}", self.field),
+        }
+    }
+}
+
+/// All the problems found in one submitted form, in field order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn push(&mut self, e: FieldError) {
+        self.0.push(e);
+    }
+
+    /// The first error for `field`, if any.
+    pub fn get(&self, field: &str) -> Option<&FieldError> {
+        self.0.iter().find(|e| e.field == field)
+    }
+
+    /// Collects the error of a parse into `self` and returns the parsed value, if any.
+    pub fn take<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
+
+    /// `Ok(())` when there are no errors.
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+/// Counts characters (not bytes): limits are about what a person typed.
+pub fn char_len(s: &str) -> usize {
+    s.chars().count()
+}

@@ -1,0 +1,9 @@
+//! Types that cross the wire between the browser and the server, and the rules that parse
+//! user input into them. Both the forms (for instant feedback) and the engine (as the
+//! authority) call the same `parse` functions, so the limits can never drift apart.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod fields;
+
+pub use fields::{FieldError, FieldErrors};

@@ -1,0 +1,26 @@
+#![forbid(unsafe_code)]
+
+use engine::Settings;
+use server::{startup::Application, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("agentry: invalid settings: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "agentry could not start");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %app.addr, "agentry is listening on http://{}", app.addr);
+    app.run_until(telemetry::shutdown_signal()).await;
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,150 @@
+//! Request hygiene in one pass: who the client is, who the user is (refreshing an expired
+//! access token on the way), Origin checks for server functions, rate limits, and the
+//! sign-in gate for pages.
+
+use std::net::SocketAddr;
+
+use app::ssr::{RequestId, cookie_value, session_cookies};
+use app::{AppError, ErrorCode};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use engine::auth::{ACCESS_COOKIE, ClientInfo, REFRESH_COOKIE};
+use engine::{CurrentUser, Engine};
+
+/// The span every log line of a request is written in.
+pub fn make_span(req: &Request<Body>) -> tracing::Span {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+}
+
+/// Paths anyone may open without signing in.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/login" | "/register" | "/healthz" | "/readyz" | "/favicon.ico" | "/favicon.svg" | "/robots.txt")
+        || path.starts_with("/pkg/")
+        || path.starts_with("/api/")
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+/// A JSON error in the shape server functions use.
+fn api_error(e: AppError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut e = e;
+    e.request_id = Some(request_id.to_owned());
+    let retry = e.retry_after_secs;
+    let mut res = (status, axum::Json(e)).into_response();
+    if let Some(secs) = retry {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+/// The origin the browser must be on for a state-changing request to count.
+fn origin_ok(engine: &Engine, req: &Request) -> bool {
+    let h = req.headers();
+    let sent = h
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            // Some browsers omit Origin on same-origin requests; Referer then tells.
+            let r = h.get(header::REFERER)?.to_str().ok()?;
+            let after_scheme = r.find("://")? + 3;
+            let end = r[after_scheme..].find('/').map_or(r.len(), |i| after_scheme + i);
+            Some(r[..end].to_owned())
+        });
+    let Some(sent) = sent else { return false };
+    let public = &engine.settings.public_origin;
+    if !public.is_empty() {
+        return sent.trim_end_matches('/') == public.trim_end_matches('/');
+    }
+    // No public origin configured: same-origin with the Host the request was sent to.
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    !host.is_empty() && (sent == format!("http://{host}") || sent == format!("https://{host}"))
+}
+
+pub async fn hygiene(State(engine): State<Engine>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let client = ClientInfo { ip, user_agent };
+
+    let state_changing = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if is_api(&path) && state_changing && !origin_ok(&engine, &req) {
+        tracing::warn!(path, "cross-origin request refused");
+        return api_error(
+            AppError::new(ErrorCode::Forbidden, "Cross-origin request refused.")
+                .with_hint("Server functions accept requests only from this site's own pages."),
+            &request_id,
+        );
+    }
+
+    // Who is this? A valid access token, else a refresh token that rotates now.
+    let mut set_cookies = Vec::new();
+    let mut user: Option<CurrentUser> = None;
+    if let Some(access) = cookie_value(req.headers(), ACCESS_COOKIE).filter(|v| !v.is_empty()) {
+        user = engine.authenticate(&access).await.ok();
+    }
+    if user.is_none() {
+        if let Some(refresh) = cookie_value(req.headers(), REFRESH_COOKIE).filter(|v| !v.is_empty()) {
+            match engine.refresh(&refresh, &client).await {
+                Ok((u, tokens)) => {
+                    set_cookies = session_cookies(&tokens, engine.settings.is_https());
+                    // Later handlers read the cookie header: give them the new access token.
+                    if let Ok(v) = HeaderValue::from_str(&format!("{ACCESS_COOKIE}={}", tokens.access)) {
+                        req.headers_mut().append(header::COOKIE, v);
+                    }
+                    user = Some(u);
+                }
+                Err(e) => tracing::debug!(error = %e, "refresh refused"),
+            }
+        }
+    }
+
+    if is_api(&path) {
+        let key = user.as_ref().map_or_else(|| format!("ip:{}", client.ip), |u| format!("user:{}", u.id));
+        if let Err(wait) = engine.limits.requests.check(&key) {
+            let mut e = AppError::new(ErrorCode::RateLimited, "Too many requests.")
+                .with_hint(format!("Wait {} seconds, then try again.", wait.secs()));
+            e.retry_after_secs = Some(wait.secs());
+            return api_error(e, &request_id);
+        }
+    }
+
+    let is_page = matches!(*req.method(), Method::GET | Method::HEAD) && !is_public(&path);
+    if is_page && user.is_none() {
+        let next = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let target = if next == "/" { "/login".to_owned() } else { format!("/login?next={}", encode_query(&next)) };
+        return Redirect::to(&target).into_response();
+    }
+    if user.is_some() && matches!(path.as_str(), "/login" | "/register") && *req.method() == Method::GET {
+        return Redirect::to("/").into_response();
+    }
+
+    if let Some(u) = user {
+        req.extensions_mut().insert(u);
+    }
+    req.extensions_mut().insert(client);
+    req.extensions_mut().insert(RequestId(request_id));
+    let mut res = next.run(req).await;
+    for c in set_cookies {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+/// Percent-encodes a path for use as a query value.
+fn encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,162 @@
+//! The whole wiring on one screen: engine, Leptos options, routes, middleware, serve.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use app::ssr::AppState;
+use app::{App, shell};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use engine::{Engine, Settings, StartError};
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::middleware;
+
+pub struct Application {
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("could not listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// Leptos' options: from cargo-leptos' environment when it runs us, else the layout
+/// `cargo leptos build` leaves behind (`target/site`, `pkg/agentry.*`).
+fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    LeptosOptions::builder()
+        .output_name(env("LEPTOS_OUTPUT_NAME", "agentry"))
+        .site_root(env("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(env("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(addr)
+        .reload_port(env("LEPTOS_RELOAD_PORT", "3001").parse::<u32>().unwrap_or(3001))
+        .env(if env("LEPTOS_ENV", "PROD").eq_ignore_ascii_case("dev") { Env::DEV } else { Env::PROD })
+        .build()
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, BuildError> {
+        let listener = tokio::net::TcpListener::bind(&settings.bind)
+            .await
+            .map_err(|source| BuildError::Bind { addr: settings.bind.clone(), source })?;
+        let addr = listener.local_addr().map_err(|source| BuildError::Bind { addr: settings.bind.clone(), source })?;
+        let engine = Engine::start(settings).await?;
+        let router = router(engine.clone(), leptos_options(addr));
+        Ok(Self { addr, engine, listener, router })
+    }
+
+    /// Serves until `shutdown` resolves, then gives in-flight requests the grace period.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let grace = Duration::from_secs(self.engine.settings.shutdown_grace_secs);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = tx.send(());
+            });
+        let deadline = async move {
+            if rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = serve => if let Err(e) = r { tracing::error!(error = %e, "server error") },
+            () = deadline => tracing::warn!("grace period over; closing remaining connections"),
+        }
+        self.engine.store.pool.close().await;
+        tracing::info!("agentry stopped");
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.engine.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
+    let routes = generate_route_list(App);
+    let settings = engine.settings.clone();
+    let state = AppState { leptos_options: leptos_options.clone(), engine: engine.clone() };
+
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .leptos_routes(&state, routes, {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state);
+
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut security = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        // `same-origin`: forms posted without JavaScript are sent back to their page by
+        // the Referer, so it must be sent within the site, and only there.
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+        (HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"),
+    ];
+    if settings.is_https() {
+        security.push((header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"));
+    }
+    let mut app = app;
+    for (name, value) in security {
+        app = app.layer(SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)));
+    }
+    // Pages set their own policy with a nonce; everything else may not run or frame anything.
+    app = app.layer(SetResponseHeaderLayer::if_not_present(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    ));
+    if !settings.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = settings.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([http::Method::GET, http::Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+    }
+
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CompressionLayer::new())
+            .layer(axum::middleware::from_fn_with_state(engine, middleware::hygiene))
+            .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
+    )
+}
