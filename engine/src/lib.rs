@@ -10,12 +10,16 @@ pub mod keys;
 pub mod limits;
 pub mod settings;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::sync::Arc;
 
 pub use accounts::AccountError;
 pub use auth::{AuthError, CurrentUser, IssuedTokens};
 pub use settings::Settings;
+/// Re-exported so tests above the engine can look into the store.
+pub use sqlx;
 pub use store::{Store, StoreError};
 
 /// Everything a request needs, cheap to clone (one `Arc`).

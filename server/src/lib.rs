@@ -6,3 +6,5 @@
 pub mod middleware;
 pub mod startup;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

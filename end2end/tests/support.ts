@@ -1,0 +1,51 @@
+import { expect, Page, TestInfo, test } from "@playwright/test";
+
+export const PASSWORD = "correct horse battery";
+export const ADMIN = { email: "admin@example.com", password: PASSWORD };
+
+/** A unique email per test and project, so runs never collide. */
+export function uniqueEmail(info: TestInfo, tag: string): string {
+  const project = info.project.name.replace(/[^a-z]/g, "");
+  return `${tag}-${project}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+}
+
+export function jsEnabled(_page: Page): boolean {
+  return test.info().project.use.javaScriptEnabled !== false;
+}
+
+/** Opens a page; with JavaScript on, waits until the client has hydrated it. */
+export async function open(page: Page, path: string) {
+  await page.goto(path);
+  await settle(page);
+}
+
+/** After a navigation: waits for hydration when JavaScript runs. */
+export async function settle(page: Page) {
+  if (jsEnabled(page)) {
+    await page.locator("html[data-hydrated]").waitFor({ state: "attached" });
+  }
+}
+
+export async function register(page: Page, email: string, displayName = "") {
+  await open(page, "/register");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  if (displayName) await page.getByLabel("Display name").fill(displayName);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await settle(page);
+}
+
+export async function login(page: Page, email: string, password = PASSWORD) {
+  await open(page, "/login");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+export async function logout(page: Page) {
+  await page.getByLabel("Account menu").click();
+  await page.getByRole("menuitem", { name: "Sign out" }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await settle(page);
+}

@@ -1,0 +1,97 @@
+//! `spawn_app()`: the real router on port 0 with a fresh database, and an HTTP client
+//! that talks to it the way a browser's server-function calls do.
+
+use std::collections::HashMap;
+
+use engine::store::Backend;
+use engine::{Engine, Settings};
+use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
+
+use crate::startup::Application;
+
+pub struct TestApp {
+    pub base: String,
+    pub engine: Engine,
+    pub http: reqwest::Client,
+}
+
+/// Cookies a response set, by name.
+pub fn set_cookies(res: &reqwest::Response) -> HashMap<String, String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| {
+            let (k, v) = c.split(';').next()?.split_once('=')?;
+            Some((k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// A signed-in browser, reduced to its cookies.
+#[derive(Clone, Debug, Default)]
+pub struct Jar(pub HashMap<String, String>);
+
+impl Jar {
+    pub fn header(&self) -> String {
+        self.0.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    /// Takes what a response set (an empty value deletes).
+    pub fn update(&mut self, res: &reqwest::Response) {
+        for (k, v) in set_cookies(res) {
+            self.0.insert(k, v);
+        }
+    }
+
+    pub fn access(&self) -> &str {
+        self.0.get(engine::auth::ACCESS_COOKIE).map_or("", String::as_str)
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = engine::testing::settings(Backend::Sqlite).await;
+        settings.bind = "127.0.0.1:0".into();
+        tweak(&mut settings);
+        let app = Application::build(settings).await.unwrap_or_else(|e| panic!("build: {e}"));
+        let base = format!("http://{}", app.addr);
+        let engine = app.engine.clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_else(|e| panic!("client: {e}"));
+        Self { base, engine, http }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Calls a server function the way the hydrated client does (form-encoded, same Origin).
+    pub async fn call(&self, jar: &Jar, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/api/{endpoint}")))
+            .header(ORIGIN, &self.base)
+            .header(COOKIE, jar.header())
+            .form(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {endpoint}: {e}"))
+    }
+
+    pub async fn get(&self, jar: &Jar, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).header(COOKIE, jar.header()).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Registers through the server function and returns the signed-in cookie jar.
+    pub async fn register(&self, email: &str) -> Jar {
+        let res = self.call(&Jar::default(), "auth/register", &[("email", email), ("password", engine::testing::PASSWORD)]).await;
+        assert!(res.status().is_success(), "register {email}: {}", res.status());
+        let mut jar = Jar::default();
+        jar.update(&res);
+        jar
+    }
+}

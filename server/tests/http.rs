@@ -1,0 +1,281 @@
+//! The real app over HTTP: sessions, CSRF, limits, headers and bad input.
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, ORIGIN, RETRY_AFTER};
+use serde_json::Value;
+use server::testing::{Jar, TestApp};
+
+async fn json(res: reqwest::Response) -> Value {
+    res.json().await.unwrap_or(Value::Null)
+}
+
+async fn display_name(app: &TestApp, jar: &Jar) -> Option<String> {
+    let me = json(app.call(jar, "auth/me", &[]).await).await;
+    me.get("display_name").and_then(Value::as_str).map(str::to_owned)
+}
+
+#[tokio::test]
+async fn register_signs_in_and_the_first_account_is_admin() {
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    let me = json(app.call(&jar, "auth/me", &[]).await).await;
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["is_admin"], true);
+    let second = app.register("bob@example.com").await;
+    let me = json(app.call(&second, "auth/me", &[]).await).await;
+    assert_eq!(me["is_admin"], false);
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_401_naming_the_password_field() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    let res = app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", "not my password")]).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body = json(res).await;
+    assert_eq!(body["code"], "unauthenticated");
+    assert_eq!(body["fields"][0]["field"], "password");
+}
+
+#[tokio::test]
+async fn duplicate_email_names_the_email_field() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    let res = app.call(&Jar::default(), "auth/register", &[("email", "Ada@Example.com"), ("password", "another good one")]).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = json(res).await;
+    assert_eq!(body["code"], "validation_failed");
+    assert_eq!(body["fields"][0]["field"], "email");
+    assert_eq!(body["fields"][0]["rule"], "taken");
+}
+
+#[tokio::test]
+async fn malformed_payload_is_a_400_naming_the_missing_field() {
+    let app = TestApp::spawn().await;
+    let res = app.call(&Jar::default(), "auth/login", &[("password", "x")]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body = json(res).await;
+    assert_eq!(body["code"], "bad_request");
+    assert_eq!(body["fields"][0]["field"], "email", "{body}");
+}
+
+#[tokio::test]
+async fn oversized_body_is_a_413_and_stores_nothing() {
+    let app = TestApp::spawn_with(|s| s.max_body_bytes = 64 * 1024).await;
+    let huge = "x".repeat(100 * 1024);
+    let res = app.call(&Jar::default(), "auth/register", &[("email", "ada@example.com"), ("password", &huge)]).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let n: i64 = engine::sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.engine.store.pool).await.expect("count");
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn cross_origin_form_post_with_the_cookie_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    for origin in ["http://evil.example", "null"] {
+        let res = app
+            .http
+            .post(app.url("/api/settings/profile"))
+            .header(ORIGIN, origin)
+            .header(COOKIE, jar.header())
+            .header("accept", "text/html")
+            .form(&[("display_name", "pwned"), ("locale", "")])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "origin {origin}");
+    }
+    // No Origin and no Referer at all is refused too.
+    let res = app
+        .http
+        .post(app.url("/api/settings/profile"))
+        .header(COOKIE, jar.header())
+        .form(&[("display_name", "pwned")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(display_name(&app, &jar).await.as_deref(), Some("ada"));
+    // The same request from the site itself works.
+    let res = app.call(&jar, "settings/profile", &[("display_name", "Ada L."), ("locale", "")]).await;
+    assert!(res.status().is_success());
+    assert_eq!(display_name(&app, &jar).await.as_deref(), Some("Ada L."));
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_on_protected_functions() {
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    let good = jar.access().to_owned();
+    let (head, rest) = good.split_once('.').expect("jwt");
+    let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+    let payload = rest.split('.').next().expect("payload");
+    let cases = [
+        ("tampered", format!("{head}.{payload}x.{}", rest.split('.').nth(1).unwrap_or(""))),
+        ("alg none", format!("{none_header}.{payload}.")),
+        ("garbage", "not.a.jwt".to_owned()),
+    ];
+    for (what, token) in cases {
+        let only_access = Jar([(engine::auth::ACCESS_COOKIE.to_owned(), token)].into_iter().collect());
+        let res = app.call(&only_access, "settings/profile", &[("display_name", "x")]).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+    }
+    assert_eq!(display_name(&app, &jar).await.as_deref(), Some("ada"));
+}
+
+#[tokio::test]
+async fn logout_makes_the_old_cookies_useless() {
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    let res = app.call(&jar, "auth/logout", &[]).await;
+    assert!(res.status().is_success());
+    let cleared = server::testing::set_cookies(&res);
+    assert_eq!(cleared.get(engine::auth::ACCESS_COOKIE).map(String::as_str), Some(""));
+    // Replaying the old cookies (access and refresh) gets nothing.
+    let res = app.call(&jar, "settings/profile", &[("display_name", "x")]).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(app.call(&jar, "auth/me", &[]).await).await, Value::Null);
+}
+
+#[tokio::test]
+async fn expired_access_is_renewed_from_the_refresh_cookie_and_reuse_revokes() {
+    let app = TestApp::spawn_with(|s| s.auth.refresh_reuse_grace_secs = 0).await;
+    let jar = app.register("ada@example.com").await;
+    // Only the refresh cookie: the middleware rotates it and signs the request in.
+    let mut refresh_only = jar.clone();
+    refresh_only.0.remove(engine::auth::ACCESS_COOKIE);
+    let res = app.call(&refresh_only, "auth/me", &[]).await;
+    let rotated = server::testing::set_cookies(&res);
+    assert_eq!(json(res).await["email"], "ada@example.com");
+    assert!(rotated.contains_key(engine::auth::REFRESH_COOKIE), "a new refresh token was issued");
+    // The old refresh token again: the family is revoked, the new tokens die with it.
+    assert_eq!(json(app.call(&refresh_only, "auth/me", &[]).await).await, Value::Null);
+    let newest = Jar(rotated);
+    assert_eq!(json(app.call(&newest, "auth/me", &[]).await).await, Value::Null);
+}
+
+#[tokio::test]
+async fn disabled_user_is_locked_out_mid_session() {
+    let app = TestApp::spawn().await;
+    let admin = app.register("ada@example.com").await;
+    let member = app.register("bob@example.com").await;
+    let bob: Value = json(app.call(&member, "auth/me", &[]).await).await;
+    let id = bob["id"].as_str().expect("id").to_owned();
+    let res = app.call(&admin, "admin/user-disabled", &[("user_id", &id), ("disabled", "true")]).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let res = app.call(&member, "settings/profile", &[("display_name", "x")]).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = app.call(&Jar::default(), "auth/login", &[("email", "bob@example.com"), ("password", engine::testing::PASSWORD)]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json(res).await["code"], "account_disabled");
+}
+
+#[tokio::test]
+async fn members_get_403_from_admin_functions() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    let member = app.register("bob@example.com").await;
+    let res = app.call(&member, "admin/registration", &[("open", "false")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(app.engine.registration_open().await.expect("read"));
+}
+
+#[tokio::test]
+async fn closed_registration_is_a_clear_403() {
+    let app = TestApp::spawn().await;
+    let admin = app.register("ada@example.com").await;
+    let res = app.call(&admin, "admin/registration", &[("open", "false")]).await;
+    assert!(res.status().is_success());
+    let res = app.call(&Jar::default(), "auth/register", &[("email", "eve@example.com"), ("password", "a good password")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body = json(res).await;
+    assert_eq!(body["code"], "registration_closed");
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("administrator")));
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_get_429_with_retry_after() {
+    let app = TestApp::spawn_with(|s| s.limits.login_failures = 3).await;
+    app.register("ada@example.com").await;
+    for _ in 0..3 {
+        let res = app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", "wrong password")]).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", engine::testing::PASSWORD)]).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After");
+    assert!(wait > 0);
+    assert_eq!(json(res).await["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn request_rate_limit_answers_429_with_retry_after() {
+    let app = TestApp::spawn_with(|s| s.limits.requests_per_minute = 5).await;
+    let jar = app.register("ada@example.com").await; // one request
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(app.call(&jar, "auth/me", &[]).await.status());
+    }
+    assert!(statuses[..4].iter().all(|s| s.is_success()), "{statuses:?}");
+    assert_eq!(*statuses.last().expect("last"), StatusCode::TOO_MANY_REQUESTS);
+    let res = app.call(&jar, "auth/me", &[]).await;
+    assert!(res.headers().get(RETRY_AFTER).is_some());
+    // Another user has their own allowance.
+    let other = app.register("bob@example.com").await;
+    assert!(app.call(&other, "auth/me", &[]).await.status().is_success());
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_carry_security_headers() {
+    let app = TestApp::spawn().await;
+    let res = app.get(&Jar::default(), "/agents").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/login?next=/agents");
+
+    let res = app.get(&Jar::default(), "/login").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers();
+    assert!(h.get("x-request-id").is_some());
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let csp = h[CONTENT_SECURITY_POLICY].to_str().expect("csp").to_owned();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'nonce-") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    let html = res.text().await.expect("html");
+    assert!(html.contains("Sign in"));
+
+    let jar = app.register("ada@example.com").await;
+    let res = app.get(&jar, "/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.expect("html");
+    assert!(html.contains("Welcome, ada"), "home greets the user");
+    assert_eq!(app.get(&jar, "/login").await.status(), StatusCode::SEE_OTHER, "signed in: /login goes home");
+    assert_eq!(app.get(&jar, "/no/such/page").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get(&Jar::default(), "/healthz").await.status(), StatusCode::OK);
+    assert_eq!(app.get(&Jar::default(), "/readyz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn form_posts_without_javascript_redirect_back_with_the_error() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header(ORIGIN, &app.base)
+        .header("referer", app.url("/login"))
+        .header("accept", "text/html")
+        .form(&[("email", "nobody@example.com"), ("password", "whatever it is")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let to = res.headers()[LOCATION].to_str().expect("location").to_owned();
+    assert!(to.starts_with(&app.url("/login?")) && to.contains("__err="), "{to}");
+    // Following it renders the form with the error.
+    let html = app.http.get(&to).send().await.expect("get").text().await.expect("html");
+    assert!(html.contains("Email or password is incorrect."), "the page shows the error");
+}
