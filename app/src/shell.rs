@@ -6,7 +6,7 @@ mod theme;
 use leptos::prelude::*;
 use leptos_meta::{Html, Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use crate::admin::AdminPage;
 use crate::auth::{LoginPage, RegisterPage};
@@ -81,22 +81,24 @@ pub fn App() -> impl IntoView {
         <Meta name="color-scheme" content="light dark" />
         <Stylesheet id="leptos" href="/pkg/agentry.css" />
         <Link rel="icon" href="/favicon.svg" type_="image/svg+xml" />
+        // Every page waits for its data before the server sends it (`SsrMode::Async`): the
+        // page is complete without JavaScript, and hydrates the same way with it.
         <Router>
             <Routes fallback=NotFound>
-                <ParentRoute path=path!("") view=AuthLayout>
-                    <Route path=path!("login") view=LoginPage />
-                    <Route path=path!("register") view=RegisterPage />
+                <ParentRoute path=path!("") view=AuthLayout ssr=SsrMode::Async>
+                    <Route path=path!("login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("register") view=RegisterPage ssr=SsrMode::Async />
                 </ParentRoute>
-                <ParentRoute path=path!("") view=AppLayout>
-                    <Route path=path!("") view=HomePage />
-                    <Route path=path!("agents") view=|| view! { <ComingSoon section=Section::Agents /> } />
-                    <Route path=path!("skills") view=|| view! { <ComingSoon section=Section::Skills /> } />
-                    <Route path=path!("mcp") view=|| view! { <ComingSoon section=Section::Mcp /> } />
-                    <Route path=path!("chat") view=|| view! { <ComingSoon section=Section::Chat /> } />
-                    <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } />
-                    <Route path=path!("usage") view=|| view! { <ComingSoon section=Section::Usage /> } />
-                    <Route path=path!("settings") view=SettingsPage />
-                    <Route path=path!("admin") view=AdminPage />
+                <ParentRoute path=path!("") view=AppLayout ssr=SsrMode::Async>
+                    <Route path=path!("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("agents") view=|| view! { <ComingSoon section=Section::Agents /> } ssr=SsrMode::Async />
+                    <Route path=path!("skills") view=|| view! { <ComingSoon section=Section::Skills /> } ssr=SsrMode::Async />
+                    <Route path=path!("mcp") view=|| view! { <ComingSoon section=Section::Mcp /> } ssr=SsrMode::Async />
+                    <Route path=path!("chat") view=|| view! { <ComingSoon section=Section::Chat /> } ssr=SsrMode::Async />
+                    <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } ssr=SsrMode::Async />
+                    <Route path=path!("usage") view=|| view! { <ComingSoon section=Section::Usage /> } ssr=SsrMode::Async />
+                    <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async />
+                    <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

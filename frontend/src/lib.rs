@@ -1,5 +1,6 @@
 //! The browser half of Agentry: hydrates the page the server rendered.
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
 
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

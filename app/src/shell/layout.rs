@@ -75,6 +75,8 @@ pub fn AppLayout() -> impl IntoView {
     let update_profile = ServerAction::<UpdateProfile>::new();
     let me = Resource::new(move || update_profile.version().get(), |_| get_me());
     provide_context(Session { me, logout, update_profile });
+    let mobile_menu = NodeRef::<leptos::html::Details>::new();
+    close_on_navigation(mobile_menu);
     let user = move || me.get().and_then(Result::ok).flatten();
     let admin_link = move || {
         user().filter(|u| u.is_admin).map(|_| {
@@ -105,7 +107,7 @@ pub fn AppLayout() -> impl IntoView {
             </aside>
             <div class="main-col">
                 <header class="topbar">
-                    <details class="mobile-nav">
+                    <details class="mobile-nav" node_ref=mobile_menu>
                         <summary class="icon-btn" aria-label=t.menu>"☰"</summary>
                         <nav aria-label=t.nav_label>
                             <ul class="nav">{nav_links(t)} <Transition fallback=|| ()>{admin_link}</Transition></ul>
@@ -130,6 +132,17 @@ pub fn AppLayout() -> impl IntoView {
     }
 }
 
+/// A `<details>` menu closes once one of its links took the user somewhere.
+fn close_on_navigation(menu: NodeRef<leptos::html::Details>) {
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |_| {
+        location.pathname.track();
+        if let Some(d) = menu.get_untracked() {
+            d.set_open(false);
+        }
+    });
+}
+
 fn initials(name: &str) -> String {
     name.split_whitespace().filter_map(|w| w.chars().next()).take(2).flat_map(char::to_uppercase).collect()
 }
@@ -138,8 +151,10 @@ fn initials(name: &str) -> String {
 fn UserMenu(me: Me) -> impl IntoView {
     let t = t();
     let session = use_session();
+    let menu = NodeRef::<leptos::html::Details>::new();
+    close_on_navigation(menu);
     view! {
-        <details class="user-menu">
+        <details class="user-menu" node_ref=menu>
             <summary aria-label=t.user_menu>
                 <span class="avatar" aria-hidden="true">{initials(&me.display_name)}</span>
                 <span class="user-name" data-testid="user-name">{me.display_name.clone()}</span>
