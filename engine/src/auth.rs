@@ -29,6 +29,12 @@ pub struct CurrentUser {
     pub session_id: String,
 }
 
+impl From<CurrentUser> for model::accounts::Me {
+    fn from(u: CurrentUser) -> Self {
+        Self { id: u.id, email: u.email, display_name: u.display_name, is_admin: u.is_admin, locale: u.locale }
+    }
+}
+
 /// Where a request came from, for the audit log and per-address limits.
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {

@@ -1,1 +1,197 @@
-fn main() {}
+//! `cargo run --release -p server --bin bench`: starts the release server (this same
+//! binary, re-executed with `--serve`) on a temp SQLite database and prints latency,
+//! time to first byte, memory and WASM size, as a table and, on the last line, as JSON.
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const ORIGIN_HEADER: &str = "origin";
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn wasm_gzip_kb() -> Option<f64> {
+    use std::io::Write;
+    let root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+    let bytes = std::fs::read(format!("{root}/pkg/agentry.wasm")).ok()?;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&bytes).ok()?;
+    Some(enc.finish().ok()?.len() as f64 / 1024.0)
+}
+
+/// Runs `total` calls of the authenticated read server function from `concurrency`
+/// clients, each on its own keep-alive connection; returns sorted latencies and req/s.
+async fn load(base: &str, cookie: &str, concurrency: usize, total: usize) -> (Vec<Duration>, f64) {
+    let per = total / concurrency;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (url, cookie, origin) = (format!("{base}/api/auth/me"), cookie.to_owned(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+            let mut lat = Vec::with_capacity(per);
+            for _ in 0..per {
+                let t = Instant::now();
+                let res = client.post(&url).header("cookie", &cookie).header(ORIGIN_HEADER, &origin).send().await;
+                match res {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    Ok(r) => panic!("server function answered {}", r.status()),
+                    Err(e) => panic!("request failed: {e}"),
+                }
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let rps = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (all, rps)
+}
+
+async fn bench() {
+    let dir = std::env::temp_dir().join(format!("agentry-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = std::process::Command::new(exe)
+        .arg("--serve")
+        .env("AGENTRY_BIND", format!("127.0.0.1:{port}"))
+        .env("AGENTRY_DATA_DIR", &dir)
+        .env("AGENTRY_LIMITS__REQUESTS_PER_MINUTE", "0")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start server");
+    let pid = child.id();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let mut ready = false;
+    for _ in 0..200 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "server did not become ready");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mb(pid);
+
+    let res = http
+        .post(format!("{base}/api/auth/register"))
+        .header(ORIGIN_HEADER, &base)
+        .form(&[("email", "bench@example.com"), ("password", "benchmark password"), ("display_name", "Bench")])
+        .send()
+        .await
+        .expect("register");
+    assert!(res.status().is_success(), "register: {}", res.status());
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ");
+
+    // Warm-up, then the measured runs.
+    load(&base, &cookie, 10, 1000).await;
+    let mut rows = Vec::new();
+    let mut figures = serde_json::Map::new();
+    for (c, total) in [(1usize, 2000usize), (50, 10_000), (200, 20_000)] {
+        let (lat, rps) = load(&base, &cookie, c, total).await;
+        let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+        rows.push(format!("server fn auth/me   c={c:<4} p50 {p50:>7.3} ms   p99 {p99:>7.3} ms   {rps:>8.0} req/s"));
+        figures.insert(format!("sfn_p50_ms_c{c}"), json!(round3(p50)));
+        figures.insert(format!("sfn_p99_ms_c{c}"), json!(round3(p99)));
+        figures.insert(format!("sfn_rps_c{c}"), json!(rps.round()));
+    }
+
+    // Time to first byte of the signed-in home page, one request at a time.
+    let mut ttfb = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        let r = http.get(format!("{base}/")).header("cookie", &cookie).send().await.expect("page");
+        ttfb.push(t.elapsed());
+        assert!(r.status().is_success(), "page: {}", r.status());
+        let _ = r.bytes().await;
+    }
+    ttfb.sort();
+    let (t50, t99) = (percentile(&ttfb, 0.5), percentile(&ttfb, 0.99));
+    rows.push(format!("SSR page /          ttfb p50 {t50:>7.3} ms   p99 {t99:>7.3} ms"));
+    let loaded_rss = rss_mb(pid);
+    rows.push(format!("resident memory     idle {idle_rss:.1} MB   after load {loaded_rss:.1} MB"));
+    let wasm = wasm_gzip_kb();
+    rows.push(match wasm {
+        Some(kb) => format!("release WASM        {kb:.1} KB gzip"),
+        None => "release WASM        not built (run `cargo leptos build --release` first)".into(),
+    });
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    figures.insert("ssr_ttfb_ms_p50".into(), json!(round3(t50)));
+    figures.insert("ssr_ttfb_ms_p99".into(), json!(round3(t99)));
+    figures.insert("idle_rss_mb".into(), json!(round3(idle_rss)));
+    figures.insert("loaded_rss_mb".into(), json!(round3(loaded_rss)));
+    figures.insert("wasm_gzip_kb".into(), wasm.map_or(serde_json::Value::Null, |k| json!(round3(k))));
+    figures.insert("cores".into(), json!(std::thread::available_parallelism().map_or(0, |n| n.get())));
+    println!("Agentry benchmark (release server, SQLite, client and server on the same machine)");
+    for r in rows {
+        println!("  {r}");
+    }
+    println!("{}", serde_json::Value::Object(figures));
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    if std::env::args().any(|a| a == "--serve") {
+        // The server under test: exactly what `server` runs.
+        return runtime.block_on(async {
+            let settings = match engine::Settings::load() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("invalid settings: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            server::telemetry::init(settings.log_format);
+            match server::startup::Application::build(settings).await {
+                Ok(app) => {
+                    app.run_until(server::telemetry::shutdown_signal()).await;
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("could not start: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        });
+    }
+    runtime.block_on(bench());
+    std::process::ExitCode::SUCCESS
+}
