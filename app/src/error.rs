@@ -149,8 +149,10 @@ mod from_engine {
         fn from(e: AccountError) -> Self {
             match e {
                 AccountError::Invalid(f) => AppError::invalid(f),
-                AccountError::RegistrationClosed => AppError::new(ErrorCode::RegistrationClosed, "Registration is closed on this server.")
-                    .with_hint("Ask an administrator to create an account for you or to open registration."),
+                AccountError::RegistrationClosed => {
+                    AppError::new(ErrorCode::RegistrationClosed, "Registration is closed on this server.")
+                        .with_hint("Ask an administrator to create an account for you or to open registration.")
+                }
                 AccountError::WrongCredentials => {
                     let mut e = AppError::new(ErrorCode::Unauthenticated, "Email or password is incorrect.");
                     e.fields.push(model::FieldError::new("password", "wrong_password"));

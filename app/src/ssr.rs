@@ -100,7 +100,8 @@ fn cookie(name: &str, value: &str, max_age: u64, secure: bool) -> Option<HeaderV
 
 /// `Set-Cookie` values for freshly issued tokens.
 pub fn session_cookies(tokens: &IssuedTokens, secure: bool) -> Vec<HeaderValue> {
-    let mut v: Vec<HeaderValue> = cookie(ACCESS_COOKIE, &tokens.access, tokens.access_max_age_secs, secure).into_iter().collect();
+    let mut v: Vec<HeaderValue> =
+        cookie(ACCESS_COOKIE, &tokens.access, tokens.access_max_age_secs, secure).into_iter().collect();
     if let Some(r) = &tokens.refresh {
         v.extend(cookie(REFRESH_COOKIE, r, tokens.refresh_max_age_secs, secure));
     }
@@ -144,10 +145,13 @@ pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
 /// The locale for this request: the user's choice, else the best of Accept-Language.
 pub fn request_locale() -> String {
     let p = parts();
-    if let Some(l) = p.as_ref().and_then(|p| p.extensions.get::<CurrentUser>()).map(|u| u.locale.clone()).filter(|l| !l.is_empty()) {
+    if let Some(l) =
+        p.as_ref().and_then(|p| p.extensions.get::<CurrentUser>()).map(|u| u.locale.clone()).filter(|l| !l.is_empty())
+    {
         return l;
     }
-    let accept = p.as_ref().and_then(|p| p.headers.get(header::ACCEPT_LANGUAGE)).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept =
+        p.as_ref().and_then(|p| p.headers.get(header::ACCEPT_LANGUAGE)).and_then(|v| v.to_str().ok()).unwrap_or("");
     crate::i18n::negotiate(accept).to_owned()
 }
 
@@ -159,7 +163,9 @@ pub fn set_csp() {
     let nonce = leptos::nonce::use_nonce().map(|n| n.to_string()).unwrap_or_default();
     // `cargo leptos watch` reloads the page over a websocket on the reload port.
     let reload = match use_context::<AppState>() {
-        Some(s) if cfg!(debug_assertions) => format!(" ws://{}:{}", s.leptos_options.site_addr.ip(), s.leptos_options.reload_port),
+        Some(s) if cfg!(debug_assertions) => {
+            format!(" ws://{}:{}", s.leptos_options.site_addr.ip(), s.leptos_options.reload_port)
+        }
         _ => String::new(),
     };
     let csp = format!(

@@ -52,7 +52,8 @@ const REGISTRATION_KEY: &str = "registration_open";
 impl Engine {
     fn argon2(&self) -> Result<Argon2<'static>, AccountError> {
         let a = &self.settings.auth;
-        let params = Params::new(a.argon2_memory_kib, a.argon2_iterations, 1, None).map_err(|e| AccountError::Hash(e.to_string()))?;
+        let params = Params::new(a.argon2_memory_kib, a.argon2_iterations, 1, None)
+            .map_err(|e| AccountError::Hash(e.to_string()))?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
@@ -63,7 +64,10 @@ impl Engine {
         let salt = crate::keys::random_bytes::<16>().map_err(|e| AccountError::Hash(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::encode_b64(&salt).map_err(|e| AccountError::Hash(e.to_string()))?;
-            argon.hash_password(pw.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccountError::Hash(e.to_string()))
+            argon
+                .hash_password(pw.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| AccountError::Hash(e.to_string()))
         })
         .await
         .map_err(|e| AccountError::Hash(e.to_string()))?
@@ -112,7 +116,8 @@ impl Engine {
         let (Some(email), Some(password), Some(name)) = (email, password, name) else {
             return Err(AccountError::Invalid(errs));
         };
-        let any_user: Option<String> = sqlx::query_scalar("SELECT id FROM users LIMIT 1").fetch_optional(&self.store.pool).await?;
+        let any_user: Option<String> =
+            sqlx::query_scalar("SELECT id FROM users LIMIT 1").fetch_optional(&self.store.pool).await?;
         if any_user.is_some() && !self.registration_open().await? {
             return Err(AccountError::RegistrationClosed);
         }
@@ -146,7 +151,12 @@ impl Engine {
     /// Signs in with email and password. Failures count per account and per address;
     /// past the limit both answer "too many attempts" until the window passes.
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<(Me, IssuedTokens), AccountError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(Me, IssuedTokens), AccountError> {
         let mut errs = FieldErrors::default();
         let email = errs.take(Email::parse("email", email));
         errs.take(login_password("password", password));
@@ -162,7 +172,11 @@ impl Engine {
             .fetch_optional(&self.store.pool)
             .await?;
         let (id, hash, disabled) = match &row {
-            Some(r) => (Some(r.try_get::<String, _>("id")?), Some(r.try_get::<String, _>("password_hash")?), r.try_get::<i64, _>("disabled")? != 0),
+            Some(r) => (
+                Some(r.try_get::<String, _>("id")?),
+                Some(r.try_get::<String, _>("password_hash")?),
+                r.try_get::<i64, _>("disabled")? != 0,
+            ),
             None => (None, None, false),
         };
         let ok = self.verify_password(password, hash).await?;
@@ -203,7 +217,12 @@ impl Engine {
     }
 
     #[tracing::instrument(skip_all, fields(user = %user.id))]
-    pub async fn update_profile(&self, user: &CurrentUser, display_name: &str, locale: &str) -> Result<Me, AccountError> {
+    pub async fn update_profile(
+        &self,
+        user: &CurrentUser,
+        display_name: &str,
+        locale: &str,
+    ) -> Result<Me, AccountError> {
         let mut errs = FieldErrors::default();
         let name = errs.take(DisplayName::parse("display_name", display_name));
         let locale = errs.take(parse_locale("locale", locale));
@@ -289,7 +308,13 @@ impl Engine {
     /// Disables or re-enables a user. Disabling revokes every session at once. An admin
     /// cannot disable themself (there would be no way back).
     #[tracing::instrument(skip_all, fields(admin = %admin.id, target = user_id))]
-    pub async fn set_user_disabled(&self, admin: &CurrentUser, user_id: &str, disabled: bool, client: &ClientInfo) -> Result<(), AccountError> {
+    pub async fn set_user_disabled(
+        &self,
+        admin: &CurrentUser,
+        user_id: &str,
+        disabled: bool,
+        client: &ClientInfo,
+    ) -> Result<(), AccountError> {
         Self::require_admin(admin)?;
         if user_id == admin.id {
             return Err(FieldError::new("user_id", "invalid").into());
@@ -311,7 +336,12 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn set_registration_open(&self, admin: &CurrentUser, open: bool, client: &ClientInfo) -> Result<(), AccountError> {
+    pub async fn set_registration_open(
+        &self,
+        admin: &CurrentUser,
+        open: bool,
+        client: &ClientInfo,
+    ) -> Result<(), AccountError> {
         Self::require_admin(admin)?;
         let now = now_ms();
         let value = if open { "true" } else { "false" };
@@ -332,4 +362,5 @@ impl Engine {
 }
 
 /// A valid Argon2id hash of a random string, verified against when the email is unknown.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Jx5mPP6zDu4dG1b0HZXKs6Q7gVQk2I9bRFY0UXn1PU";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Jx5mPP6zDu4dG1b0HZXKs6Q7gVQk2I9bRFY0UXn1PU";

@@ -5,7 +5,14 @@ use crate::store::{new_id, now_ms};
 
 /// Appends one entry. A failure to write is logged, never returned: the action it
 /// describes has already happened and must not be reported as failed.
-pub async fn record(engine: &Engine, actor: Option<&str>, action: &str, target: &str, detail: serde_json::Value, ip: &str) {
+pub async fn record(
+    engine: &Engine,
+    actor: Option<&str>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+    ip: &str,
+) {
     let res = sqlx::query(
         "INSERT INTO audit_log (id, actor_id, action, target, detail, ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -30,7 +37,5 @@ pub async fn recent(engine: &Engine, limit: i64) -> Result<Vec<(Option<String>, 
         .bind(limit)
         .fetch_all(&engine.store.pool)
         .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("actor_id")?, r.try_get("action")?, r.try_get("target")?)))
-        .collect()
+    rows.iter().map(|r| Ok((r.try_get("actor_id")?, r.try_get("action")?, r.try_get("target")?))).collect()
 }

@@ -91,8 +91,8 @@ pub fn hash_token(token: &str) -> String {
 }
 
 fn new_refresh_token() -> Result<String, StoreError> {
-    let bytes = crate::keys::random_bytes::<32>()
-        .map_err(|e| StoreError::Query(sqlx::Error::Protocol(e.to_string())))?;
+    let bytes =
+        crate::keys::random_bytes::<32>().map_err(|e| StoreError::Query(sqlx::Error::Protocol(e.to_string())))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -127,8 +127,12 @@ impl Engine {
             iat,
             exp: iat + self.settings.auth.access_ttl_secs,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(self.keys.jwt.expose_secret()))
-            .map_err(|_| AuthError::Unauthenticated)
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(self.keys.jwt.expose_secret()),
+        )
+        .map_err(|_| AuthError::Unauthenticated)
     }
 
     fn tokens(&self, access: String, refresh: Option<String>) -> IssuedTokens {
@@ -179,13 +183,15 @@ impl Engine {
         .bind(&client.ip)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(hash_token(&refresh))
-            .bind(&sid)
-            .bind(now)
-            .bind(expires)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash_token(&refresh))
+        .bind(&sid)
+        .bind(now)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(self.tokens(self.access_token(user_id, &sid)?, Some(refresh)))
     }
@@ -227,23 +233,26 @@ impl Engine {
         let next = new_refresh_token()?;
         let next_expires = now + (self.settings.auth.refresh_ttl_secs as i64) * 1000;
         let mut tx = self.store.pool.begin().await?;
-        let spent = sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
-            .bind(&hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let spent =
+            sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
+                .bind(&hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         if spent.rows_affected() == 0 {
             // Another request rotated it between our read and this write: a race, not theft.
             tx.rollback().await?;
             return Ok((user.clone(), self.tokens(self.access_token(&user.id, &sid)?, None)));
         }
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(hash_token(&next))
-            .bind(&sid)
-            .bind(now)
-            .bind(next_expires)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash_token(&next))
+        .bind(&sid)
+        .bind(now)
+        .bind(next_expires)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE sessions SET last_seen_at = $2, expires_at = $3 WHERE id = $1")
             .bind(&sid)
             .bind(now)
@@ -268,12 +277,14 @@ impl Engine {
 
     /// Ends every session of a user.
     pub async fn revoke_all_sessions(&self, user_id: &str, reason: &str) -> Result<(), AuthError> {
-        sqlx::query("UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(user_id)
-            .bind(now_ms())
-            .bind(reason)
-            .execute(&self.store.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now_ms())
+        .bind(reason)
+        .execute(&self.store.pool)
+        .await?;
         Ok(())
     }
 }

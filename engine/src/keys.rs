@@ -41,13 +41,12 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], KeyError> {
 }
 
 fn decode(name: &'static str, b64: &str) -> Result<SecretBox<[u8; 32]>, KeyError> {
-    let bytes = STANDARD
-        .decode(b64.trim())
-        .map_err(|e| KeyError::Invalid { name, reason: format!("not base64: {e}") })?;
-    let arr: [u8; 32] = bytes.get(..32).and_then(|s| s.try_into().ok()).ok_or(KeyError::Invalid {
-        name,
-        reason: format!("needs at least 32 bytes, got {}", bytes.len()),
-    })?;
+    let bytes =
+        STANDARD.decode(b64.trim()).map_err(|e| KeyError::Invalid { name, reason: format!("not base64: {e}") })?;
+    let arr: [u8; 32] = bytes
+        .get(..32)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(KeyError::Invalid { name, reason: format!("needs at least 32 bytes, got {}", bytes.len()) })?;
     Ok(SecretBox::new(Box::new(arr)))
 }
 

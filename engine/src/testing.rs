@@ -1,10 +1,10 @@
 //! Test support, shared by every crate's tests: an engine on a fresh database of either
 //! backend, and the two-user scaffold every isolation test starts from.
 
+use crate::Engine;
 use crate::auth::{ClientInfo, CurrentUser, IssuedTokens};
 use crate::settings::Settings;
 use crate::store::{Backend, Store};
-use crate::Engine;
 use std::path::PathBuf;
 
 /// The backends to run the store suite on: SQLite always, PostgreSQL when
@@ -71,7 +71,8 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub async fn sign_up(engine: &Engine, email: &str) -> TestUser {
     let client = ClientInfo { ip: "127.0.0.1".into(), user_agent: "test".into() };
-    let (_, tokens) = engine.register(email, PASSWORD, "", &client).await.unwrap_or_else(|e| panic!("register {email}: {e}"));
+    let (_, tokens) =
+        engine.register(email, PASSWORD, "", &client).await.unwrap_or_else(|e| panic!("register {email}: {e}"));
     let user = engine.authenticate(&tokens.access).await.unwrap_or_else(|e| panic!("authenticate {email}: {e}"));
     TestUser { email: email.to_owned(), password: PASSWORD.to_owned(), tokens, user }
 }

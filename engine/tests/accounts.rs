@@ -67,8 +67,14 @@ async fn bad_registration_input_names_every_field_and_stores_nothing() {
 async fn wrong_password_and_unknown_email_look_the_same() {
     each_backend(|e| async move {
         sign_up(&e, "ann@example.com").await;
-        assert!(matches!(e.login("ann@example.com", "wrong password", &client()).await, Err(AccountError::WrongCredentials)));
-        assert!(matches!(e.login("nobody@example.com", "wrong password", &client()).await, Err(AccountError::WrongCredentials)));
+        assert!(matches!(
+            e.login("ann@example.com", "wrong password", &client()).await,
+            Err(AccountError::WrongCredentials)
+        ));
+        assert!(matches!(
+            e.login("nobody@example.com", "wrong password", &client()).await,
+            Err(AccountError::WrongCredentials)
+        ));
         let (me, _) = e.login("Ann@Example.com", PASSWORD, &client()).await.expect("login");
         assert_eq!(me.email, "ann@example.com");
     })
@@ -84,7 +90,10 @@ async fn repeated_failures_lock_the_account_for_a_while() {
             let _ = e.login("ann@example.com", "nope nope", &other_ip).await;
         }
         // Even the right password from a fresh address waits: the account is the key.
-        match e.login("ann@example.com", PASSWORD, &ClientInfo { ip: "10.9.9.9".into(), user_agent: String::new() }).await {
+        match e
+            .login("ann@example.com", PASSWORD, &ClientInfo { ip: "10.9.9.9".into(), user_agent: String::new() })
+            .await
+        {
             Err(AccountError::TooManyAttempts(wait)) => assert!(wait.secs() > 0),
             other => panic!("expected too many attempts, got {other:?}"),
         }
@@ -105,7 +114,8 @@ async fn tampered_expired_unsigned_and_foreign_tokens_are_refused() {
 
         // Tampered: flip the subject in the payload, keep the signature.
         let parts: Vec<&str> = good.split('.').collect();
-        let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
         claims["sub"] = "someone-else".into();
         let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
         assert!(matches!(e.authenticate(&tampered).await, Err(AuthError::Unauthenticated)));
@@ -126,9 +136,12 @@ async fn tampered_expired_unsigned_and_foreign_tokens_are_refused() {
 
         // Expired: the right key, but exp in the past.
         let key = secrecy::ExposeSecret::expose_secret(&e.keys.jwt).to_vec();
-        let mut old = serde_json::from_slice::<serde_json::Value>(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+        let mut old =
+            serde_json::from_slice::<serde_json::Value>(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
         old["exp"] = 1_000.into();
-        let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &old, &jsonwebtoken::EncodingKey::from_secret(&key)).expect("encode");
+        let expired =
+            jsonwebtoken::encode(&jsonwebtoken::Header::default(), &old, &jsonwebtoken::EncodingKey::from_secret(&key))
+                .expect("encode");
         assert!(matches!(e.authenticate(&expired).await, Err(AuthError::Unauthenticated)));
     })
     .await;
@@ -187,7 +200,9 @@ async fn password_change_checks_the_old_one_and_ends_other_sessions() {
         let u = sign_up(&e, "ann@example.com").await;
         let (_, other_device) = e.login("ann@example.com", PASSWORD, &client()).await.expect("login");
         match e.change_password(&u.user, "not it at all", "a brand new passphrase", &client()).await {
-            Err(AccountError::Invalid(f)) => assert_eq!(f.get("current_password").map(|x| x.rule.as_str()), Some("wrong_password")),
+            Err(AccountError::Invalid(f)) => {
+                assert_eq!(f.get("current_password").map(|x| x.rule.as_str()), Some("wrong_password"))
+            }
             other => panic!("expected wrong current password, got {other:?}"),
         }
         let fresh = e.change_password(&u.user, PASSWORD, "a brand new passphrase", &client()).await.expect("change");
@@ -219,13 +234,22 @@ async fn members_cannot_use_admin_controls() {
     each_backend(|e| async move {
         let t = two_users(&e).await;
         assert!(matches!(e.list_users(&t.member.user).await, Err(AccountError::AdminOnly)));
-        assert!(matches!(e.set_user_disabled(&t.member.user, &t.admin.user.id, true, &client()).await, Err(AccountError::AdminOnly)));
-        assert!(matches!(e.set_registration_open(&t.member.user, false, &client()).await, Err(AccountError::AdminOnly)));
+        assert!(matches!(
+            e.set_user_disabled(&t.member.user, &t.admin.user.id, true, &client()).await,
+            Err(AccountError::AdminOnly)
+        ));
+        assert!(matches!(
+            e.set_registration_open(&t.member.user, false, &client()).await,
+            Err(AccountError::AdminOnly)
+        ));
         assert!(e.authenticate(&t.admin.tokens.access).await.is_ok(), "nothing changed");
         // An admin cannot lock themself out either.
         assert!(e.set_user_disabled(&t.admin.user, &t.admin.user.id, true, &client()).await.is_err());
         // An unknown id is "not found".
-        assert!(matches!(e.set_user_disabled(&t.admin.user, "no-such-user", true, &client()).await, Err(AccountError::NotFound)));
+        assert!(matches!(
+            e.set_user_disabled(&t.admin.user, "no-such-user", true, &client()).await,
+            Err(AccountError::NotFound)
+        ));
     })
     .await;
 }
@@ -238,7 +262,10 @@ async fn closed_registration_refuses_newcomers_but_not_the_first_account() {
         let e = Engine::start(s).await.expect("start");
         let admin = sign_up(&e, "ada@example.com").await;
         assert!(admin.user.is_admin, "the first account can always be created");
-        assert!(matches!(e.register("bob@example.com", PASSWORD, "", &client()).await, Err(AccountError::RegistrationClosed)));
+        assert!(matches!(
+            e.register("bob@example.com", PASSWORD, "", &client()).await,
+            Err(AccountError::RegistrationClosed)
+        ));
         e.set_registration_open(&admin.user, true, &client()).await.expect("open");
         assert!(e.register("bob@example.com", PASSWORD, "", &client()).await.is_ok());
         e.set_registration_open(&admin.user, false, &client()).await.expect("close again (upsert)");
@@ -257,7 +284,11 @@ async fn profile_updates_touch_only_their_owner() {
             Err(AccountError::Invalid(f)) => assert_eq!(f.0.len(), 2),
             other => panic!("expected field errors, got {other:?}"),
         }
-        assert_eq!(e.me(&t.member.user.id).await.expect("me").display_name, "Bob B.", "a failed update changes nothing");
+        assert_eq!(
+            e.me(&t.member.user.id).await.expect("me").display_name,
+            "Bob B.",
+            "a failed update changes nothing"
+        );
     })
     .await;
 }

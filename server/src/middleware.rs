@@ -47,17 +47,13 @@ fn api_error(e: AppError, request_id: &str) -> Response {
 /// The origin the browser must be on for a state-changing request to count.
 fn origin_ok(engine: &Engine, req: &Request) -> bool {
     let h = req.headers();
-    let sent = h
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            // Some browsers omit Origin on same-origin requests; Referer then tells.
-            let r = h.get(header::REFERER)?.to_str().ok()?;
-            let after_scheme = r.find("://")? + 3;
-            let end = r[after_scheme..].find('/').map_or(r.len(), |i| after_scheme + i);
-            Some(r[..end].to_owned())
-        });
+    let sent = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
+        // Some browsers omit Origin on same-origin requests; Referer then tells.
+        let r = h.get(header::REFERER)?.to_str().ok()?;
+        let after_scheme = r.find("://")? + 3;
+        let end = r[after_scheme..].find('/').map_or(r.len(), |i| after_scheme + i);
+        Some(r[..end].to_owned())
+    });
     let Some(sent) = sent else { return false };
     let public = &engine.settings.public_origin;
     if !public.is_empty() {

@@ -141,7 +141,8 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     ));
     if !settings.cors_origins.is_empty() {
-        let origins: Vec<HeaderValue> = settings.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        let origins: Vec<HeaderValue> =
+            settings.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))

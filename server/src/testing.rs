@@ -62,7 +62,10 @@ impl TestApp {
         let base = format!("http://{}", app.addr);
         let engine = app.engine.clone();
         tokio::spawn(app.run_until(std::future::pending()));
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_else(|e| panic!("client: {e}"));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("client: {e}"));
         Self { base, engine, http }
     }
 
@@ -83,12 +86,19 @@ impl TestApp {
     }
 
     pub async fn get(&self, jar: &Jar, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).header(COOKIE, jar.header()).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        self.http
+            .get(self.url(path))
+            .header(COOKIE, jar.header())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// Registers through the server function and returns the signed-in cookie jar.
     pub async fn register(&self, email: &str) -> Jar {
-        let res = self.call(&Jar::default(), "auth/register", &[("email", email), ("password", engine::testing::PASSWORD)]).await;
+        let res = self
+            .call(&Jar::default(), "auth/register", &[("email", email), ("password", engine::testing::PASSWORD)])
+            .await;
         assert!(res.status().is_success(), "register {email}: {}", res.status());
         let mut jar = Jar::default();
         jar.update(&res);

@@ -30,7 +30,8 @@ async fn register_signs_in_and_the_first_account_is_admin() {
 async fn wrong_password_is_a_401_naming_the_password_field() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com").await;
-    let res = app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", "not my password")]).await;
+    let res =
+        app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", "not my password")]).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let body = json(res).await;
     assert_eq!(body["code"], "unauthenticated");
@@ -41,7 +42,9 @@ async fn wrong_password_is_a_401_naming_the_password_field() {
 async fn duplicate_email_names_the_email_field() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com").await;
-    let res = app.call(&Jar::default(), "auth/register", &[("email", "Ada@Example.com"), ("password", "another good one")]).await;
+    let res = app
+        .call(&Jar::default(), "auth/register", &[("email", "Ada@Example.com"), ("password", "another good one")])
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = json(res).await;
     assert_eq!(body["code"], "validation_failed");
@@ -65,7 +68,10 @@ async fn oversized_body_is_a_413_and_stores_nothing() {
     let huge = "x".repeat(100 * 1024);
     let res = app.call(&Jar::default(), "auth/register", &[("email", "ada@example.com"), ("password", &huge)]).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let n: i64 = engine::sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.engine.store.pool).await.expect("count");
+    let n: i64 = engine::sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.engine.store.pool)
+        .await
+        .expect("count");
     assert_eq!(n, 0);
 }
 
@@ -166,7 +172,9 @@ async fn disabled_user_is_locked_out_mid_session() {
     assert!(res.status().is_success(), "{}", res.status());
     let res = app.call(&member, "settings/profile", &[("display_name", "x")]).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = app.call(&Jar::default(), "auth/login", &[("email", "bob@example.com"), ("password", engine::testing::PASSWORD)]).await;
+    let res = app
+        .call(&Jar::default(), "auth/login", &[("email", "bob@example.com"), ("password", engine::testing::PASSWORD)])
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(json(res).await["code"], "account_disabled");
 }
@@ -187,7 +195,9 @@ async fn closed_registration_is_a_clear_403() {
     let admin = app.register("ada@example.com").await;
     let res = app.call(&admin, "admin/registration", &[("open", "false")]).await;
     assert!(res.status().is_success());
-    let res = app.call(&Jar::default(), "auth/register", &[("email", "eve@example.com"), ("password", "a good password")]).await;
+    let res = app
+        .call(&Jar::default(), "auth/register", &[("email", "eve@example.com"), ("password", "a good password")])
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let body = json(res).await;
     assert_eq!(body["code"], "registration_closed");
@@ -199,12 +209,17 @@ async fn repeated_failed_logins_get_429_with_retry_after() {
     let app = TestApp::spawn_with(|s| s.limits.login_failures = 3).await;
     app.register("ada@example.com").await;
     for _ in 0..3 {
-        let res = app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", "wrong password")]).await;
+        let res = app
+            .call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", "wrong password")])
+            .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    let res = app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", engine::testing::PASSWORD)]).await;
+    let res = app
+        .call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", engine::testing::PASSWORD)])
+        .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: u64 = res.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After");
+    let wait: u64 =
+        res.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After");
     assert!(wait > 0);
     assert_eq!(json(res).await["code"], "rate_limited");
 }
@@ -239,7 +254,10 @@ async fn pages_need_a_session_and_carry_security_headers() {
     assert!(h.get("x-request-id").is_some());
     assert_eq!(h["x-content-type-options"], "nosniff");
     let csp = h[CONTENT_SECURITY_POLICY].to_str().expect("csp").to_owned();
-    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'nonce-") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("'nonce-") && csp.contains("'wasm-unsafe-eval'"),
+        "{csp}"
+    );
     let html = res.text().await.expect("html");
     assert!(html.contains("Sign in"));
 

@@ -10,10 +10,8 @@ pub fn AdminPage() -> impl IntoView {
     let t = t();
     let registration = ServerAction::<SetRegistration>::new();
     let disable = ServerAction::<SetUserDisabled>::new();
-    let overview = Resource::new(
-        move || (registration.version().get(), disable.version().get()),
-        |_| get_admin_overview(),
-    );
+    let overview =
+        Resource::new(move || (registration.version().get(), disable.version().get()), |_| get_admin_overview());
     let reg_err = action_error(registration);
     let dis_err = action_error(disable);
     let content = move || {

@@ -7,7 +7,11 @@ use crate::error::AppError;
 
 /// Creates an account, signs it in and goes home.
 #[server(endpoint = "auth/register")]
-pub async fn register(email: String, password: String, #[server(default)] display_name: String) -> Result<(), AppError> {
+pub async fn register(
+    email: String,
+    password: String,
+    #[server(default)] display_name: String,
+) -> Result<(), AppError> {
     let engine = crate::ssr::engine()?;
     let (_, tokens) = engine.register(&email, &password, &display_name, &crate::ssr::client()).await?;
     crate::ssr::set_session(&engine, &tokens);

@@ -2,7 +2,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::api::ChangePassword;
-use crate::components::{ErrorAlert, Field, LoadError, PageHeader, Skeleton, SuccessNote, action_error, action_ok, field_error};
+use crate::components::{
+    ErrorAlert, Field, LoadError, PageHeader, Skeleton, SuccessNote, action_error, action_ok, field_error,
+};
 use crate::i18n::t;
 use crate::shell::layout::use_session;
 
