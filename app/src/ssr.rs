@@ -63,10 +63,10 @@ fn is_form_post(p: &Parts) -> bool {
 pub fn stamp(mut e: AppError) -> AppError {
     if let Some(p) = parts() {
         e.request_id = p.extensions.get::<RequestId>().map(|r| r.0.clone());
-        if !is_form_post(&p) {
-            if let (Some(res), Ok(status)) = (use_context::<ResponseOptions>(), StatusCode::from_u16(e.code.status())) {
-                res.set_status(status);
-            }
+        if !is_form_post(&p)
+            && let (Some(res), Ok(status)) = (use_context::<ResponseOptions>(), StatusCode::from_u16(e.code.status()))
+        {
+            res.set_status(status);
         }
     }
     e

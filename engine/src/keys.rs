@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_short_configured_key_is_refused_by_name() {
-        let err = decode("AGENTRY_AUTH__JWT_SECRET", &STANDARD.encode([1u8; 8])).err().expect("short");
+        let err = decode("AGENTRY_AUTH__JWT_SECRET", &STANDARD.encode([1u8; 8])).expect_err("short");
         assert!(err.to_string().contains("AGENTRY_AUTH__JWT_SECRET"));
     }
 }

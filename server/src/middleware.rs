@@ -87,19 +87,19 @@ pub async fn hygiene(State(engine): State<Engine>, mut req: Request, next: Next)
     if let Some(access) = cookie_value(req.headers(), ACCESS_COOKIE).filter(|v| !v.is_empty()) {
         user = engine.authenticate(&access).await.ok();
     }
-    if user.is_none() {
-        if let Some(refresh) = cookie_value(req.headers(), REFRESH_COOKIE).filter(|v| !v.is_empty()) {
-            match engine.refresh(&refresh, &client).await {
-                Ok((u, tokens)) => {
-                    set_cookies = session_cookies(&tokens, engine.settings.is_https());
-                    // Later handlers read the cookie header: give them the new access token.
-                    if let Ok(v) = HeaderValue::from_str(&format!("{ACCESS_COOKIE}={}", tokens.access)) {
-                        req.headers_mut().append(header::COOKIE, v);
-                    }
-                    user = Some(u);
+    if user.is_none()
+        && let Some(refresh) = cookie_value(req.headers(), REFRESH_COOKIE).filter(|v| !v.is_empty())
+    {
+        match engine.refresh(&refresh, &client).await {
+            Ok((u, tokens)) => {
+                set_cookies = session_cookies(&tokens, engine.settings.is_https());
+                // Later handlers read the cookie header: give them the new access token.
+                if let Ok(v) = HeaderValue::from_str(&format!("{ACCESS_COOKIE}={}", tokens.access)) {
+                    req.headers_mut().append(header::COOKIE, v);
                 }
-                Err(e) => tracing::debug!(error = %e, "refresh refused"),
+                user = Some(u);
             }
+            Err(e) => tracing::debug!(error = %e, "refresh refused"),
         }
     }
 

@@ -76,10 +76,10 @@ pub fn provide_theme(initial: String) -> Signal<Theme> {
     let action = ServerAction::<SetTheme>::new();
     let ok = action_ok(action);
     Effect::new(move |_| {
-        if ok.get() {
-            if let Some(t) = action.input().get_untracked().and_then(|i| Theme::parse(&i.theme)) {
-                theme.set(t);
-            }
+        if ok.get()
+            && let Some(t) = action.input().get_untracked().and_then(|i| Theme::parse(&i.theme))
+        {
+            theme.set(t);
         }
     });
     provide_context(ThemeCtx { theme, action });
