@@ -45,13 +45,13 @@ step "cargo fmt --check"
 cargo fmt --all --check
 
 step "clippy, server side (ssr)"
-cargo clippy -p model -p engine -p app -p server --all-targets --features app/ssr,engine/testing -- -D warnings
+cargo clippy -p model -p engine -p app -p server --all-targets --features app/ssr,engine/testing,server/testing -- -D warnings
 
 step "clippy, WASM side (hydrate)"
 cargo clippy -p model -p app -p frontend --target wasm32-unknown-unknown --features frontend/hydrate -- -D warnings
 
 step "Rust tests (SQLite and PostgreSQL)"
-cargo test -p model -p engine -p app -p server --features app/ssr,engine/testing
+cargo test -p model -p engine -p app -p server --features app/ssr,engine/testing,server/testing
 
 step "wasm-bindgen tests in headless Chromium"
 (cd app && CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown --features hydrate)
