@@ -8,6 +8,8 @@ pub mod audit;
 pub mod auth;
 pub mod keys;
 pub mod limits;
+pub mod net;
+pub mod secrets;
 pub mod settings;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

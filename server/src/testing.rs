@@ -94,6 +94,12 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    /// The isolation scaffold over HTTP: an admin (the first account) and a member, each
+    /// signed in with their own cookies.
+    pub async fn two_users(&self) -> (Jar, Jar) {
+        (self.register("ada@example.com").await, self.register("bob@example.com").await)
+    }
+
     /// Registers through the server function and returns the signed-in cookie jar.
     pub async fn register(&self, email: &str) -> Jar {
         let res = self

@@ -130,6 +130,81 @@ async fn bad_tokens_are_401_on_protected_functions() {
     assert_eq!(display_name(&app, &jar).await.as_deref(), Some("ada"));
 }
 
+/// A token with the given claims, signed with `key`.
+fn forge(claims: &Value, key: &[u8]) -> String {
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &jsonwebtoken::EncodingKey::from_secret(key))
+        .expect("encode")
+}
+
+fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64"))
+        .expect("json")
+}
+
+#[tokio::test]
+async fn expired_and_foreign_key_tokens_are_401() {
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    let claims = claims_of(jar.access());
+    let key = secrecy::ExposeSecret::expose_secret(&app.engine.keys.jwt).to_vec();
+    let mut expired = claims.clone();
+    expired["exp"] = (claims["iat"].as_u64().expect("iat") - 1).into();
+    for (what, token) in [("expired", forge(&expired, &key)), ("foreign key", forge(&claims, &[9u8; 32]))] {
+        let only_access = Jar([(engine::auth::ACCESS_COOKIE.to_owned(), token)].into_iter().collect());
+        let res = app.call(&only_access, "settings/profile", &[("display_name", "x")]).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+    }
+    // The same claims signed with the server's key do work: the refusals above are about
+    // expiry and key, nothing else.
+    let twin = Jar([(engine::auth::ACCESS_COOKIE.to_owned(), forge(&claims, &key))].into_iter().collect());
+    assert!(app.call(&twin, "settings/profile", &[("display_name", "Ada")]).await.status().is_success());
+}
+
+#[tokio::test]
+async fn login_goes_back_only_to_pages_of_this_site() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    for (next, expected) in [("/agents", "/agents"), ("//evil.example/x", "/"), ("https://evil.example", "/")] {
+        let form = [("email", "ada@example.com"), ("password", engine::testing::PASSWORD), ("next", next)];
+        let res = app.call(&Jar::default(), "auth/login", &form).await;
+        assert!(res.status().is_success());
+        assert_eq!(res.headers()[LOCATION], expected, "next={next}");
+    }
+}
+
+#[tokio::test]
+async fn one_user_never_sees_another() {
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let a = json(app.call(&admin, "auth/me", &[]).await).await;
+    let b = json(app.call(&member, "auth/me", &[]).await).await;
+    assert_eq!((a["email"].as_str(), b["email"].as_str()), (Some("ada@example.com"), Some("bob@example.com")));
+    // Renaming oneself touches nobody else.
+    assert!(app.call(&member, "settings/profile", &[("display_name", "Bob B.")]).await.status().is_success());
+    assert_eq!(display_name(&app, &admin).await.as_deref(), Some("ada"));
+    // A member cannot list users.
+    assert_eq!(app.call(&member, "admin/overview", &[]).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_server_stop_within_the_grace_period() {
+    let mut settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    settings.bind = "127.0.0.1:0".into();
+    settings.shutdown_grace_secs = 1;
+    let app = server::startup::Application::build(settings).await.expect("build");
+    let base = format!("http://{}", app.addr);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    assert!(reqwest::get(format!("{base}/healthz")).await.expect("up").status().is_success());
+    tx.send(()).expect("signal");
+    tokio::time::timeout(std::time::Duration::from_secs(5), running).await.expect("stopped in time").expect("join");
+    assert!(reqwest::get(format!("{base}/healthz")).await.is_err(), "no longer listening");
+}
+
 #[tokio::test]
 async fn logout_makes_the_old_cookies_useless() {
     let app = TestApp::spawn().await;
