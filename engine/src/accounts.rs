@@ -236,6 +236,7 @@ impl Engine {
             .bind(now_ms())
             .execute(&self.store.pool)
             .await?;
+        self.sessions.evict_user(&user.id);
         self.me(&user.id).await
     }
 
@@ -276,6 +277,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.sessions.evict_user(&user.id);
         audit::record(self, Some(&user.id), "user.password_changed", &user.id, serde_json::json!({}), &client.ip).await;
         Ok(self.start_session(&user.id, client).await?)
     }
@@ -328,6 +330,7 @@ impl Engine {
         if res.rows_affected() == 0 {
             return Err(AccountError::NotFound);
         }
+        self.sessions.evict_user(user_id);
         if disabled {
             self.revoke_all_sessions(user_id, "disabled").await?;
         }

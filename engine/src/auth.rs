@@ -96,10 +96,68 @@ fn new_refresh_token() -> Result<String, StoreError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Signed-in users by session id, so an authenticated request costs no query. Only on
+/// SQLite, where one process owns the database and so sees every change: every write
+/// that ends a session or changes a user evicts here first. On PostgreSQL several
+/// instances may share the store, so each request reads it (until invalidation is
+/// broadcast with NOTIFY). Entries also age out after a minute, a bound on any staleness.
+pub struct SessionCache {
+    enabled: bool,
+    shards: Vec<std::sync::Mutex<std::collections::HashMap<String, (CurrentUser, i64)>>>,
+}
+
+const CACHE_SHARDS: usize = 16;
+const CACHE_TTL_MS: i64 = 60_000;
+const CACHE_MAX_PER_SHARD: usize = 8192;
+
+impl SessionCache {
+    pub fn new(enabled: bool) -> Self {
+        Self { enabled, shards: (0..CACHE_SHARDS).map(|_| Default::default()).collect() }
+    }
+
+    fn shard(&self, sid: &str) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (CurrentUser, i64)>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        sid.hash(&mut h);
+        self.shards[(h.finish() as usize) % CACHE_SHARDS].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, sid: &str, now: i64) -> Option<CurrentUser> {
+        if !self.enabled {
+            return None;
+        }
+        self.shard(sid).get(sid).filter(|(_, until)| *until > now).map(|(u, _)| u.clone())
+    }
+
+    fn put(&self, user: &CurrentUser, session_expires: i64, now: i64) {
+        if !self.enabled {
+            return;
+        }
+        let mut shard = self.shard(&user.session_id);
+        if shard.len() >= CACHE_MAX_PER_SHARD {
+            shard.retain(|_, (_, until)| *until > now);
+        }
+        shard.insert(user.session_id.clone(), (user.clone(), session_expires.min(now + CACHE_TTL_MS)));
+    }
+
+    /// Forgets one session.
+    pub fn evict_session(&self, sid: &str) {
+        self.shard(sid).remove(sid);
+    }
+
+    /// Forgets every session of a user (password change, disabled, profile edited).
+    pub fn evict_user(&self, user_id: &str) {
+        for s in &self.shards {
+            s.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (u, _)| u.id != user_id);
+        }
+    }
+}
+
 const SESSION_USER: &str = "SELECT u.id, u.email, u.display_name, u.is_admin, u.disabled, u.locale, \
      s.revoked_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
 
-fn current_user(row: &sqlx::any::AnyRow, session_id: &str) -> Result<CurrentUser, AuthError> {
+/// The user of a session row, and when the session expires.
+fn current_user(row: &sqlx::any::AnyRow, session_id: &str) -> Result<(CurrentUser, i64), AuthError> {
     let revoked: Option<i64> = row.try_get("revoked_at")?;
     let expires: i64 = row.try_get("expires_at")?;
     if revoked.is_some() || expires <= now_ms() {
@@ -108,14 +166,15 @@ fn current_user(row: &sqlx::any::AnyRow, session_id: &str) -> Result<CurrentUser
     if row.try_get::<i64, _>("disabled")? != 0 {
         return Err(AuthError::Disabled);
     }
-    Ok(CurrentUser {
+    let user = CurrentUser {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
         display_name: row.try_get("display_name")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         locale: row.try_get("locale")?,
         session_id: session_id.to_owned(),
-    })
+    };
+    Ok((user, expires))
 }
 
 impl Engine {
@@ -152,15 +211,20 @@ impl Engine {
         v.set_required_spec_claims(&["exp", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(access, &DecodingKey::from_secret(self.keys.jwt.expose_secret()), &v)
             .map_err(|_| AuthError::Unauthenticated)?;
+        let now = now_ms();
+        if let Some(user) = self.sessions.get(&data.claims.sid, now) {
+            return if user.id == data.claims.sub { Ok(user) } else { Err(AuthError::Unauthenticated) };
+        }
         let row = sqlx::query(SESSION_USER)
             .bind(&data.claims.sid)
             .fetch_optional(&self.store.pool)
             .await?
             .ok_or(AuthError::Unauthenticated)?;
-        let user = current_user(&row, &data.claims.sid)?;
+        let (user, expires) = current_user(&row, &data.claims.sid)?;
         if user.id != data.claims.sub {
             return Err(AuthError::Unauthenticated);
         }
+        self.sessions.put(&user, expires, now);
         Ok(user)
     }
 
@@ -220,7 +284,7 @@ impl Engine {
             .fetch_optional(&self.store.pool)
             .await?
             .ok_or(AuthError::Unauthenticated)?;
-        let user = current_user(&session_row, &sid)?;
+        let (user, _) = current_user(&session_row, &sid)?;
         let grace = (self.settings.auth.refresh_reuse_grace_secs as i64) * 1000;
         if let Some(at) = rotated {
             if now - at < grace {
@@ -266,6 +330,7 @@ impl Engine {
 
     /// Ends one session: its access tokens stop working at the next request.
     pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<(), AuthError> {
+        self.sessions.evict_session(session_id);
         sqlx::query("UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL")
             .bind(session_id)
             .bind(now_ms())
@@ -277,6 +342,7 @@ impl Engine {
 
     /// Ends every session of a user.
     pub async fn revoke_all_sessions(&self, user_id: &str, reason: &str) -> Result<(), AuthError> {
+        self.sessions.evict_user(user_id);
         sqlx::query(
             "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
         )

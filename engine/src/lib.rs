@@ -33,6 +33,7 @@ pub struct Inner {
     pub store: Store,
     pub keys: keys::Keys,
     pub limits: limits::Limits,
+    pub sessions: auth::SessionCache,
 }
 
 impl std::ops::Deref for Engine {
@@ -63,6 +64,7 @@ impl Engine {
         let store = Store::connect(&settings.database_url()).await?;
         store.migrate().await?;
         let limits = limits::Limits::new(&settings.limits);
-        Ok(Self(Arc::new(Inner { settings, store, keys, limits })))
+        let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
+        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions })))
     }
 }

@@ -25,6 +25,17 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of /proc/pid/stat, 12 and 13 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn wasm_gzip_kb() -> Option<f64> {
     use std::io::Write;
     let root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
@@ -34,26 +45,88 @@ fn wasm_gzip_kb() -> Option<f64> {
     Some(enc.finish().ok()?.len() as f64 / 1024.0)
 }
 
+/// A minimal HTTP/1.1 keep-alive client: the load generator shares two cores with the
+/// server, so it should cost as little CPU as possible (reqwest costs about as much per
+/// request as the server does).
+struct RawClient {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    request: Vec<u8>,
+}
+
+impl RawClient {
+    async fn connect(addr: &str, request: Vec<u8>) -> std::io::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self { stream: tokio::io::BufReader::new(stream), request })
+    }
+
+    /// Sends the request and reads the whole response; returns the status.
+    async fn call(&mut self) -> std::io::Result<u16> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        self.stream.get_mut().write_all(&self.request).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let (mut len, mut chunked) = (0usize, false);
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
+                    chunked = true;
+                }
+            }
+        }
+        if chunked {
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await?;
+                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                let mut buf = vec![0u8; n + 2];
+                self.stream.read_exact(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut buf = vec![0u8; len];
+            self.stream.read_exact(&mut buf).await?;
+        }
+        Ok(status)
+    }
+}
+
 /// Runs `total` calls of the authenticated read server function from `concurrency`
 /// clients, each on its own keep-alive connection; returns sorted latencies and req/s.
-async fn load(base: &str, cookie: &str, concurrency: usize, total: usize) -> (Vec<Duration>, f64) {
+async fn load(addr: &str, cookie: &str, concurrency: usize, total: usize) -> (Vec<Duration>, f64) {
     let per = total / concurrency;
+    let request = format!(
+        "POST /api/auth/me HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nCookie: {cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes();
+    let mut clients = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        clients.push(RawClient::connect(addr, request.clone()).await.expect("connect"));
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (url, cookie, origin) = (format!("{base}/api/auth/me"), cookie.to_owned(), base.to_owned());
+    for mut client in clients {
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
             let mut lat = Vec::with_capacity(per);
             for _ in 0..per {
                 let t = Instant::now();
-                let res = client.post(&url).header("cookie", &cookie).header(ORIGIN_HEADER, &origin).send().await;
-                match res {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    Ok(r) => panic!("server function answered {}", r.status()),
+                match client.call().await {
+                    Ok(200) => lat.push(t.elapsed()),
+                    Ok(status) => panic!("server function answered {status}"),
                     Err(e) => panic!("request failed: {e}"),
                 }
             }
@@ -114,13 +187,19 @@ async fn bench() {
         .join("; ");
 
     // Warm-up, then the measured runs.
-    load(&base, &cookie, 10, 1000).await;
+    let addr = format!("127.0.0.1:{port}");
+    load(&addr, &cookie, 10, 1000).await;
     let mut rows = Vec::new();
     let mut figures = serde_json::Map::new();
     for (c, total) in [(1usize, 2000usize), (50, 10_000), (200, 20_000)] {
-        let (lat, rps) = load(&base, &cookie, c, total).await;
+        let cpu_before = cpu_secs(pid);
+        let (lat, rps) = load(&addr, &cookie, c, total).await;
+        let server_us = (cpu_secs(pid) - cpu_before) / lat.len() as f64 * 1e6;
         let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
-        rows.push(format!("server fn auth/me   c={c:<4} p50 {p50:>7.3} ms   p99 {p99:>7.3} ms   {rps:>8.0} req/s"));
+        rows.push(format!(
+            "server fn auth/me   c={c:<4} p50 {p50:>7.3} ms   p99 {p99:>7.3} ms   {rps:>8.0} req/s   server CPU {server_us:>5.0} µs/req"
+        ));
+        figures.insert(format!("sfn_server_cpu_us_c{c}"), json!(server_us.round()));
         figures.insert(format!("sfn_p50_ms_c{c}"), json!(round3(p50)));
         figures.insert(format!("sfn_p99_ms_c{c}"), json!(round3(p99)));
         figures.insert(format!("sfn_rps_c{c}"), json!(rps.round()));
@@ -168,8 +247,8 @@ fn round3(x: f64) -> f64 {
 }
 
 fn main() -> std::process::ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     if std::env::args().any(|a| a == "--serve") {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         // The server under test: exactly what `server` runs.
         return runtime.block_on(async {
             let settings = match engine::Settings::load() {
@@ -192,6 +271,7 @@ fn main() -> std::process::ExitCode {
             }
         });
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(bench());
     std::process::ExitCode::SUCCESS
 }
