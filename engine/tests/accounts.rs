@@ -277,8 +277,11 @@ async fn closed_registration_refuses_newcomers_but_not_the_first_account() {
 async fn profile_updates_touch_only_their_owner() {
     each_backend(|e| async move {
         let t = two_users(&e).await;
+        // Authenticate first, so the session cache (SQLite) holds the old name.
+        assert_eq!(e.authenticate(&t.member.tokens.access).await.expect("auth").display_name, "bob");
         let me = e.update_profile(&t.member.user, "  Bob B.  ", "en").await.expect("update");
         assert_eq!((me.display_name.as_str(), me.locale.as_str()), ("Bob B.", "en"));
+        assert_eq!(e.authenticate(&t.member.tokens.access).await.expect("auth").display_name, "Bob B.");
         assert_eq!(e.me(&t.admin.user.id).await.expect("me").display_name, "ada");
         match e.update_profile(&t.member.user, "", "xx").await {
             Err(AccountError::Invalid(f)) => assert_eq!(f.0.len(), 2),
