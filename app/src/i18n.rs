@@ -126,6 +126,9 @@ strings! {
     rule_wrong_password = "The password is not correct.",
     rule_same_as_email = "Choose a password that is not your email.",
     rule_invalid = "This value is not valid.",
+    rule_invalid_url = "Enter an http:// or https:// address, without a user name or password.",
+    rule_invalid_header = "Write one header per line, as Name: value.",
+    rule_too_many = "Use at most {n} entries.",
     // Error codes
     err_validation_failed = "Some fields need attention.",
     err_bad_request = "The request could not be read.",
@@ -189,6 +192,9 @@ impl Strings {
             "taken" => self.rule_taken,
             "wrong_password" => self.rule_wrong_password,
             "same_as_email" => self.rule_same_as_email,
+            "invalid_url" => self.rule_invalid_url,
+            "invalid_header" => self.rule_invalid_header,
+            "too_many" => self.rule_too_many,
             _ => self.rule_invalid,
         };
         self.n(text, e.limit.unwrap_or_default())

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod keys;
 pub mod limits;
 pub mod net;
+pub mod providers;
 pub mod secrets;
 pub mod settings;
 pub mod store;

@@ -17,6 +17,17 @@ pub fn backends() -> Vec<Backend> {
     v
 }
 
+/// Runs `f` once per backend, each on a fresh database: the store suite's shape.
+pub async fn each_backend<F, Fut>(f: F)
+where
+    F: Fn(Engine) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for b in backends() {
+        f(engine(b).await).await;
+    }
+}
+
 /// A fresh temp directory (left behind on purpose when a test fails, for inspection).
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("agentry-{tag}-{}", uuid::Uuid::now_v7()));

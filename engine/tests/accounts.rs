@@ -4,23 +4,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use engine::auth::ClientInfo;
-use engine::testing::{self, PASSWORD, backends, sign_up, two_users};
+use engine::testing::{self, PASSWORD, backends, each_backend, sign_up, two_users};
 use engine::{AccountError, AuthError, Engine};
 
 fn client() -> ClientInfo {
     ClientInfo { ip: "10.0.0.7".into(), user_agent: "test".into() }
-}
-
-/// Runs `f` once per backend, each on a fresh database.
-async fn each_backend<F, Fut>(f: F)
-where
-    F: Fn(Engine) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for b in backends() {
-        let engine = testing::engine(b).await;
-        f(engine).await;
-    }
 }
 
 #[tokio::test]

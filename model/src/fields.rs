@@ -35,6 +35,9 @@ impl FieldError {
             "wrong_password" => format!("{} is incorrect", self.field),
             "same_as_email" => format!("{} must not be the same as the email", self.field),
             "invalid" => format!("{} is not valid", self.field),
+            "invalid_url" => format!("{} must be an http:// or https:// URL without credentials", self.field),
+            "invalid_header" => format!("{} must be lines of `Name: value`", self.field),
+            "too_many" => format!("{} may have at most {n} entries", self.field),
             other => format!("{}: {other}", self.field),
         }
     }

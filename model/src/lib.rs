@@ -5,5 +5,6 @@
 
 pub mod accounts;
 pub mod fields;
+pub mod providers;
 
 pub use fields::{FieldError, FieldErrors};
