@@ -177,6 +177,24 @@ fn current_user(row: &sqlx::any::AnyRow, session_id: &str) -> Result<(CurrentUse
     Ok((user, expires))
 }
 
+/// Stores a new refresh token of a session family (only its hash).
+async fn insert_refresh_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token: &str,
+    session_id: &str,
+    now: i64,
+    expires: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(hash_token(token))
+        .bind(session_id)
+        .bind(now)
+        .bind(expires)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Engine {
     fn access_token(&self, user_id: &str, session_id: &str) -> Result<String, AuthError> {
         let iat = (now_ms() / 1000) as u64;
@@ -247,15 +265,7 @@ impl Engine {
         .bind(&client.ip)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(hash_token(&refresh))
-        .bind(&sid)
-        .bind(now)
-        .bind(expires)
-        .execute(&mut *tx)
-        .await?;
+        insert_refresh_token(&mut tx, &refresh, &sid, now, expires).await?;
         tx.commit().await?;
         Ok(self.tokens(self.access_token(user_id, &sid)?, Some(refresh)))
     }
@@ -308,15 +318,7 @@ impl Engine {
             tx.rollback().await?;
             return Ok((user.clone(), self.tokens(self.access_token(&user.id, &sid)?, None)));
         }
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(hash_token(&next))
-        .bind(&sid)
-        .bind(now)
-        .bind(next_expires)
-        .execute(&mut *tx)
-        .await?;
+        insert_refresh_token(&mut tx, &next, &sid, now, next_expires).await?;
         sqlx::query("UPDATE sessions SET last_seen_at = $2, expires_at = $3 WHERE id = $1")
             .bind(&sid)
             .bind(now)

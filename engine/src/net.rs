@@ -25,7 +25,7 @@ pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
             }
             let seg = v6.segments();
             if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                return v4_reason(Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8));
+                return v4_reason(v4_of(seg[6], seg[7]));
             }
             if v6.is_loopback() {
                 Some("loopback")
@@ -39,16 +39,22 @@ pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
                 Some("private (unique local)")
             } else if seg[..6] == [0, 0, 0, 0, 0, 0] {
                 // Deprecated IPv4-compatible form (::a.b.c.d).
-                v4_reason(Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8))
-                    .or(Some("IPv4-compatible"))
+                v4_reason(v4_of(seg[6], seg[7])).or(Some("IPv4-compatible"))
             } else if seg[0] == 0x2002 {
                 // 6to4 embeds an IPv4 address in the next 32 bits.
-                v4_reason(Ipv4Addr::new((seg[1] >> 8) as u8, seg[1] as u8, (seg[2] >> 8) as u8, seg[2] as u8))
+                v4_reason(v4_of(seg[1], seg[2]))
             } else {
                 None
             }
         }
     }
+}
+
+/// The IPv4 address carried in two 16-bit segments of an IPv6 address.
+fn v4_of(hi: u16, lo: u16) -> Ipv4Addr {
+    let [a, b] = hi.to_be_bytes();
+    let [c, d] = lo.to_be_bytes();
+    Ipv4Addr::new(a, b, c, d)
 }
 
 fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
