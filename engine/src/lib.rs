@@ -35,6 +35,8 @@ pub struct Inner {
     pub keys: keys::Keys,
     pub limits: limits::Limits,
     pub sessions: auth::SessionCache,
+    /// Private address blocks members may reach anyway (`allow_private_networks`).
+    pub exempt: Arc<net::Exempt>,
 }
 
 impl std::ops::Deref for Engine {
@@ -53,12 +55,22 @@ pub enum StartError {
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("allow_private_networks: {0}")]
+    Settings(String),
 }
 
 impl Engine {
+    /// The SSRF guard for a connection: admins' connections reach anything, members' only
+    /// public addresses and the operator's exemptions.
+    pub fn guard(&self, admin_made: bool) -> net::Guard {
+        let reach = if admin_made { net::Reach::Any } else { net::Reach::Public };
+        net::Guard { reach, exempt: self.exempt.clone() }
+    }
+
     /// Creates the data dir, loads or generates keys, connects the store and runs migrations.
     #[tracing::instrument(skip_all, fields(data_dir = %settings.data_dir.display()))]
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
+        let exempt = Arc::new(net::Exempt::parse(&settings.allow_private_networks).map_err(StartError::Settings)?);
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let keys = keys::Keys::load_or_generate(&settings)?;
@@ -66,6 +78,6 @@ impl Engine {
         store.migrate().await?;
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
-        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions })))
+        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt })))
     }
 }

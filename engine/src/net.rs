@@ -94,6 +94,115 @@ pub fn literal_ip(host: &str) -> Option<IpAddr> {
     host.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
+/// Address ranges members may reach although they are private (an operator's internal
+/// LLM gateway, say): `10.1.2.3/32`, `fd00::/8`.
+#[derive(Clone, Debug, Default)]
+pub struct Exempt(Vec<(IpAddr, u8)>);
+
+impl Exempt {
+    /// Parses CIDR blocks; a bad one is named in the error.
+    pub fn parse(blocks: &[String]) -> Result<Self, String> {
+        blocks
+            .iter()
+            .map(|b| {
+                let (ip, len) = b.split_once('/').unwrap_or((b, if b.contains(':') { "128" } else { "32" }));
+                let ip: IpAddr = ip.trim().parse().map_err(|_| format!("`{b}` is not an address block"))?;
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                match len.trim().parse::<u8>() {
+                    Ok(n) if n <= max => Ok((ip, n)),
+                    _ => Err(format!("`{b}` has a prefix length outside 0–{max}")),
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|&(net, len)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+}
+
+/// Who may reach what: the connection's reach and the operator's exemptions.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub reach: Reach,
+    pub exempt: std::sync::Arc<Exempt>,
+}
+
+impl Guard {
+    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+        if self.exempt.contains(ip) { Ok(()) } else { check_ip(ip, self.reach) }
+    }
+
+    /// Checks a URL's host when it is a literal address (those never reach the resolver).
+    pub fn check_url(&self, url: &reqwest::Url) -> Result<(), String> {
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => self.check(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => self.check(IpAddr::V6(ip)),
+            Some(url::Host::Domain(_)) => Ok(()),
+            None => Err("the URL has no host".into()),
+        }
+    }
+
+    /// An HTTP client that refuses, on every connection and every redirect, the addresses
+    /// this guard refuses. Proxies are off (they would resolve names for us).
+    pub fn client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        let redirect_guard = self.clone();
+        reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
+            .timeout(timeout)
+            .dns_resolver(std::sync::Arc::new(GuardedResolver(self.clone())))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    return attempt.error("too many redirects");
+                }
+                if let Err(why) = redirect_guard.check_url(attempt.url()) {
+                    return attempt.error(format!("redirect refused: {why}"));
+                }
+                // Keys and headers must not follow a redirect to another origin.
+                let to = attempt.url().origin();
+                if attempt.previous().first().is_some_and(|first| first.origin() != to) {
+                    let to = to.ascii_serialization();
+                    return attempt.error(format!("redirect to another origin ({to}) refused"));
+                }
+                attempt.follow()
+            }))
+            .user_agent(concat!("Agentry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Resolves names and refuses the answer if any address in it is refused (a name with one
+/// public and one private address is how rebinding attacks pick their moment).
+struct GuardedResolver(Guard);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for a in &addrs {
+                guard.check(a.ip()).map_err(|why| format!("{host} resolves to {why}"))?;
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +244,17 @@ mod tests {
             assert!(!refused(ip), "{ip} should pass");
         }
         assert!(check_ip("127.0.0.1".parse().expect("ip"), Reach::Any).is_ok());
+    }
+
+    #[test]
+    fn exemptions_open_only_their_block() {
+        let ex = Exempt::parse(&["127.0.0.2/32".into(), "fd00::/8".into()]).expect("blocks");
+        let g = Guard { reach: Reach::Public, exempt: std::sync::Arc::new(ex) };
+        assert!(g.check("127.0.0.2".parse().expect("ip")).is_ok());
+        assert!(g.check("127.0.0.1".parse().expect("ip")).is_err());
+        assert!(g.check("fd12::1".parse().expect("ip")).is_ok());
+        assert!(Exempt::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(Exempt::parse(&["nonsense".into()]).is_err());
     }
 
     #[test]

@@ -12,6 +12,8 @@ use crate::secrets::{self, SecretError};
 use crate::store::{Constraint, StoreError, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
+mod probe;
+
 const SHARED: &str = "shared";
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,12 @@ pub enum ProviderError {
     NotFound,
     #[error("only an admin may change a shared connection")]
     AdminOnly,
+    /// The address is refused by the SSRF guard, or nothing answers there.
+    #[error("cannot reach the provider: {0}")]
+    Unreachable(String),
+    /// The provider answered, but not with what was asked for.
+    #[error("the provider refused: {0}")]
+    Upstream(String),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -110,11 +118,23 @@ impl Engine {
         }
     }
 
+    /// A member's URL naming a private address literally is refused when saved (names
+    /// that resolve to one are refused when connecting).
+    fn check_literal_url(&self, user: &CurrentUser, url: &str) -> Result<(), ProviderError> {
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            return Err(ProviderError::Invalid(FieldErrors(vec![FieldError::new("base_url", "invalid_url")])));
+        };
+        self.guard(user.is_admin)
+            .check_url(&parsed)
+            .map_err(|_| ProviderError::Invalid(FieldErrors(vec![FieldError::new("base_url", "private_address")])))
+    }
+
     #[tracing::instrument(skip_all, fields(user = %user.id))]
     pub async fn create_provider(&self, user: &CurrentUser, d: ProviderDraft) -> Result<ProviderView, ProviderError> {
         if d.shared && !user.is_admin {
             return Err(ProviderError::AdminOnly);
         }
+        self.check_literal_url(user, &d.base_url)?;
         let id = new_id();
         let now = now_ms();
         let (scope, owner) =
@@ -175,6 +195,7 @@ impl Engine {
         d: ProviderDraft,
     ) -> Result<ProviderView, ProviderError> {
         let row = self.editable_provider(user, id).await?;
+        self.check_literal_url(user, &d.base_url)?;
         let old_url: String = row.try_get("base_url")?;
         let url_changed = old_url != d.base_url;
         let mut key_sealed: Option<String> = row.try_get("api_key_sealed")?;

@@ -29,6 +29,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Origins allowed to make cross-origin requests to `/v1` (CORS). Empty: none.
     pub cors_origins: Vec<String>,
+    /// Address blocks (CIDR, `10.1.2.0/24`) that members' provider and MCP connections may
+    /// reach although they are private. Admin connections reach any address anyway.
+    pub allow_private_networks: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Seconds to let in-flight requests finish after SIGTERM.
@@ -90,6 +93,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             cors_origins: Vec::new(),
+            allow_private_networks: Vec::new(),
             max_body_bytes: 2 * 1024 * 1024,
             shutdown_grace_secs: 20,
         }

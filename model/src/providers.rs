@@ -192,6 +192,15 @@ pub struct ProviderView {
     pub updated_at: i64,
 }
 
+/// What "test connection" found: the provider's models, and how long it took.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderProbe {
+    pub models: Vec<String>,
+    pub latency_ms: u64,
+    /// Whether the list was saved into the connection (only when the viewer may edit it).
+    pub saved: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
