@@ -20,12 +20,14 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 WORK=$(mktemp -d /tmp/agentry-test.XXXXXX)
 PG_DATA="$WORK/pg"
 SERVER_PID=""
+FAKE_PID=""
 pg_as() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 cleanup() {
   set +e
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
   [ -f "$PG_DATA/PG_VERSION" ] && pg_as "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1
   rm -rf "$WORK"
 }
@@ -45,23 +47,31 @@ step "cargo fmt --check"
 cargo fmt --all --check
 
 step "clippy, server side (ssr)"
-cargo clippy -p model -p engine -p app -p server --all-targets --features app/ssr,engine/testing,server/testing -- -D warnings
+cargo clippy -p model -p engine -p app -p server -p fake-upstream --all-targets --features app/ssr,engine/testing,server/testing -- -D warnings
 
 step "clippy, WASM side (hydrate)"
 cargo clippy -p model -p app -p frontend --target wasm32-unknown-unknown --features frontend/hydrate -- -D warnings
 
 step "Rust tests (SQLite and PostgreSQL)"
-cargo test -p model -p engine -p app -p server --features app/ssr,engine/testing,server/testing
+cargo test -p model -p engine -p app -p server -p fake-upstream --features app/ssr,engine/testing,server/testing
 
 step "wasm-bindgen tests in headless Chromium"
 (cd app && CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown --features hydrate)
 
 build_release
+cargo build --release -p fake-upstream
 
 step "Playwright end-to-end (hydrated and without JavaScript)"
+# The fake LLM provider listens on 127.0.0.2, which the server lets members reach as if it
+# were public: the flows run as members, through the SSRF guard.
+FAKE_PORT=$(free_port)
+target/release/fake-upstream "127.0.0.2:$FAKE_PORT" >"$WORK/fake-upstream.log" 2>&1 &
+FAKE_PID=$!
+export FAKE_UPSTREAM_URL="http://127.0.0.2:$FAKE_PORT/v1"
 E2E_PORT=$(free_port)
 mkdir -p "$WORK/e2e-data"
 (
+  export AGENTRY_ALLOW_PRIVATE_NETWORKS='["127.0.0.2/32"]'
   export AGENTRY_BIND="127.0.0.1:$E2E_PORT" AGENTRY_DATA_DIR="$WORK/e2e-data"
   export LEPTOS_OUTPUT_NAME=agentry LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
   exec target/release/server >"$WORK/e2e-server.log" 2>&1

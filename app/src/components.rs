@@ -78,6 +78,55 @@ pub fn Field(
     }
 }
 
+/// A labelled multi-line input with its help text and error.
+#[component]
+pub fn TextArea(
+    name: &'static str,
+    label: &'static str,
+    #[prop(optional, into)] help: String,
+    #[prop(optional, into)] value: String,
+    #[prop(default = 4)] rows: u32,
+    #[prop(optional)] maxlength: Option<usize>,
+    #[prop(optional)] mono: bool,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    let id = format!("f-{name}");
+    let help_id = format!("{id}-help");
+    let err_id = format!("{id}-error");
+    let has_help = !help.is_empty();
+    let describedby = {
+        let (h, e) = (help_id.clone(), err_id.clone());
+        move || {
+            let mut v = Vec::new();
+            if has_help {
+                v.push(h.clone());
+            }
+            if error.get().is_some() {
+                v.push(e.clone());
+            }
+            v.join(" ")
+        }
+    };
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for=id.clone()>{label}</label>
+            <textarea
+                id=id
+                name=name
+                rows=rows
+                maxlength=maxlength
+                class:mono=mono
+                aria-invalid=move || if error.get().is_some() { "true" } else { "false" }
+                aria-describedby=describedby
+            >
+                {value}
+            </textarea>
+            {has_help.then(|| view! { <p class="help" id=help_id>{help}</p> })}
+            <p class="field-error" id=err_id role="alert">{move || error.get()}</p>
+        </div>
+    }
+}
+
 /// The headline, hint and request id of an error, announced to screen readers.
 #[component]
 pub fn ErrorAlert(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
@@ -121,6 +170,19 @@ pub fn LoadError(error: AppError, on_retry: Callback<()>) -> impl IntoView {
             <button type="button" class="btn btn-secondary" on:click=move |_| on_retry.run(())>
                 {t().retry}
             </button>
+        </div>
+    }
+}
+
+/// The "nothing here yet" state of a list: what it is for and what to do next.
+#[component]
+pub fn EmptyState(icon: &'static str, title: &'static str, body: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <div class="empty-state">
+            <span class="empty-icon" aria-hidden="true">{icon}</span>
+            <h2>{title}</h2>
+            <p>{body}</p>
+            {children()}
         </div>
     }
 }

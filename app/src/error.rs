@@ -20,6 +20,8 @@ pub enum ErrorCode {
     AccountDisabled,
     RateLimited,
     PayloadTooLarge,
+    /// A model provider or MCP server failed or could not be reached.
+    UpstreamFailed,
     Internal,
     /// Client side only: the request never got an answer.
     Network,
@@ -37,6 +39,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal => 500,
+            Self::UpstreamFailed => 502,
             Self::Network => 503,
         }
     }
@@ -52,6 +55,7 @@ impl ErrorCode {
             Self::AccountDisabled => "account_disabled",
             Self::RateLimited => "rate_limited",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UpstreamFailed => "upstream_failed",
             Self::Internal => "internal",
             Self::Network => "network",
         }
@@ -143,7 +147,29 @@ fn missing_field(m: &str) -> Option<String> {
 #[cfg(feature = "ssr")]
 mod from_engine {
     use super::{AppError, ErrorCode};
+    use engine::providers::ProviderError;
     use engine::{AccountError, AuthError};
+
+    impl From<ProviderError> for AppError {
+        fn from(e: ProviderError) -> Self {
+            match e {
+                ProviderError::Invalid(f) => AppError::invalid(f),
+                ProviderError::NotFound => AppError::new(ErrorCode::NotFound, "Provider connection not found."),
+                ProviderError::AdminOnly => {
+                    AppError::new(ErrorCode::Forbidden, "Only an administrator may change a shared connection.")
+                }
+                ProviderError::Unreachable(m) => {
+                    AppError::new(ErrorCode::UpstreamFailed, format!("Cannot reach the provider: {m}"))
+                        .with_hint("Check the base URL. Members' connections may only reach public addresses.")
+                }
+                ProviderError::Upstream(m) => {
+                    AppError::new(ErrorCode::UpstreamFailed, format!("The provider refused: {m}"))
+                        .with_hint("Check the API key, the headers and the base URL.")
+                }
+                ProviderError::Secret(_) | ProviderError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
 
     impl From<AccountError> for AppError {
         fn from(e: AccountError) -> Self {

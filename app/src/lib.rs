@@ -10,6 +10,7 @@ pub mod components;
 pub mod error;
 pub mod i18n;
 pub mod pages;
+pub mod providers;
 pub mod settings;
 pub mod shell;
 #[cfg(feature = "ssr")]

@@ -12,6 +12,7 @@ use crate::admin::AdminPage;
 use crate::auth::{LoginPage, RegisterPage};
 use crate::i18n::{Locale, t};
 use crate::pages::{ComingSoon, HomePage, NotFound, Section};
+use crate::providers::{NewProviderPage, ProviderPage, ProvidersPage};
 use crate::settings::SettingsPage;
 pub use layout::{AppLayout, AuthLayout};
 pub use theme::Theme;
@@ -97,6 +98,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("chat") view=|| view! { <ComingSoon section=Section::Chat /> } ssr=SsrMode::Async />
                     <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } ssr=SsrMode::Async />
                     <Route path=path!("usage") view=|| view! { <ComingSoon section=Section::Usage /> } ssr=SsrMode::Async />
+                    <Route path=path!("providers") view=ProvidersPage ssr=SsrMode::Async />
+                    <Route path=path!("providers/new") view=NewProviderPage ssr=SsrMode::Async />
+                    <Route path=path!("providers/:id") view=ProviderPage ssr=SsrMode::Async />
                     <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async />
                     <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async />
                 </ParentRoute>

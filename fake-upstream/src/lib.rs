@@ -111,8 +111,17 @@ fn authorized(script: &Script, headers: &HeaderMap) -> bool {
     bearer == Some(key) || x_api_key == Some(key)
 }
 
-fn unauthorized() -> Response {
-    let body = json!({ "error": { "type": "authentication_error", "message": "invalid x-api-key" } });
+/// Like some real providers, the refusal quotes the key it was given: Agentry must not
+/// pass that on.
+fn unauthorized(headers: &HeaderMap) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .or_else(|| headers.get("x-api-key"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim_start_matches("Bearer ");
+    let message = format!("Incorrect API key provided: {given}");
+    let body = json!({ "error": { "type": "authentication_error", "message": message } });
     (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }
 
@@ -123,7 +132,7 @@ async fn models(State(s): State<Shared>, headers: HeaderMap) -> Response {
         return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
     }
     if !authorized(&script, &headers) {
-        return unauthorized();
+        return unauthorized(&headers);
     }
     let data: Vec<_> = script.models.iter().map(|m| json!({ "id": m, "object": "model", "type": "model" })).collect();
     axum::Json(json!({ "object": "list", "data": data, "has_more": false })).into_response()

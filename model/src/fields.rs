@@ -30,7 +30,7 @@ impl FieldError {
             "too_long" => format!("{} must be at most {n} characters", self.field),
             "invalid_email" => format!("{} is not a valid email address", self.field),
             "control_chars" => format!("{} must not contain control characters", self.field),
-            "taken" => format!("{} is already registered", self.field),
+            "taken" => format!("{} is already taken", self.field),
             "mismatch" => format!("{} does not match", self.field),
             "wrong_password" => format!("{} is incorrect", self.field),
             "same_as_email" => format!("{} must not be the same as the email", self.field),
@@ -38,6 +38,7 @@ impl FieldError {
             "invalid_url" => format!("{} must be an http:// or https:// URL without credentials", self.field),
             "invalid_header" => format!("{} must be lines of `Name: value`", self.field),
             "too_many" => format!("{} may have at most {n} entries", self.field),
+            "private_address" => format!("{} is a private address only admin connections may reach", self.field),
             other => format!("{}: {other}", self.field),
         }
     }

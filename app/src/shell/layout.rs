@@ -49,6 +49,7 @@ fn nav_links(t: &'static crate::i18n::Strings) -> impl IntoView {
         ("/agents", t.nav_agents, "◎"),
         ("/skills", t.nav_skills, "✦"),
         ("/mcp", t.nav_mcp, "⚙"),
+        ("/providers", t.nav_providers, "◈"),
         ("/builds", t.nav_builds, "▣"),
         ("/usage", t.nav_usage, "▤"),
         ("/settings", t.nav_settings, "☰"),
@@ -57,7 +58,7 @@ fn nav_links(t: &'static crate::i18n::Strings) -> impl IntoView {
     .map(|(href, label, icon)| {
         view! {
             <li>
-                <A href=href exact=true>
+                <A href=href exact=href == "/">
                     <span class="nav-icon" aria-hidden="true">{icon}</span>
                     <span>{label}</span>
                 </A>

@@ -1,0 +1,70 @@
+//! Server functions for provider connections. Keys and header values go in, never out.
+
+use leptos::prelude::*;
+use model::providers::{ProviderProbe, ProviderView};
+
+use crate::error::AppError;
+
+#[server(endpoint = "providers/list")]
+pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.list_providers(&user).await?)
+}
+
+#[server(endpoint = "providers/get")]
+pub async fn get_provider(id: String) -> Result<ProviderView, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.get_provider(&user, &id).await?)
+}
+
+/// Adds a connection and opens its page.
+#[allow(clippy::too_many_arguments)]
+#[server(endpoint = "providers/create")]
+pub async fn create_provider(
+    name: String,
+    kind: String,
+    base_url: String,
+    #[server(default)] api_key: String,
+    #[server(default)] headers: String,
+    #[server(default)] models: String,
+    #[server(default)] shared: Option<String>,
+) -> Result<ProviderView, AppError> {
+    let user = crate::ssr::user()?;
+    let form = model::providers::ProviderForm { name, kind, base_url, api_key, headers, models, shared };
+    let view = crate::ssr::engine()?.create_provider(&user, form.parse().map_err(AppError::invalid)?).await?;
+    leptos_axum::redirect(&format!("/providers/{}", view.id));
+    Ok(view)
+}
+
+/// Saves a connection. An empty key or header box keeps what is stored; a changed base
+/// URL drops both unless given again.
+#[allow(clippy::too_many_arguments)]
+#[server(endpoint = "providers/update")]
+pub async fn update_provider(
+    id: String,
+    name: String,
+    kind: String,
+    base_url: String,
+    #[server(default)] api_key: String,
+    #[server(default)] headers: String,
+    #[server(default)] models: String,
+) -> Result<ProviderView, AppError> {
+    let user = crate::ssr::user()?;
+    let form = model::providers::ProviderForm { name, kind, base_url, api_key, headers, models, shared: None };
+    Ok(crate::ssr::engine()?.update_provider(&user, &id, form.parse().map_err(AppError::invalid)?).await?)
+}
+
+#[server(endpoint = "providers/delete")]
+pub async fn delete_provider(id: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    crate::ssr::engine()?.delete_provider(&user, &id).await?;
+    leptos_axum::redirect("/providers");
+    Ok(())
+}
+
+/// Asks the provider for its models (and keeps the list when the caller may edit).
+#[server(endpoint = "providers/test")]
+pub async fn test_provider(id: String) -> Result<ProviderProbe, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.test_provider(&user, &id).await?)
+}

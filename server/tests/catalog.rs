@@ -1,0 +1,168 @@
+//! The catalog's server functions over real HTTP: every one refuses another user's ids
+//! (404, nothing changed), and no secret ever appears in a response or a log line.
+
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use fake_upstream::{FakeUpstream, Script};
+use reqwest::StatusCode;
+use serde_json::Value;
+use server::testing::{Jar, TestApp};
+
+const KEY: &str = "sk-live-SECRETKEY-0123456789";
+const HEADER_VALUE: &str = "hv-SECRETHEADER-42";
+
+/// Every log line of this test binary, at debug level and above.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut l) = LOGS.lock() {
+            l.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(|| Capture)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+fn logs() -> String {
+    LOGS.lock().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default()
+}
+
+async fn text(res: reqwest::Response) -> (StatusCode, String) {
+    let status = res.status();
+    (status, res.text().await.unwrap_or_default())
+}
+
+fn provider_form<'a>(name: &'a str, base_url: &'a str, key: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("name", name),
+        ("kind", "openai"),
+        ("base_url", base_url),
+        ("api_key", key),
+        ("headers", "X-Team-Secret: hv-SECRETHEADER-42"),
+        ("models", "fake-large"),
+    ]
+}
+
+async fn create_provider(app: &TestApp, jar: &Jar, base_url: &str) -> Value {
+    let (status, body) = text(app.call(jar, "providers/create", &provider_form("Fake", base_url, KEY)).await).await;
+    assert!(status.is_success(), "create: {status} {body}");
+    serde_json::from_str(&body).expect("provider json")
+}
+
+#[tokio::test]
+async fn another_users_provider_is_not_found_for_every_function_and_unchanged() {
+    capture_logs();
+    let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let p = create_provider(&app, &admin, &up.openai_base()).await;
+    let id = p["id"].as_str().expect("id");
+    let mut update = provider_form("Stolen", "https://evil.example/v1", "sk-evil");
+    update.push(("id", id));
+    let calls: [(&str, Vec<(&str, &str)>); 4] = [
+        ("providers/get", vec![("id", id)]),
+        ("providers/update", update),
+        ("providers/test", vec![("id", id)]),
+        ("providers/delete", vec![("id", id)]),
+    ];
+    for (endpoint, form) in calls {
+        let (status, body) = text(app.call(&member, endpoint, &form).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+        assert!(body.contains("not_found"), "{endpoint}: {body}");
+    }
+    let list: Value = app.call(&member, "providers/list", &[]).await.json().await.expect("list");
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    assert!(up.seen().is_empty(), "the member's test reached the upstream");
+    let after: Value = app.call(&admin, "providers/get", &[("id", id)]).await.json().await.expect("get");
+    assert_eq!(after, p, "the owner's connection changed");
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_responses_or_logs() {
+    capture_logs();
+    // The upstream wants another key and quotes the one it got, as some providers do.
+    let up = FakeUpstream::start("127.0.0.1:0", Script { api_key: Some("sk-other".into()), ..Script::default() })
+        .await
+        .expect("upstream");
+    let app = TestApp::spawn().await;
+    let admin = app.register("ada@example.com").await;
+    let mut seen = Vec::new();
+    let p = create_provider(&app, &admin, &up.openai_base()).await;
+    assert_eq!(p["api_key_hint"], "••••6789");
+    assert_eq!(p["header_names"][0], "X-Team-Secret");
+    let id = p["id"].as_str().expect("id").to_owned();
+    seen.push(text(app.call(&admin, "providers/list", &[]).await).await);
+    seen.push(text(app.call(&admin, "providers/get", &[("id", &id)]).await).await);
+    let failed = text(app.call(&admin, "providers/test", &[("id", &id)]).await).await;
+    assert_eq!(failed.0, StatusCode::BAD_GATEWAY, "{}", failed.1);
+    assert!(failed.1.contains("401"), "{}", failed.1);
+    seen.push(failed);
+    let base = up.openai_base();
+    let mut update = provider_form("Fake renamed", &base, "");
+    update.push(("id", &id));
+    seen.push(text(app.call(&admin, "providers/update", &update).await).await);
+    let page = app.get(&admin, &format!("/providers/{id}")).await;
+    seen.push(text(page).await);
+    for (status, body) in &seen {
+        assert!(!body.contains(KEY) && !body.contains(HEADER_VALUE), "secret in a {status} response: {body}");
+    }
+    // The upstream did get them: they are stored and used, just never shown.
+    let sent = &up.seen()[0].headers;
+    assert_eq!(sent.get("authorization").and_then(|v| v.to_str().ok()), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(sent.get("x-team-secret").and_then(|v| v.to_str().ok()), Some(HEADER_VALUE));
+    let logs = logs();
+    assert!(logs.contains("providers"), "logs were captured");
+    assert!(!logs.contains(KEY) && !logs.contains(HEADER_VALUE), "a secret was logged");
+}
+
+#[tokio::test]
+async fn a_member_gets_a_field_error_for_a_private_address_and_an_admin_does_not() {
+    capture_logs();
+    let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let (status, body) =
+        text(app.call(&member, "providers/create", &provider_form("Local", &up.openai_base(), "")).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (body["fields"][0]["field"].as_str(), body["fields"][0]["rule"].as_str()),
+        (Some("base_url"), Some("private_address"))
+    );
+    let p = create_provider(&app, &admin, &up.openai_base()).await;
+    let probe: Value =
+        app.call(&admin, "providers/test", &[("id", p["id"].as_str().expect("id"))]).await.json().await.expect("probe");
+    assert_eq!(probe["models"], serde_json::json!(["fake-large", "fake-small"]));
+}
+
+#[tokio::test]
+async fn only_admins_create_shared_connections() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let mut form = provider_form("Team", "https://api.example.com/v1", KEY);
+    form.push(("shared", "on"));
+    assert_eq!(app.call(&member, "providers/create", &form).await.status(), StatusCode::FORBIDDEN);
+    let (status, body) = text(app.call(&admin, "providers/create", &form).await).await;
+    assert!(status.is_success(), "{body}");
+    let list: Value = app.call(&member, "providers/list", &[]).await.json().await.expect("list");
+    assert_eq!(list[0]["shared"], true);
+    assert_eq!(list[0]["editable"], false);
+}
