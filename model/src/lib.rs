@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod agents;
 pub mod fields;
 pub mod providers;
 
