@@ -40,6 +40,9 @@ pub fn Field(
     #[prop(optional, into)] value: Option<String>,
     #[prop(optional)] required: bool,
     #[prop(optional)] maxlength: Option<usize>,
+    /// For number inputs: the step (`"0.1"`); whole numbers when absent.
+    #[prop(optional)]
+    step: Option<&'static str>,
     #[prop(into)] error: Signal<Option<String>>,
 ) -> impl IntoView {
     let id = format!("f-{name}");
@@ -69,6 +72,7 @@ pub fn Field(
                 value=value
                 required=required
                 maxlength=maxlength
+                step=step
                 aria-invalid=move || if error.get().is_some() { "true" } else { "false" }
                 aria-describedby=describedby
             />

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     AccountDisabled,
     RateLimited,
     PayloadTooLarge,
+    /// Someone saved the thing since it was opened; nothing was written.
+    Conflict,
     /// A model provider or MCP server failed or could not be reached.
     UpstreamFailed,
     Internal,
@@ -36,6 +38,7 @@ impl ErrorCode {
             Self::Unauthenticated => 401,
             Self::Forbidden | Self::RegistrationClosed | Self::AccountDisabled => 403,
             Self::NotFound => 404,
+            Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal => 500,
@@ -51,6 +54,7 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
             Self::RegistrationClosed => "registration_closed",
             Self::AccountDisabled => "account_disabled",
             Self::RateLimited => "rate_limited",
@@ -147,7 +151,30 @@ fn missing_field(m: &str) -> Option<String> {
 #[cfg(feature = "ssr")]
 mod from_engine {
     use super::{AppError, ErrorCode};
+    use engine::agents::AgentError;
     use engine::providers::ProviderError;
+
+    impl From<AgentError> for AppError {
+        fn from(e: AgentError) -> Self {
+            match e {
+                AgentError::Invalid(f) => AppError::invalid(f),
+                AgentError::NotFound => AppError::new(ErrorCode::NotFound, "Agent not found."),
+                AgentError::Conflict { current } => AppError::new(
+                    ErrorCode::Conflict,
+                    format!("This agent was saved elsewhere since you opened it (it is now version {current})."),
+                )
+                .with_hint("Nothing was saved. Copy your changes, reload the page and apply them again."),
+                AgentError::BadDocument(m) => {
+                    let mut e =
+                        AppError::new(ErrorCode::ValidationFailed, format!("The document could not be read: {m}"))
+                            .with_hint(format!("The document could not be read: {m}"));
+                    e.fields.push(model::FieldError::new("document", "invalid_json"));
+                    e
+                }
+                AgentError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
     use engine::{AccountError, AuthError};
 
     impl From<ProviderError> for AppError {

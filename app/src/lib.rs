@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 pub mod admin;
+pub mod agents;
 pub mod auth;
 pub mod components;
 pub mod error;

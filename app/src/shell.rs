@@ -9,6 +9,7 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use crate::admin::AdminPage;
+use crate::agents::{AgentHistoryPage, AgentPage, AgentsPage, ImportAgentPage, NewAgentPage};
 use crate::auth::{LoginPage, RegisterPage};
 use crate::i18n::{Locale, t};
 use crate::pages::{ComingSoon, HomePage, NotFound, Section};
@@ -92,7 +93,11 @@ pub fn App() -> impl IntoView {
                 </ParentRoute>
                 <ParentRoute path=path!("") view=AppLayout ssr=SsrMode::Async>
                     <Route path=path!("") view=HomePage ssr=SsrMode::Async />
-                    <Route path=path!("agents") view=|| view! { <ComingSoon section=Section::Agents /> } ssr=SsrMode::Async />
+                    <Route path=path!("agents") view=AgentsPage ssr=SsrMode::Async />
+                    <Route path=path!("agents/new") view=NewAgentPage ssr=SsrMode::Async />
+                    <Route path=path!("agents/import") view=ImportAgentPage ssr=SsrMode::Async />
+                    <Route path=path!("agents/:id") view=AgentPage ssr=SsrMode::Async />
+                    <Route path=path!("agents/:id/history") view=AgentHistoryPage ssr=SsrMode::Async />
                     <Route path=path!("skills") view=|| view! { <ComingSoon section=Section::Skills /> } ssr=SsrMode::Async />
                     <Route path=path!("mcp") view=|| view! { <ComingSoon section=Section::Mcp /> } ssr=SsrMode::Async />
                     <Route path=path!("chat") view=|| view! { <ComingSoon section=Section::Chat /> } ssr=SsrMode::Async />

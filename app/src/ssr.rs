@@ -72,6 +72,17 @@ pub fn stamp(mut e: AppError) -> AppError {
     e
 }
 
+/// Makes the response a file download named `filename` (ASCII letters, digits, `.-_` only).
+pub fn set_download(filename: &str) {
+    let safe: String =
+        filename.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
+    if let (Some(res), Ok(v)) =
+        (use_context::<ResponseOptions>(), HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")))
+    {
+        res.insert_header(header::CONTENT_DISPOSITION, v);
+    }
+}
+
 pub fn set_retry_after(secs: u64) {
     if let Some(res) = use_context::<ResponseOptions>() {
         res.insert_header(header::RETRY_AFTER, HeaderValue::from(secs));

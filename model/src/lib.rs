@@ -8,4 +8,4 @@ pub mod agents;
 pub mod fields;
 pub mod providers;
 
-pub use fields::{FieldError, FieldErrors};
+pub use fields::{FieldError, FieldErrors, format_utc};

@@ -166,3 +166,75 @@ async fn only_admins_create_shared_connections() {
     assert_eq!(list[0]["shared"], true);
     assert_eq!(list[0]["editable"], false);
 }
+
+fn agent_form<'a>(provider_id: &'a str, name: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("name", name),
+        ("provider_id", provider_id),
+        ("model", "fake-large"),
+        ("system_prompt", "Be helpful."),
+        ("temperature", "0.3"),
+    ]
+}
+
+#[tokio::test]
+async fn another_users_agent_is_not_found_for_every_function_and_unchanged() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let p = create_provider(&app, &admin, "https://api.example.com/v1").await;
+    let pid = p["id"].as_str().expect("id");
+    let (status, body) = text(app.call(&admin, "agents/create", &agent_form(pid, "Private")).await).await;
+    assert!(status.is_success(), "{body}");
+    let agent: Value = serde_json::from_str(&body).expect("agent");
+    let id = agent["id"].as_str().expect("id");
+    let mut update = agent_form(pid, "Stolen");
+    update.push(("id", id));
+    let calls: [(&str, Vec<(&str, &str)>); 6] = [
+        ("agents/get", vec![("id", id)]),
+        ("agents/update", update),
+        ("agents/delete", vec![("id", id)]),
+        ("agents/duplicate", vec![("id", id)]),
+        ("agents/history", vec![("id", id)]),
+        ("agents/rollback", vec![("id", id), ("version", "1")]),
+    ];
+    for (endpoint, form) in calls {
+        let (status, body) = text(app.call(&member, endpoint, &form).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+    }
+    let (status, body) = text(app.get(&member, &format!("/api/agents/export?id={id}")).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "export: {body}");
+    let list: Value = app.call(&member, "agents/list", &[]).await.json().await.expect("list");
+    assert_eq!(list["total"], 0);
+    let after: Value = app.call(&admin, "agents/get", &[("id", id)]).await.json().await.expect("get");
+    assert_eq!(after, agent, "the owner's agent changed");
+}
+
+#[tokio::test]
+async fn an_agent_exported_as_a_download_imports_for_another_user() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let mut shared = provider_form("Team", "https://api.example.com/v1", KEY);
+    shared.push(("shared", "on"));
+    let p: Value = app.call(&admin, "providers/create", &shared).await.json().await.expect("shared");
+    let pid = p["id"].as_str().expect("id");
+    let agent: Value = app.call(&admin, "agents/create", &agent_form(pid, "Portable")).await.json().await.expect("a");
+    let id = agent["id"].as_str().expect("id");
+    let res = app.get(&admin, &format!("/api/agents/export?id={id}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let disposition = res.headers().get("content-disposition").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(disposition.as_deref(), Some("attachment; filename=\"portable.agent.json\""));
+    let doc = res.text().await.expect("doc");
+    assert!(doc.contains("\"provider\":\"Team\"") && !doc.contains(pid) && !doc.contains(KEY), "{doc}");
+    let (status, body) = text(app.call(&member, "agents/import", &[("document", &doc)]).await).await;
+    assert!(status.is_success(), "{body}");
+    let imported: Value = serde_json::from_str(&body).expect("imported");
+    assert_eq!(imported["spec"], agent["spec"]);
+    // A broken document names the problem and creates nothing.
+    let (status, body) = text(app.call(&member, "agents/import", &[("document", "{\"format\":1")]).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("document"), "{body}");
+    let list: Value = app.call(&member, "agents/list", &[]).await.json().await.expect("list");
+    assert_eq!(list["total"], 1);
+}
