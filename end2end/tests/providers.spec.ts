@@ -1,20 +1,7 @@
 import { expect, test } from "@playwright/test";
-import { jsEnabled, open, register, settle, uniqueEmail } from "./support";
+import { FAKE_UPSTREAM as FAKE, jsEnabled, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
 
-// The fake LLM provider the test script started (reachable by members: the server exempts it).
-const FAKE = process.env.FAKE_UPSTREAM_URL ?? "http://127.0.0.2:9/v1";
-
-const pageErrors: string[] = [];
-test.beforeEach(({ page }) => {
-  pageErrors.length = 0;
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(m.text());
-  });
-});
-test.afterEach(() => {
-  expect(pageErrors).toEqual([]);
-});
+watchPageErrors();
 
 test("add a provider, test it, edit it, delete it", async ({ page }, info) => {
   await register(page, uniqueEmail(info, "prov"));

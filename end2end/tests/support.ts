@@ -49,3 +49,35 @@ export async function logout(page: Page) {
   await expect(page).toHaveURL(/\/login$/);
   await settle(page);
 }
+
+/** The fake LLM provider the test script started (members may reach it: the server exempts it). */
+export const FAKE_UPSTREAM = process.env.FAKE_UPSTREAM_URL ?? "http://127.0.0.2:9/v1";
+
+/** Adds a provider connection to the fake upstream and lists its models; ends on its page. */
+export async function addProvider(page: Page, name: string) {
+  await open(page, "/providers/new");
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Base URL").fill(FAKE_UPSTREAM);
+  await page.getByLabel("API key").fill("sk-e2e-abcd1234");
+  await page.getByRole("button", { name: "Add connection" }).click();
+  await expect(page).toHaveURL(/\/providers\/[0-9a-f-]{36}$/);
+  await settle(page);
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await expect(page.getByLabel("Models")).toHaveValue("fake-large\nfake-small");
+}
+
+/** Fails the test on anything the page itself reports as broken (panics, hydration or
+ * CSP errors). Failed HTTP answers a test provokes on purpose are not errors of the page. */
+export function watchPageErrors() {
+  const pageErrors: string[] = [];
+  test.beforeEach(({ page }) => {
+    pageErrors.length = 0;
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    page.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(m.text());
+    });
+  });
+  test.afterEach(() => {
+    expect(pageErrors).toEqual([]);
+  });
+}
