@@ -18,6 +18,9 @@ ensure_node_modules
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 WORK=$(mktemp -d /tmp/agentry-test.XXXXXX)
+# Tests make temp dirs (databases, keys); under $WORK they go when the run ends.
+export TMPDIR="$WORK/tmp"
+mkdir -p "$TMPDIR"
 PG_DATA="$WORK/pg"
 SERVER_PID=""
 FAKE_PID=""

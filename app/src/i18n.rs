@@ -305,6 +305,26 @@ impl Strings {
         text.replace("{n}", &n.to_string())
     }
 
+    /// The label of an agent field, for history and import reports.
+    pub fn agent_field_label(&self, field: &str) -> &'static str {
+        match field {
+            "name" => self.field_agent_name,
+            "slug" => self.field_slug,
+            "description" => self.field_description,
+            "provider_id" | "provider" => self.field_provider,
+            "model" => self.field_model,
+            "fallback_models" => self.field_fallback_models,
+            "system_prompt" => self.field_system_prompt,
+            "temperature" => self.field_temperature,
+            "max_output_tokens" => self.field_max_output_tokens,
+            "max_turns" => self.field_max_turns,
+            "tool_policies" => self.field_tool_policies,
+            "skills" => self.nav_skills,
+            "mcp_servers" => self.nav_mcp,
+            _ => "",
+        }
+    }
+
     pub fn field_message(&self, e: &FieldError) -> String {
         let text = match e.rule.as_str() {
             "required" => self.rule_required,

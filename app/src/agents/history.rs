@@ -61,7 +61,7 @@ fn VersionEntry(v: VersionView, current: i64, id: String, rollback: ServerAction
                     <tbody>
                         {v.changes.into_iter().map(|c| view! {
                             <tr>
-                                <th scope="row" class="mono">{c.field}</th>
+                                <th scope="row">{match t.agent_field_label(&c.field) { "" => c.field.clone(), l => l.to_owned() }}</th>
                                 <td><del>{c.before}</del></td>
                                 <td><ins>{c.after}</ins></td>
                             </tr>
