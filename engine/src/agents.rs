@@ -65,8 +65,15 @@ impl Engine {
         if self.get_provider(user, &spec.provider_id).await.is_err() {
             return Err(invalid("provider_id", "not_found"));
         }
-        if !spec.skills.is_empty() {
-            return Err(invalid("skills", "not_found"));
+        for id in &spec.skills {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM skills WHERE id = $1 AND owner_id = $2")
+                .bind(id)
+                .bind(&user.id)
+                .fetch_one(&self.store.pool)
+                .await?;
+            if n == 0 {
+                return Err(invalid("skills", "not_found"));
+            }
         }
         if !spec.mcp_servers.is_empty() {
             return Err(invalid("mcp_servers", "not_found"));
@@ -361,9 +368,23 @@ impl Engine {
             max_output_tokens: s.max_output_tokens,
             max_turns: s.max_turns,
             tool_policies: s.tool_policies,
-            skills: Vec::new(),
+            skills: self.skill_names(user, &s.skills).await?,
             mcp_servers: Vec::new(),
         })
+    }
+
+    /// The names of skills by id, in the same order (ids the user does not own are skipped).
+    async fn skill_names(&self, user: &CurrentUser, ids: &[String]) -> Result<Vec<String>, AgentError> {
+        let mut names = Vec::with_capacity(ids.len());
+        for id in ids {
+            let name: Option<String> = sqlx::query_scalar("SELECT name FROM skills WHERE id = $1 AND owner_id = $2")
+                .bind(id)
+                .bind(&user.id)
+                .fetch_optional(&self.store.pool)
+                .await?;
+            names.extend(name);
+        }
+        Ok(names)
     }
 
     /// Creates an agent from an export document. Every problem is reported by field, and
@@ -395,10 +416,23 @@ impl Engine {
         if provider.is_none() {
             errs.push(FieldError::new("provider", "not_found"));
         }
-        for (field, names) in [("skills", &doc.skills), ("mcp_servers", &doc.mcp_servers)] {
-            if !names.is_empty() {
-                errs.push(FieldError::new(field, "not_found"));
+        let mut skills = Vec::with_capacity(doc.skills.len());
+        for name in &doc.skills {
+            let id: Option<String> = sqlx::query_scalar("SELECT id FROM skills WHERE owner_id = $1 AND name = $2")
+                .bind(&user.id)
+                .bind(name)
+                .fetch_optional(&self.store.pool)
+                .await?;
+            match id {
+                Some(id) => skills.push(id),
+                None => {
+                    errs.push(FieldError::new("skills", "not_found"));
+                    break;
+                }
             }
+        }
+        if !doc.mcp_servers.is_empty() {
+            errs.push(FieldError::new("mcp_servers", "not_found"));
         }
         let spec = AgentSpec {
             name: doc.name,
@@ -412,7 +446,7 @@ impl Engine {
             max_output_tokens: doc.max_output_tokens,
             max_turns: doc.max_turns,
             tool_policies: doc.tool_policies,
-            skills: Vec::new(),
+            skills,
             mcp_servers: Vec::new(),
         };
         if let Err(more) = spec.check() {

@@ -13,6 +13,8 @@ pub mod net;
 pub mod providers;
 pub mod secrets;
 pub mod settings;
+pub mod skills;
+pub mod storage;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -38,6 +40,8 @@ pub struct Inner {
     pub sessions: auth::SessionCache,
     /// Private address blocks members may reach anyway (`allow_private_networks`).
     pub exempt: Arc<net::Exempt>,
+    /// Skill files and build artifacts.
+    pub blobs: storage::Blobs,
 }
 
 impl std::ops::Deref for Engine {
@@ -58,6 +62,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("allow_private_networks: {0}")]
     Settings(String),
+    #[error("could not open blob storage: {0}")]
+    Blobs(String),
 }
 
 impl Engine {
@@ -75,10 +81,11 @@ impl Engine {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let keys = keys::Keys::load_or_generate(&settings)?;
+        let blobs = storage::local(&settings.data_dir.join("blobs")).map_err(StartError::Blobs)?;
         let store = Store::connect(&settings.database_url()).await?;
         store.migrate().await?;
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
-        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt })))
+        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs })))
     }
 }

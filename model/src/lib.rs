@@ -6,6 +6,8 @@
 pub mod accounts;
 pub mod agents;
 pub mod fields;
+pub mod markdown;
 pub mod providers;
+pub mod skills;
 
 pub use fields::{FieldError, FieldErrors, format_utc};
