@@ -153,6 +153,28 @@ mod from_engine {
     use super::{AppError, ErrorCode};
     use engine::agents::AgentError;
     use engine::providers::ProviderError;
+    use engine::skills::SkillError;
+
+    impl From<SkillError> for AppError {
+        fn from(e: SkillError) -> Self {
+            match e {
+                SkillError::Refused(p) => {
+                    let mut e = AppError::new(ErrorCode::ValidationFailed, format!("The upload was refused: {p}."))
+                        .with_hint(format!("The upload was refused: {p}."));
+                    e.fields.push(model::FieldError::new("upload", "refused"));
+                    e
+                }
+                SkillError::NotFound => AppError::new(ErrorCode::NotFound, "Skill not found."),
+                SkillError::FileNotFound => AppError::new(ErrorCode::NotFound, "File not found."),
+                SkillError::InUse(names) => AppError::new(
+                    ErrorCode::Conflict,
+                    format!("This skill is attached to {}, so it cannot be deleted.", names.join(", ")),
+                )
+                .with_hint("Detach it from those agents first."),
+                SkillError::Blobs(_) | SkillError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
 
     impl From<AgentError> for AppError {
         fn from(e: AgentError) -> Self {

@@ -14,6 +14,7 @@ pub mod pages;
 pub mod providers;
 pub mod settings;
 pub mod shell;
+pub mod skills;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 

@@ -15,6 +15,7 @@ use crate::i18n::{Locale, t};
 use crate::pages::{ComingSoon, HomePage, NotFound, Section};
 use crate::providers::{NewProviderPage, ProviderPage, ProvidersPage};
 use crate::settings::SettingsPage;
+use crate::skills::{SkillPage, SkillsPage};
 pub use layout::{AppLayout, AuthLayout};
 pub use theme::Theme;
 
@@ -98,7 +99,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("agents/import") view=ImportAgentPage ssr=SsrMode::Async />
                     <Route path=path!("agents/:id") view=AgentPage ssr=SsrMode::Async />
                     <Route path=path!("agents/:id/history") view=AgentHistoryPage ssr=SsrMode::Async />
-                    <Route path=path!("skills") view=|| view! { <ComingSoon section=Section::Skills /> } ssr=SsrMode::Async />
+                    <Route path=path!("skills") view=SkillsPage ssr=SsrMode::Async />
+                    <Route path=path!("skills/:id") view=SkillPage ssr=SsrMode::Async />
                     <Route path=path!("mcp") view=|| view! { <ComingSoon section=Section::Mcp /> } ssr=SsrMode::Async />
                     <Route path=path!("chat") view=|| view! { <ComingSoon section=Section::Chat /> } ssr=SsrMode::Async />
                     <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } ssr=SsrMode::Async />

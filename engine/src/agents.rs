@@ -373,6 +373,26 @@ impl Engine {
         })
     }
 
+    /// Attaches (or detaches) a skill: a new version of the agent with the skill added at
+    /// the end of its list (or removed). Nothing changes when it is already so.
+    #[tracing::instrument(skip_all, fields(user = %user.id, agent = agent_id))]
+    pub async fn set_agent_skill(
+        &self,
+        user: &CurrentUser,
+        agent_id: &str,
+        skill_id: &str,
+        attached: bool,
+    ) -> Result<AgentView, AgentError> {
+        let (mut spec, version, _) = self.agent_row(user, agent_id).await?;
+        let has = spec.skills.iter().any(|s| s == skill_id);
+        if attached && !has {
+            spec.skills.push(skill_id.to_owned());
+        } else if !attached && has {
+            spec.skills.retain(|s| s != skill_id);
+        }
+        self.update_agent(user, agent_id, Some(version), spec).await
+    }
+
     /// The names of skills by id, in the same order (ids the user does not own are skipped).
     async fn skill_names(&self, user: &CurrentUser, ids: &[String]) -> Result<Vec<String>, AgentError> {
         let mut names = Vec::with_capacity(ids.len());

@@ -34,6 +34,8 @@ pub struct Settings {
     pub allow_private_networks: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest upload (a skill's zip or folder), in bytes.
+    pub max_upload_bytes: usize,
     /// Seconds to let in-flight requests finish after SIGTERM.
     pub shutdown_grace_secs: u64,
 }
@@ -95,6 +97,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             allow_private_networks: Vec::new(),
             max_body_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 25 * 1024 * 1024,
             shutdown_grace_secs: 20,
         }
     }

@@ -91,6 +91,14 @@ impl Engine {
         self.get_skill(user, &id).await
     }
 
+    /// Unpacks a zip (off the async threads: it is CPU work) and stores it as above.
+    pub async fn upload_skill_zip(&self, user: &CurrentUser, archive: Vec<u8>) -> Result<SkillView, SkillError> {
+        let files = tokio::task::spawn_blocking(move || intake::read_zip(&archive))
+            .await
+            .map_err(|e| SkillError::Blobs(format!("unpacking failed: {e}")))??;
+        self.upload_skill(user, files).await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn record_skill_version(
         &self,
@@ -220,14 +228,14 @@ impl Engine {
         })
     }
 
-    /// Names of the user's agents whose spec lists `id` under `field`.
+    /// `(id, name)` of the user's agents whose spec lists `id` under `field`.
     pub(crate) async fn agents_using(
         &self,
         user: &CurrentUser,
         field: &str,
         id: &str,
-    ) -> Result<Vec<String>, sqlx::Error> {
-        let rows = sqlx::query("SELECT name, spec FROM agents WHERE owner_id = $1 AND spec LIKE $2 ORDER BY name")
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, name, spec FROM agents WHERE owner_id = $1 AND spec LIKE $2 ORDER BY name")
             .bind(&user.id)
             .bind(format!("%{id}%"))
             .fetch_all(&self.store.pool)
@@ -241,7 +249,7 @@ impl Engine {
                     .and_then(|v| v.get(field).and_then(|a| a.as_array()).map(|a| a.iter().any(|x| x == id)))
                     .unwrap_or(false)
             })
-            .filter_map(|r| r.try_get("name").ok())
+            .filter_map(|r| Some((r.try_get("id").ok()?, r.try_get("name").ok()?)))
             .collect())
     }
 
@@ -274,7 +282,7 @@ impl Engine {
     pub async fn delete_skill(&self, user: &CurrentUser, id: &str) -> Result<(), SkillError> {
         let skill = self.get_skill(user, id).await?;
         if !skill.used_by.is_empty() {
-            return Err(SkillError::InUse(skill.used_by));
+            return Err(SkillError::InUse(skill.used_by.into_iter().map(|(_, name)| name).collect()));
         }
         sqlx::query("DELETE FROM skills WHERE id = $1 AND owner_id = $2")
             .bind(id)

@@ -129,15 +129,15 @@ async fn every_archive_attack_is_refused_and_nothing_is_stored() {
         ("not a zip", b"PK\x03\x04 this is not really a zip".to_vec()),
     ];
     let expect = |what: &str, r: &Result<Vec<Upload>, UploadProblem>| {
-        let ok = match (what, r) {
-            ("zip slip" | "absolute path" | "NUL byte", Err(UploadProblem::BadPath { .. })) => true,
-            ("symlink", Err(UploadProblem::Symlink(_))) => true,
-            ("too many files", Err(UploadProblem::TooManyFiles(200))) => true,
-            ("too large in total", Err(UploadProblem::TooLarge(_))) => true,
-            ("zip bomb", Err(UploadProblem::Ratio { .. })) => true,
-            ("not a zip", Err(UploadProblem::BadArchive(_))) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (what, r),
+            ("zip slip" | "absolute path" | "NUL byte", Err(UploadProblem::BadPath { .. }))
+                | ("symlink", Err(UploadProblem::Symlink(_)))
+                | ("too many files", Err(UploadProblem::TooManyFiles(200)))
+                | ("too large in total", Err(UploadProblem::TooLarge(_)))
+                | ("zip bomb", Err(UploadProblem::Ratio { .. }))
+                | ("not a zip", Err(UploadProblem::BadArchive(_)))
+        );
         assert!(ok, "{what}: {:?}", r.as_ref().map(Vec::len));
     };
     for (what, bytes) in &cases {

@@ -137,8 +137,10 @@ pub struct SkillView {
     pub files: Vec<SkillFile>,
     /// SKILL.md as sanitized HTML (no scripts, no event attributes, no `javascript:`).
     pub html: String,
+    /// `(version, created_at)`, newest first.
     pub versions: Vec<(i64, i64)>,
-    pub used_by: Vec<String>,
+    /// The owner's agents that have this skill attached: `(id, name)`.
+    pub used_by: Vec<(String, String)>,
     pub updated_at: i64,
 }
 

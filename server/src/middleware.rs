@@ -144,3 +144,32 @@ fn encode_query(s: &str) -> String {
         })
         .collect()
 }
+
+/// Server functions that take files, and so a larger body.
+pub const UPLOAD_PATHS: [&str; 1] = ["/api/skills/upload"];
+
+/// Limits request bodies: `max_upload_bytes` for uploads, `max_body_bytes` for the rest.
+/// A declared length over the limit is refused before anything is read; a body that grows
+/// past it fails while being read. An upload must be multipart (server functions cannot
+/// read anything else there).
+pub async fn body_limit(State(engine): State<Engine>, req: Request, next: Next) -> Response {
+    let upload = UPLOAD_PATHS.contains(&req.uri().path());
+    let limit = if upload { engine.settings.max_upload_bytes } else { engine.settings.max_body_bytes };
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return (http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    }
+    let multipart = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data") && ct.contains("boundary="));
+    if upload && req.method() == http::Method::POST && !multipart {
+        return (http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the files as multipart/form-data").into_response();
+    }
+    next.run(req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, limit)))).await
+}

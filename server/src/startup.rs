@@ -17,7 +17,6 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -111,6 +110,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/skills/{id}/files/{*path}", get(app::skills::download::skill_file))
         .leptos_routes(&state, routes, {
             let options = leptos_options.clone();
             move || shell(options.clone())
@@ -157,7 +157,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
             .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(CompressionLayer::new())
-            .layer(axum::middleware::from_fn_with_state(engine, middleware::hygiene))
-            .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
+            .layer(axum::middleware::from_fn_with_state(engine.clone(), middleware::hygiene))
+            .layer(axum::middleware::from_fn_with_state(engine, middleware::body_limit)),
     )
 }

@@ -238,3 +238,84 @@ async fn an_agent_exported_as_a_download_imports_for_another_user() {
     let list: Value = app.call(&member, "agents/list", &[]).await.json().await.expect("list");
     assert_eq!(list["total"], 1);
 }
+
+fn skill_zip() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    w.start_file("SKILL.md", opts).expect("start");
+    w.write_all(b"---\nname: notes\ndescription: Takes notes.\n---\n# Notes\n").expect("write");
+    w.start_file("page.html", opts).expect("start");
+    w.write_all(b"<script>alert(document.cookie)</script>").expect("write");
+    w.finish().expect("finish").into_inner()
+}
+
+async fn upload(app: &TestApp, jar: &Jar, zip: Vec<u8>) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(zip).file_name("notes.zip");
+    app.http
+        .post(app.url("/api/skills/upload"))
+        .header(reqwest::header::ORIGIN, &app.base)
+        .header(reqwest::header::COOKIE, jar.header())
+        .multipart(reqwest::multipart::Form::new().part("archive", part))
+        .send()
+        .await
+        .expect("upload")
+}
+
+#[tokio::test]
+async fn another_users_skill_is_not_found_for_every_function_and_files_download_safely() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let (status, body) = text(upload(&app, &member, skill_zip()).await).await;
+    assert!(status.is_success(), "{status} {body}");
+    let skill: Value = serde_json::from_str(&body).expect("skill");
+    let id = skill["id"].as_str().expect("id");
+    assert_eq!(skill["name"], "notes");
+
+    let p = create_provider(&app, &admin, "https://api.example.com/v1").await;
+    let agent: Value = app
+        .call(&admin, "agents/create", &agent_form(p["id"].as_str().expect("id"), "Admin's"))
+        .await
+        .json()
+        .await
+        .expect("agent");
+    let aid = agent["id"].as_str().expect("id");
+    for (endpoint, form) in [
+        ("skills/get", vec![("id", id)]),
+        ("skills/delete", vec![("id", id)]),
+        ("skills/attach", vec![("skill_id", id), ("agent_id", aid)]),
+    ] {
+        let (status, body) = text(app.call(&admin, endpoint, &form).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+    }
+    let list: Value = app.call(&admin, "skills/list", &[]).await.json().await.expect("list");
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    assert_eq!(app.get(&admin, &format!("/skills/{id}/files/SKILL.md")).await.status(), StatusCode::NOT_FOUND);
+    // The admin's agent did not get the skill.
+    let after: Value = app.call(&admin, "agents/get", &[("id", aid)]).await.json().await.expect("agent");
+    assert_eq!(after["version"], 1);
+
+    // The owner downloads files as attachments that cannot run as pages of this site.
+    let res = app.get(&member, &format!("/skills/{id}/files/page.html")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers().clone();
+    assert!(h["content-disposition"].to_str().is_ok_and(|v| v.starts_with("attachment")));
+    assert_eq!(h["content-type"], "application/octet-stream");
+    assert!(h["content-security-policy"].to_str().is_ok_and(|v| v.contains("default-src 'none'")));
+    assert_eq!(res.bytes().await.expect("bytes").as_ref(), b"<script>alert(document.cookie)</script>");
+}
+
+#[tokio::test]
+async fn uploads_must_be_multipart_and_bad_archives_are_explained() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    let res = app.call(&jar, "skills/upload", &[("archive", "x")]).await;
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, body) = text(upload(&app, &jar, b"not a zip at all".to_vec()).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("could not be read"), "{body}");
+    let list: Value = app.call(&jar, "skills/list", &[]).await.json().await.expect("list");
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+}

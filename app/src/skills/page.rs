@@ -1,0 +1,247 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+use model::skills::{SkillSummary, SkillView};
+
+use super::api::{AttachSkill, DeleteSkill, UploadSkill, get_skill, list_skills, upload_skill};
+use crate::agents::api::list_agents;
+use crate::components::{EmptyState, ErrorAlert, LoadError, Skeleton, action_error};
+use crate::error::AppError;
+use crate::i18n::t;
+
+/// The error a form posted without JavaScript came back with (`?__err=` on the page),
+/// when it was posted to `path`.
+fn url_error(path: &'static str) -> Option<AppError> {
+    use leptos::server_fn::error::ServerFnUrlError;
+    let e = use_context::<ServerActionError>()?;
+    (e.path() == path).then(|| ServerFnUrlError::<AppError>::decode_err(e.err()))
+}
+
+/// `<input type=file webkitdirectory>`: the folder picker (the attribute is not in the
+/// standard set the `view!` macro knows).
+fn folder_input() -> impl IntoView {
+    use leptos::tachys::html::attribute::custom::CustomAttribute;
+    leptos::html::input().id("f-files").r#type("file").name("files").multiple(true).attr("webkitdirectory", "")
+}
+
+#[component]
+fn UploadForm() -> impl IntoView {
+    let t = t();
+    let upload = Action::new_local(|fd: &leptos::web_sys::FormData| upload_skill(fd.clone().into()));
+    let pending = upload.pending();
+    let path = <UploadSkill as leptos::server_fn::ServerFn>::PATH;
+    let posted = url_error(path);
+    let err = Signal::derive(move || match upload.value().get() {
+        Some(Err(e)) => Some(e),
+        Some(Ok(_)) => None,
+        None => posted.clone(),
+    });
+    let on_submit = move |ev: leptos::web_sys::SubmitEvent| {
+        use leptos::wasm_bindgen::JsCast;
+        ev.prevent_default();
+        let form = ev.target().and_then(|t| t.dyn_into::<leptos::web_sys::HtmlFormElement>().ok());
+        if let Some(fd) = form.and_then(|f| leptos::web_sys::FormData::new_with_form(&f).ok()) {
+            upload.dispatch_local(fd);
+        }
+    };
+    view! {
+        <section class="card" aria-labelledby="upload-title">
+            <h2 id="upload-title">{t.skill_upload_title}</h2>
+            <p class="muted">{t.skill_upload_lead}</p>
+            <ErrorAlert error=err />
+            <form class="form" method="post" enctype="multipart/form-data" action=path on:submit=on_submit>
+                <div class="field-row">
+                    <div class="field">
+                        <label for="f-archive">{t.field_skill_zip}</label>
+                        <input id="f-archive" type="file" name="archive" accept=".zip,application/zip" />
+                    </div>
+                    <div class="field">
+                        <label for="f-files">{t.field_skill_folder}</label>
+                        {folder_input()}
+                    </div>
+                </div>
+                <p class="help">{t.skill_upload_limits}</p>
+                <div class="form-actions">
+                    <button type="submit" class="btn btn-primary" disabled=pending>
+                        {move || if pending.get() { t.skill_uploading } else { t.skill_upload }}
+                    </button>
+                </div>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+pub fn SkillsPage() -> impl IntoView {
+    let t = t();
+    let list = Resource::new(|| (), |_| list_skills());
+    let content = move || {
+        list.get().map(|r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
+            Ok(v) if v.is_empty() => view! {
+                <EmptyState icon="✦" title=t.skills_empty_title body=t.skills_empty_body>
+                    <span></span>
+                </EmptyState>
+            }
+            .into_any(),
+            Ok(v) => view! {
+                <ul class="cards" aria-label=t.nav_skills>
+                    {v.into_iter().map(|s| view! { <SkillCard s /> }).collect_view()}
+                </ul>
+            }
+            .into_any(),
+        })
+    };
+    view! {
+        <Title text=t.nav_skills />
+        <header class="page-header">
+            <h1>{t.nav_skills}</h1>
+            <p class="lead">{t.skills_lead}</p>
+        </header>
+        <div class="stack wide">
+            <UploadForm />
+            <Transition fallback=|| view! { <div class="card"><Skeleton lines=3 /></div> }>{content}</Transition>
+        </div>
+    }
+}
+
+#[component]
+fn SkillCard(s: SkillSummary) -> impl IntoView {
+    let t = t();
+    view! {
+        <li class="card card-link">
+            <A href=format!("/skills/{}", s.id)>
+                <span class="card-title mono">{s.name.clone()}</span>
+            </A>
+            <span class="badge">{t.agent_version.replace("{n}", &s.version.to_string())}</span>
+            <p class="small clamp">{s.description.clone()}</p>
+            <p class="muted small">{t.n(t.skill_files_n, s.files as u64)}</p>
+        </li>
+    }
+}
+
+#[component]
+pub fn SkillPage() -> impl IntoView {
+    let t = t();
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let attach = ServerAction::<AttachSkill>::new();
+    let skill = Resource::new(move || (id(), attach.version().get()), |(id, _)| get_skill(id));
+    let content = move || {
+        skill.get().map(|r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| skill.refetch()) /> }.into_any(),
+            Ok(s) => view! { <SkillDetail s attach /> }.into_any(),
+        })
+    };
+    view! {
+        <p class="crumbs"><A href="/skills">"← " {t.back_to_skills}</A></p>
+        <Transition fallback=|| view! { <div class="card"><Skeleton lines=8 /></div> }>{content}</Transition>
+    }
+}
+
+#[component]
+fn SkillDetail(s: SkillView, attach: ServerAction<AttachSkill>) -> impl IntoView {
+    let t = t();
+    let delete = ServerAction::<DeleteSkill>::new();
+    let attach_err = action_error(attach);
+    let delete_err = action_error(delete);
+    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
+    let id = s.id.clone();
+    let attached: Vec<String> = s.used_by.iter().map(|(a, _)| a.clone()).collect();
+    let attach_form = {
+        let id = id.clone();
+        move || {
+            let (id, attached) = (id.clone(), attached.clone());
+            agents.get().map(move |r| {
+                let free: Vec<_> = r.map(|p| p.items).unwrap_or_default().into_iter().filter(|a| !attached.contains(&a.id)).collect();
+                (!free.is_empty()).then(|| view! {
+                    <ActionForm action=attach attr:class="inline-form">
+                        <input type="hidden" name="skill_id" value=id.clone() />
+                        <label for="f-agent_id">{t.skill_attach_to}</label>
+                        <select id="f-agent_id" name="agent_id">
+                            {free.into_iter().map(|a| view! { <option value=a.id.clone()>{a.name.clone()}</option> }).collect_view()}
+                        </select>
+                        <button type="submit" class="btn btn-secondary btn-small">{t.skill_attach}</button>
+                    </ActionForm>
+                })
+            })
+        }
+    };
+    let files_base = format!("/skills/{id}/files/");
+    let used_by = s.used_by.clone();
+    let (detach_id, delete_id) = (id.clone(), id.clone());
+    view! {
+        <Title text=s.name.clone() />
+        <header class="page-header">
+            <h1 class="mono">{s.name.clone()}</h1>
+            <p class="lead">
+                <span data-testid="skill-version">{t.agent_version.replace("{n}", &s.version.to_string())}</span>
+                " · " {s.description.clone()}
+            </p>
+        </header>
+        <div class="stack wide">
+            <section class="card" aria-labelledby="used-title">
+                <h2 id="used-title">{t.skill_used_by}</h2>
+                <ErrorAlert error=attach_err />
+                {if used_by.is_empty() {
+                    view! { <p class="muted">{t.skill_used_by_none}</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="plain-list">
+                            {used_by.into_iter().map(|(aid, name)| {
+                                let href = format!("/agents/{aid}");
+                                let label = format!("{} {name}", t.skill_detach);
+                                let sid = detach_id.clone();
+                                view! {
+                                    <li>
+                                        <A href=href>{name}</A>
+                                        <ActionForm action=attach attr:class="inline-form">
+                                            <input type="hidden" name="skill_id" value=sid />
+                                            <input type="hidden" name="agent_id" value=aid />
+                                            <input type="hidden" name="detach" value="true" />
+                                            <button type="submit" class="btn btn-small btn-secondary" aria-label=label>{t.skill_detach}</button>
+                                        </ActionForm>
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ul>
+                    }
+                    .into_any()
+                }}
+                <Transition fallback=|| ()>{attach_form}</Transition>
+            </section>
+            <article class="card markdown" aria-label="SKILL.md" inner_html=s.html.clone()></article>
+            <section class="card" aria-labelledby="files-title">
+                <h2 id="files-title">{t.skill_files}</h2>
+                <ul class="plain-list mono small">
+                    {s.files.iter().map(|f| view! {
+                        <li>
+                            <a href=format!("{files_base}{}", f.path)>{f.path.clone()}</a>
+                            <span class="muted">" · " {f.size} " B"</span>
+                        </li>
+                    }).collect_view()}
+                </ul>
+                <h3 class="section-title">{t.skill_versions}</h3>
+                <ul class="plain-list small">
+                    {s.versions.iter().map(|(v, at)| view! {
+                        <li>{t.agent_version.replace("{n}", &v.to_string())} " · " {model::format_utc(*at)}</li>
+                    }).collect_view()}
+                </ul>
+                <p class="help">{t.skill_reupload_hint}</p>
+            </section>
+            <section class="card danger" aria-labelledby="danger-title">
+                <h2 id="danger-title">{t.danger_zone}</h2>
+                <p class="muted">{t.skill_delete_rule}</p>
+                <ErrorAlert error=delete_err />
+                <details>
+                    <summary class="btn btn-danger-outline">{t.skill_delete}</summary>
+                    <ActionForm action=delete>
+                        <input type="hidden" name="id" value=delete_id />
+                        <button type="submit" class="btn btn-danger">{t.provider_delete_confirm}</button>
+                    </ActionForm>
+                </details>
+            </section>
+        </div>
+    }
+}
