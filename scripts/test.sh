@@ -18,9 +18,6 @@ ensure_node_modules
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 WORK=$(mktemp -d /tmp/agentry-test.XXXXXX)
-# Tests make temp dirs (databases, keys); under $WORK they go when the run ends.
-export TMPDIR="$WORK/tmp"
-mkdir -p "$TMPDIR"
 PG_DATA="$WORK/pg"
 SERVER_PID=""
 FAKE_PID=""
@@ -56,7 +53,9 @@ step "clippy, WASM side (hydrate)"
 cargo clippy -p model -p app -p frontend --target wasm32-unknown-unknown --features frontend/hydrate -- -D warnings
 
 step "Rust tests (SQLite and PostgreSQL)"
-cargo test -p model -p engine -p app -p server -p fake-upstream --features app/ssr,engine/testing,server/testing
+# The Rust tests make temp dirs (databases, keys); under $WORK they go when the run ends.
+mkdir -p "$WORK/tmp"
+TMPDIR="$WORK/tmp" cargo test -p model -p engine -p app -p server -p fake-upstream --features app/ssr,engine/testing,server/testing
 
 step "wasm-bindgen tests in headless Chromium"
 (cd app && CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown --features hydrate)

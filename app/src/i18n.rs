@@ -186,6 +186,7 @@ strings! {
     agent_section_model = "Model",
     agent_section_behaviour = "Behaviour",
     agent_section_tools = "Tools",
+    agent_skills_help = "The agent sees each skill's name and description, and loads one when it needs it. Attach or detach skills on a skill's page.",
     agent_tools_empty = "This agent has no skills or MCP servers attached yet: it answers with the model alone.",
     field_agent_name = "Name",
     field_slug = "Slug",

@@ -94,7 +94,9 @@ impl Engine {
     async fn agent_view(&self, user: &CurrentUser, id: &str) -> Result<AgentView, AgentError> {
         let (spec, version, updated_at) = self.agent_row(user, id).await?;
         let provider_name = self.get_provider(user, &spec.provider_id).await.map(|p| p.name).unwrap_or_default();
-        Ok(AgentView { id: id.to_owned(), version, spec, provider_name, updated_at })
+        let names = self.skill_names(user, &spec.skills).await?;
+        let skill_names = spec.skills.iter().cloned().zip(names).collect();
+        Ok(AgentView { id: id.to_owned(), version, spec, provider_name, skill_names, updated_at })
     }
 
     /// Inserts a new agent with its first version, in one transaction.

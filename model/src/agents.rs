@@ -316,6 +316,9 @@ pub struct AgentView {
     pub spec: AgentSpec,
     /// The provider connection's name, or empty when it no longer exists.
     pub provider_name: String,
+    /// The attached skills, `(id, name)`, in order.
+    #[serde(default)]
+    pub skill_names: Vec<(String, String)>,
     pub updated_at: i64,
 }
 

@@ -12,6 +12,9 @@ use crate::i18n::t;
 pub fn AgentFields(
     spec: Option<AgentSpec>,
     providers: Vec<ProviderView>,
+    /// The attached skills, `(id, name)`.
+    #[prop(optional)]
+    skills: Vec<(String, String)>,
     #[prop(into)] err: Signal<Option<AppError>>,
 ) -> impl IntoView {
     let t = t();
@@ -83,6 +86,17 @@ pub fn AgentFields(
         <fieldset class="fieldset">
             <legend>{t.agent_section_tools}</legend>
             {(s.skills.is_empty() && s.mcp_servers.is_empty()).then(|| view! { <p class="muted">{t.agent_tools_empty}</p> })}
+            {(!skills.is_empty()).then(|| view! {
+                <div class="field">
+                    <span class="label">{t.nav_skills}</span>
+                    <ul class="chips" aria-label=t.nav_skills>
+                        {skills.into_iter().map(|(id, name)| view! {
+                            <li><a class="chip mono" href=format!("/skills/{id}")>{name}</a></li>
+                        }).collect_view()}
+                    </ul>
+                    <p class="help">{t.agent_skills_help}</p>
+                </div>
+            })}
             <TextArea name="tool_policies" label=t.field_tool_policies help=t.field_tool_policies_help value=policies rows=3 mono=true error=field_error(err, "tool_policies") />
         </fieldset>
     }

@@ -219,7 +219,7 @@ fn AgentDetail(
                 <ActionForm action=update attr:class="form">
                     <input type="hidden" name="id" value=id3 />
                     <input type="hidden" name="version" value=a.version.to_string() />
-                    <AgentFields spec=Some(a.spec.clone()) providers err />
+                    <AgentFields spec=Some(a.spec.clone()) providers skills=a.skill_names.clone() err />
                     <div class="form-actions">
                         <button type="submit" class="btn btn-primary" disabled=saving>
                             {move || if saving.get() { t.saving } else { t.agent_save }}
