@@ -29,6 +29,26 @@ pub fn field_error(err: Signal<Option<AppError>>, field: &'static str) -> Signal
     Signal::derive(move || err.get().and_then(|e| e.field(field).map(|f| t().field_message(f))))
 }
 
+/// `aria-describedby` for a field: its help text, and its error while there is one.
+fn described_by(
+    help_id: &str,
+    has_help: bool,
+    err_id: &str,
+    error: Signal<Option<String>>,
+) -> impl Fn() -> String + Send + Sync + 'static {
+    let (h, e) = (help_id.to_owned(), err_id.to_owned());
+    move || {
+        let mut v = Vec::new();
+        if has_help {
+            v.push(h.clone());
+        }
+        if error.get().is_some() {
+            v.push(e.clone());
+        }
+        v.join(" ")
+    }
+}
+
 /// A labelled input with its help text and error, wired for screen readers.
 #[component]
 pub fn Field(
@@ -48,19 +68,7 @@ pub fn Field(
     let id = format!("f-{name}");
     let help_id = format!("{id}-help");
     let err_id = format!("{id}-error");
-    let describedby = {
-        let (h, e) = (help_id.clone(), err_id.clone());
-        move || {
-            let mut v = Vec::new();
-            if !help.is_empty() {
-                v.push(h.clone());
-            }
-            if error.get().is_some() {
-                v.push(e.clone());
-            }
-            v.join(" ")
-        }
-    };
+    let describedby = described_by(&help_id, !help.is_empty(), &err_id, error);
     view! {
         <div class="field" class:has-error=move || error.get().is_some()>
             <label for=id.clone()>{label}</label>
@@ -98,19 +106,7 @@ pub fn TextArea(
     let help_id = format!("{id}-help");
     let err_id = format!("{id}-error");
     let has_help = !help.is_empty();
-    let describedby = {
-        let (h, e) = (help_id.clone(), err_id.clone());
-        move || {
-            let mut v = Vec::new();
-            if has_help {
-                v.push(h.clone());
-            }
-            if error.get().is_some() {
-                v.push(e.clone());
-            }
-            v.join(" ")
-        }
-    };
+    let describedby = described_by(&help_id, has_help, &err_id, error);
     view! {
         <div class="field" class:has-error=move || error.get().is_some()>
             <label for=id.clone()>{label}</label>

@@ -1,20 +1,7 @@
 import { expect, test } from "@playwright/test";
-import { ADMIN, PASSWORD, login, logout, open, register, settle, uniqueEmail } from "./support";
+import { ADMIN, PASSWORD, login, logout, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
 
-// A page that breaks in the browser (a panic, a hydration mismatch, a CSP violation)
-// fails the test even when the flow itself got through. Failed HTTP answers the tests
-// provoke on purpose (401, 403, 422) are not errors of the page.
-const pageErrors: string[] = [];
-test.beforeEach(({ page }) => {
-  pageErrors.length = 0;
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(m.text());
-  });
-});
-test.afterEach(() => {
-  expect(pageErrors).toEqual([]);
-});
+watchPageErrors();
 
 test("register, sign out, sign in, rename yourself, sign out", async ({ page }, info) => {
   const email = uniqueEmail(info, "ann");

@@ -66,8 +66,9 @@ export async function addProvider(page: Page, name: string) {
   await expect(page.getByLabel("Models")).toHaveValue("fake-large\nfake-small");
 }
 
-/** Fails the test on anything the page itself reports as broken (panics, hydration or
- * CSP errors). Failed HTTP answers a test provokes on purpose are not errors of the page. */
+/** Fails the test on anything the page itself reports as broken (a panic, a hydration
+ * mismatch, a CSP violation), even when the flow itself got through. Failed HTTP answers
+ * a test provokes on purpose (401, 403, 422) are not errors of the page. */
 export function watchPageErrors() {
   const pageErrors: string[] = [];
   test.beforeEach(({ page }) => {

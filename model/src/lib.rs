@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod agents;
 pub mod fields;
 pub mod markdown;
+pub mod mcp;
 pub mod providers;
 pub mod skills;
 

@@ -1,0 +1,239 @@
+//! MCP servers: what a form sends, the rules it must meet, the exact command line an owner
+//! approves before a stdio server may run, and what a browser sees (never an env value or
+//! a header value).
+
+use serde::{Deserialize, Serialize};
+
+use crate::fields::{FieldError, FieldErrors, char_len};
+
+pub const NAME_MAX: usize = 100;
+pub const COMMAND_MAX: usize = 1024;
+pub const ARGS_MAX: usize = 64;
+pub const ARG_MAX: usize = 4096;
+pub const ENV_MAX: usize = 50;
+pub const ENV_VALUE_MAX: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// A local command speaking MCP on stdin/stdout.
+    Stdio,
+    /// A remote server speaking MCP's Streamable HTTP.
+    Http,
+}
+
+impl Transport {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw.trim() {
+            "stdio" => Ok(Self::Stdio),
+            "http" => Ok(Self::Http),
+            "" => Err(FieldError::new("transport", "required")),
+            _ => Err(FieldError::new("transport", "invalid")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdio => "stdio",
+            Self::Http => "http",
+        }
+    }
+}
+
+/// The raw form. Arguments are one per line (no shell: each line is one argument, as is);
+/// env and headers are `NAME=value` and `Name: value` lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpForm {
+    pub name: String,
+    pub transport: String,
+    #[serde(default)]
+    pub command: String,
+    #[serde(default)]
+    pub args: String,
+    #[serde(default)]
+    pub env: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub headers: String,
+}
+
+/// A validated server definition. `env: None` / `headers: None` keep what is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct McpDraft {
+    pub name: String,
+    pub transport: Transport,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: Option<Vec<(String, String)>>,
+    pub url: String,
+    pub headers: Option<Vec<(String, String)>>,
+}
+
+impl std::fmt::Debug for McpDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpDraft")
+            .field("name", &self.name)
+            .field("transport", &self.transport)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn env_name_ok(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 128
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl McpForm {
+    pub fn parse(&self) -> Result<McpDraft, FieldErrors> {
+        let mut errs = FieldErrors::default();
+        let name = self.name.trim();
+        if name.is_empty() {
+            errs.push(FieldError::new("name", "required"));
+        } else if char_len(name) > NAME_MAX {
+            errs.push(FieldError::with_limit("name", "too_long", NAME_MAX as u64));
+        } else if name.chars().any(char::is_control) {
+            errs.push(FieldError::new("name", "control_chars"));
+        }
+        let transport = errs.take(Transport::parse(&self.transport));
+        let command = self.command.trim().to_owned();
+        let args: Vec<String> = self
+            .args
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        let mut env = Vec::new();
+        for line in self.env.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match line.split_once('=') {
+                Some((k, v)) if env_name_ok(k.trim()) && char_len(v) <= ENV_VALUE_MAX && !v.contains('\0') => {
+                    env.push((k.trim().to_owned(), v.to_owned()));
+                }
+                _ => {
+                    errs.push(FieldError::new("env", "invalid_env"));
+                    break;
+                }
+            }
+        }
+        if env.len() > ENV_MAX {
+            errs.push(FieldError::with_limit("env", "too_many", ENV_MAX as u64));
+        }
+        let mut url = String::new();
+        let mut headers = Vec::new();
+        match transport {
+            Some(Transport::Stdio) => {
+                if command.is_empty() {
+                    errs.push(FieldError::new("command", "required"));
+                } else if char_len(&command) > COMMAND_MAX {
+                    errs.push(FieldError::with_limit("command", "too_long", COMMAND_MAX as u64));
+                } else if command.chars().any(|c| c.is_control()) {
+                    errs.push(FieldError::new("command", "control_chars"));
+                }
+                if args.len() > ARGS_MAX {
+                    errs.push(FieldError::with_limit("args", "too_many", ARGS_MAX as u64));
+                } else if args.iter().any(|a| char_len(a) > ARG_MAX || a.contains('\0')) {
+                    errs.push(FieldError::with_limit("args", "too_long", ARG_MAX as u64));
+                }
+            }
+            Some(Transport::Http) => {
+                if let Some(u) = errs.take(crate::providers::parse_base_url("url", &self.url)) {
+                    url = u;
+                }
+                let form = crate::providers::ProviderForm {
+                    name: "x".into(),
+                    kind: "openai".into(),
+                    base_url: "http://x".into(),
+                    headers: self.headers.clone(),
+                    ..Default::default()
+                };
+                match form.parse() {
+                    Ok(d) => headers = d.headers.unwrap_or_default(),
+                    Err(e) => {
+                        for f in e.0.into_iter().filter(|f| f.field == "headers") {
+                            errs.push(f);
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+        match transport {
+            Some(transport) if errs.is_empty() => Ok(McpDraft {
+                name: name.to_owned(),
+                transport,
+                command: if transport == Transport::Stdio { command } else { String::new() },
+                args: if transport == Transport::Stdio { args } else { Vec::new() },
+                env: (!env.is_empty()).then_some(env),
+                url,
+                headers: (!headers.is_empty()).then_some(headers),
+            }),
+            _ => Err(errs),
+        }
+    }
+}
+
+/// The command line as the owner approves it: each part quoted when it needs to be, so
+/// what is shown is exactly what will run (no shell is involved), and env names (never
+/// their values).
+pub fn command_line(command: &str, args: &[String], env_names: &[String]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b)) {
+            s.to_owned()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let mut parts: Vec<String> = env_names.iter().map(|n| format!("{n}=…")).collect();
+    parts.push(quote(command));
+    parts.extend(args.iter().map(|a| quote(a)));
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stdio_form_parses_one_argument_per_line() {
+        let f = McpForm {
+            name: "Everything".into(),
+            transport: "stdio".into(),
+            command: "npx".into(),
+            args: "-y\n@modelcontextprotocol/server-everything\n".into(),
+            env: "API_TOKEN=abc=def\n".into(),
+            ..Default::default()
+        };
+        let d = f.parse().expect("valid");
+        assert_eq!(d.args, ["-y", "@modelcontextprotocol/server-everything"]);
+        assert_eq!(d.env, Some(vec![("API_TOKEN".into(), "abc=def".into())]));
+        assert!(!format!("{d:?}").contains("abc=def"));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let f = McpForm {
+            name: String::new(),
+            transport: "http".into(),
+            url: "ftp://x".into(),
+            env: "1BAD=x".into(),
+            ..Default::default()
+        };
+        let errs = f.parse().expect_err("invalid");
+        let got: Vec<_> = errs.0.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
+        assert_eq!(got, [("name", "required"), ("env", "invalid_env"), ("url", "invalid_url")]);
+        let f = McpForm { name: "x".into(), transport: "stdio".into(), ..Default::default() };
+        assert_eq!(f.parse().expect_err("no command").0[0].field, "command");
+    }
+
+    #[test]
+    fn the_approved_command_line_shows_exactly_what_runs() {
+        let line = command_line("npx", &["-y".into(), "a b".into(), "it's".into()], &["TOKEN".into()]);
+        assert_eq!(line, "TOKEN=… npx -y 'a b' 'it'\\''s'");
+    }
+}
