@@ -132,6 +132,15 @@ impl Exempt {
     }
 }
 
+/// Installs the TLS crypto (ring) for every HTTP client in the process; idempotent. reqwest
+/// refuses to build a client without one.
+pub fn install_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Who may reach what: the connection's reach and the operator's exemptions.
 #[derive(Clone, Debug)]
 pub struct Guard {
@@ -157,6 +166,7 @@ impl Guard {
     /// An HTTP client that refuses, on every connection and every redirect, the addresses
     /// this guard refuses. Proxies are off (they would resolve names for us).
     pub fn client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        install_tls();
         let redirect_guard = self.clone();
         reqwest::Client::builder()
             .no_proxy()

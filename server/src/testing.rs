@@ -62,6 +62,7 @@ impl TestApp {
         let base = format!("http://{}", app.addr);
         let engine = app.engine.clone();
         tokio::spawn(app.run_until(std::future::pending()));
+        engine::net::install_tls();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

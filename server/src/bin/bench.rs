@@ -157,6 +157,7 @@ async fn bench() {
         .spawn()
         .expect("start server");
     let pid = child.id();
+    engine::net::install_tls();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let mut ready = false;
     for _ in 0..200 {
