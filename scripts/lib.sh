@@ -49,7 +49,8 @@ ensure_apt() {
 # end2end/node_modules holds Playwright and wasm-opt (binaryen). Never Debian's binaryen:
 # its old wasm-opt produces a module that fails to hydrate.
 ensure_node_modules() {
-  if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ ! -d end2end/node_modules/@playwright/test ]; then
+  if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ ! -d end2end/node_modules/@playwright/test ] \
+    || [ ! -f end2end/node_modules/@modelcontextprotocol/server-everything/dist/index.js ]; then
     log "installing end2end node packages"
     (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
   fi

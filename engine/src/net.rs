@@ -194,6 +194,38 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// A guarded client for long-lived streams (MCP over HTTP): no overall deadline (it
+    /// would cut a server-sent event stream), only a connect timeout; callers time each call.
+    pub fn streaming_client(&self) -> Result<reqwest::Client, String> {
+        install_tls();
+        let redirect_guard = self.clone();
+        reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
+            .dns_resolver(std::sync::Arc::new(GuardedResolver(self.clone())))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    return attempt.error("too many redirects");
+                }
+                if let Err(why) = redirect_guard.check_url(attempt.url()) {
+                    return attempt.error(format!("redirect refused: {why}"));
+                }
+                let to = attempt.url().origin();
+                // Only same-origin 307/308: other codes turn a POST into a GET.
+                let keeps_method = matches!(attempt.status().as_u16(), 307 | 308);
+                if !keeps_method || attempt.previous().first().is_some_and(|first| first.origin() != to) {
+                    return attempt.stop();
+                }
+                attempt.follow()
+            }))
+            .user_agent(concat!("Agentry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Resolves names and refuses the answer if any address in it is refused (a name with one
 /// public and one private address is how rebinding attacks pick their moment).
 struct GuardedResolver(Guard);

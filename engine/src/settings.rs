@@ -32,6 +32,9 @@ pub struct Settings {
     /// Address blocks (CIDR, `10.1.2.0/24`) that members' provider and MCP connections may
     /// reach although they are private. Admin connections reach any address anyway.
     pub allow_private_networks: Vec<String>,
+    /// Whether members (not only admins) may add MCP servers that run a local command. Such
+    /// a server runs with this server's user rights (no sandbox yet), so the default is no.
+    pub mcp_stdio_for_members: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Largest upload (a skill's zip or folder), in bytes.
@@ -96,6 +99,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             cors_origins: Vec::new(),
             allow_private_networks: Vec::new(),
+            mcp_stdio_for_members: false,
             max_body_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 25 * 1024 * 1024,
             shutdown_grace_secs: 20,

@@ -195,6 +195,52 @@ pub fn command_line(command: &str, args: &[String], env_names: &[String]) -> Str
     parts.join(" ")
 }
 
+/// A tool as a server describes it: name, description and its input JSON schema.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The input schema, as JSON text.
+    pub schema: String,
+    /// The server says the tool only reads (MCP `readOnlyHint`); otherwise it may write.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    NeverConnected,
+    Connected,
+    Failed,
+}
+
+/// A server as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpView {
+    pub id: String,
+    pub name: String,
+    pub transport: Transport,
+    /// stdio: the command line to approve (env values hidden).
+    pub command_line: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub url: String,
+    pub env_names: Vec<String>,
+    pub header_names: Vec<String>,
+    /// stdio: whether this exact command line is approved to run.
+    pub approved: bool,
+    pub status: Status,
+    pub last_error: String,
+    pub stderr_tail: String,
+    /// The pinned tools (approved).
+    pub tools: Vec<ToolInfo>,
+    /// Tools seen at the last connect that differ from the pinned ones: awaiting approval.
+    pub changed_tools: Option<Vec<ToolInfo>>,
+    pub updated_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,367 @@
+//! MCP servers: definitions per owner (env and header values sealed), approval of the exact
+//! command line before a stdio server may run, "connect" to list its tools, and the pinned
+//! tool list that a later change must be approved against.
+
+pub mod client;
+
+use std::time::Duration;
+
+use model::mcp::{McpDraft, McpView, Status, ToolInfo, Transport, command_line};
+use model::{FieldError, FieldErrors};
+use secrecy::ExposeSecret;
+use sqlx::Row;
+
+use crate::auth::CurrentUser;
+use crate::secrets::{self, SecretError};
+use crate::store::{Constraint, StoreError, new_id, now_ms, on_constraint};
+use crate::{Engine, audit};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    #[error("MCP server not found")]
+    NotFound,
+    /// A stdio server whose current command line the owner has not approved.
+    #[error("this command line has not been approved to run")]
+    NotApproved,
+    /// Members may not run local commands on this server.
+    #[error("only an administrator may add servers that run local commands")]
+    StdioAdminOnly,
+    #[error("{0}")]
+    Connect(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for McpError {
+    fn from(e: sqlx::Error) -> Self {
+        match on_constraint(&e) {
+            Some(Constraint::Unique) => Self::Invalid(FieldErrors(vec![FieldError::new("name", "taken")])),
+            _ => Self::Store(e.into()),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, transport, command, args, env_sealed, env_names, url, headers_sealed, header_names, \
+                       approved_line, status, last_error, stderr_tail, tools, discovered, updated_at";
+
+fn ctx(id: &str, what: &str) -> String {
+    format!("mcp:{id}:{what}")
+}
+
+fn json_list<T: serde::de::DeserializeOwned>(raw: &str) -> Vec<T> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+fn line_of(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
+    let command: String = row.try_get("command")?;
+    let args: Vec<String> = json_list(&row.try_get::<String, _>("args")?);
+    let env_names: Vec<String> = json_list(&row.try_get::<String, _>("env_names")?);
+    Ok(command_line(&command, &args, &env_names))
+}
+
+fn view(row: &sqlx::any::AnyRow) -> Result<McpView, McpError> {
+    let transport = Transport::parse(&row.try_get::<String, _>("transport")?).unwrap_or(Transport::Stdio);
+    let line = line_of(row)?;
+    let approved: Option<String> = row.try_get("approved_line")?;
+    let status = match row.try_get::<String, _>("status")?.as_str() {
+        "connected" => Status::Connected,
+        "failed" => Status::Failed,
+        _ => Status::NeverConnected,
+    };
+    let discovered: Option<String> = row.try_get("discovered")?;
+    Ok(McpView {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        transport,
+        approved: transport == Transport::Http || approved.as_deref() == Some(line.as_str()),
+        command_line: if transport == Transport::Stdio { line } else { String::new() },
+        command: row.try_get("command")?,
+        args: json_list(&row.try_get::<String, _>("args")?),
+        url: row.try_get("url")?,
+        env_names: json_list(&row.try_get::<String, _>("env_names")?),
+        header_names: json_list(&row.try_get::<String, _>("header_names")?),
+        status,
+        last_error: row.try_get("last_error")?,
+        stderr_tail: row.try_get("stderr_tail")?,
+        tools: json_list(&row.try_get::<String, _>("tools")?),
+        changed_tools: discovered.map(|d| json_list(&d)),
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn names(pairs: &[(String, String)]) -> String {
+    serde_json::to_string(&pairs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+impl Engine {
+    async fn mcp_row(&self, user: &CurrentUser, id: &str) -> Result<sqlx::any::AnyRow, McpError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM mcp_servers WHERE id = $1 AND owner_id = $2")))
+            .bind(id)
+            .bind(&user.id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or(McpError::NotFound)
+    }
+
+    fn seal_pairs(&self, id: &str, what: &str, pairs: &[(String, String)]) -> Result<String, McpError> {
+        let json = serde_json::to_string(pairs).map_err(|e| SecretError::Seal(e.to_string()))?;
+        Ok(secrets::seal(&self.keys, &ctx(id, what), &json)?)
+    }
+
+    fn open_pairs(&self, id: &str, what: &str, sealed: Option<String>) -> Result<Vec<(String, String)>, McpError> {
+        match sealed {
+            Some(s) => Ok(serde_json::from_str(secrets::open(&self.keys, &ctx(id, what), &s)?.expose_secret())
+                .map_err(|_| SecretError::Open)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn check_mcp_draft(&self, user: &CurrentUser, d: &McpDraft) -> Result<(), McpError> {
+        if d.transport == Transport::Stdio && !user.is_admin && !self.settings.mcp_stdio_for_members {
+            return Err(McpError::StdioAdminOnly);
+        }
+        if d.transport == Transport::Http {
+            let url = reqwest::Url::parse(&d.url)
+                .map_err(|_| McpError::Invalid(FieldErrors(vec![FieldError::new("url", "invalid_url")])))?;
+            self.guard(user.is_admin)
+                .check_url(&url)
+                .map_err(|_| McpError::Invalid(FieldErrors(vec![FieldError::new("url", "private_address")])))?;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user = %user.id))]
+    pub async fn create_mcp(&self, user: &CurrentUser, d: McpDraft) -> Result<McpView, McpError> {
+        self.check_mcp_draft(user, &d)?;
+        let id = new_id();
+        let env = d.env.clone().unwrap_or_default();
+        let headers = d.headers.clone().unwrap_or_default();
+        let env_sealed = if env.is_empty() { None } else { Some(self.seal_pairs(&id, "env", &env)?) };
+        let headers_sealed = if headers.is_empty() { None } else { Some(self.seal_pairs(&id, "headers", &headers)?) };
+        sqlx::query(
+            "INSERT INTO mcp_servers (id, owner_id, name, transport, command, args, env_sealed, env_names, url, \
+             headers_sealed, header_names, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(&id)
+        .bind(&user.id)
+        .bind(&d.name)
+        .bind(d.transport.as_str())
+        .bind(&d.command)
+        .bind(serde_json::to_string(&d.args).unwrap_or_else(|_| "[]".into()))
+        .bind(env_sealed)
+        .bind(names(&env))
+        .bind(&d.url)
+        .bind(headers_sealed)
+        .bind(names(&headers))
+        .bind(now_ms())
+        .execute(&self.store.pool)
+        .await?;
+        audit::record(
+            self,
+            Some(&user.id),
+            "mcp.create",
+            &id,
+            serde_json::json!({ "transport": d.transport.as_str() }),
+            "",
+        )
+        .await;
+        self.get_mcp(user, &id).await
+    }
+
+    pub async fn list_mcp(&self, user: &CurrentUser) -> Result<Vec<McpView>, McpError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM mcp_servers WHERE owner_id = $1 ORDER BY name LIMIT 500"
+        )))
+        .bind(&user.id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter().map(view).collect()
+    }
+
+    pub async fn get_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
+        view(&self.mcp_row(user, id).await?)
+    }
+
+    /// Saves a definition. Approval stays only while the command line is the same; a
+    /// changed URL drops stored headers unless given again (they go only where entered).
+    #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
+    pub async fn update_mcp(&self, user: &CurrentUser, id: &str, d: McpDraft) -> Result<McpView, McpError> {
+        let row = self.mcp_row(user, id).await?;
+        self.check_mcp_draft(user, &d)?;
+        let old_url: String = row.try_get("url")?;
+        let mut env_sealed: Option<String> = row.try_get("env_sealed")?;
+        let mut env_names: String = row.try_get("env_names")?;
+        let mut headers_sealed: Option<String> = row.try_get("headers_sealed")?;
+        let mut header_names: String = row.try_get("header_names")?;
+        if let Some(env) = &d.env {
+            env_sealed = Some(self.seal_pairs(id, "env", env)?);
+            env_names = names(env);
+        }
+        if old_url != d.url {
+            (headers_sealed, header_names) = (None, "[]".into());
+        }
+        if let Some(h) = &d.headers {
+            headers_sealed = Some(self.seal_pairs(id, "headers", h)?);
+            header_names = names(h);
+        }
+        sqlx::query(
+            "UPDATE mcp_servers SET name = $3, transport = $4, command = $5, args = $6, env_sealed = $7, \
+             env_names = $8, url = $9, headers_sealed = $10, header_names = $11, updated_at = $12 \
+             WHERE id = $1 AND owner_id = $2",
+        )
+        .bind(id)
+        .bind(&user.id)
+        .bind(&d.name)
+        .bind(d.transport.as_str())
+        .bind(&d.command)
+        .bind(serde_json::to_string(&d.args).unwrap_or_else(|_| "[]".into()))
+        .bind(env_sealed)
+        .bind(env_names)
+        .bind(&d.url)
+        .bind(headers_sealed)
+        .bind(header_names)
+        .bind(now_ms())
+        .execute(&self.store.pool)
+        .await?;
+        self.get_mcp(user, id).await
+    }
+
+    pub async fn delete_mcp(&self, user: &CurrentUser, id: &str) -> Result<(), McpError> {
+        self.mcp_row(user, id).await?;
+        sqlx::query("DELETE FROM mcp_servers WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .execute(&self.store.pool)
+            .await?;
+        audit::record(self, Some(&user.id), "mcp.delete", id, serde_json::json!({}), "").await;
+        Ok(())
+    }
+
+    /// Approves `line` to run. It must be exactly the current command line (what the owner
+    /// was shown), or nothing is approved.
+    pub async fn approve_mcp(&self, user: &CurrentUser, id: &str, line: &str) -> Result<McpView, McpError> {
+        let row = self.mcp_row(user, id).await?;
+        if line_of(&row)? != line {
+            return Err(McpError::NotApproved);
+        }
+        sqlx::query("UPDATE mcp_servers SET approved_line = $3 WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .bind(line)
+            .execute(&self.store.pool)
+            .await?;
+        audit::record(self, Some(&user.id), "mcp.approve", id, serde_json::json!({ "line": line }), "").await;
+        self.get_mcp(user, id).await
+    }
+
+    /// Starts (stdio) or reaches (HTTP) the server, lists its tools and closes it again.
+    /// The first list is pinned; a later different one is kept aside and flagged.
+    #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
+    pub async fn connect_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
+        let row = self.mcp_row(user, id).await?;
+        let v = view(&row)?;
+        if !v.approved {
+            return Err(McpError::NotApproved);
+        }
+        let (result, tail) = match v.transport {
+            Transport::Stdio => {
+                let env = self.open_pairs(id, "env", row.try_get("env_sealed")?)?;
+                let home = self.settings.data_dir.join("mcp").join(id);
+                let _ = std::fs::create_dir_all(&home);
+                match client::connect_stdio(&v.command, &v.args, &env, &home, CONNECT_TIMEOUT).await {
+                    Ok((c, tail)) => {
+                        let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;
+                        client::shutdown(c).await;
+                        (tools, tail.text())
+                    }
+                    Err((e, tail)) => (Err(e), tail.text()),
+                }
+            }
+            Transport::Http => {
+                let headers = self.open_pairs(id, "headers", row.try_get("headers_sealed")?)?;
+                let guard = self.guard(user.is_admin);
+                let http = guard.streaming_client().map_err(McpError::Connect)?;
+                match client::connect_http(&v.url, &headers, http, CONNECT_TIMEOUT).await {
+                    Ok(c) => {
+                        let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;
+                        client::shutdown(c).await;
+                        (tools, String::new())
+                    }
+                    Err(e) => (Err(e), String::new()),
+                }
+            }
+        };
+        let now = now_ms();
+        match result {
+            Ok(tools) => {
+                let json = serde_json::to_string(&tools).unwrap_or_else(|_| "[]".into());
+                let first = v.tools.is_empty() && v.status == Status::NeverConnected;
+                let (pinned, discovered) = if first || tools == v.tools {
+                    (json, None)
+                } else {
+                    (serde_json::to_string(&v.tools).unwrap_or_else(|_| "[]".into()), Some(json))
+                };
+                sqlx::query(
+                    "UPDATE mcp_servers SET status = 'connected', last_error = '', stderr_tail = $3, tools = $4, \
+                     discovered = $5, updated_at = $6 WHERE id = $1 AND owner_id = $2",
+                )
+                .bind(id)
+                .bind(&user.id)
+                .bind(&tail)
+                .bind(pinned)
+                .bind(discovered)
+                .bind(now)
+                .execute(&self.store.pool)
+                .await?;
+            }
+            Err(e) => {
+                sqlx::query(
+                    "UPDATE mcp_servers SET status = 'failed', last_error = $3, stderr_tail = $4, updated_at = $5 \
+                     WHERE id = $1 AND owner_id = $2",
+                )
+                .bind(id)
+                .bind(&user.id)
+                .bind(&e)
+                .bind(&tail)
+                .bind(now)
+                .execute(&self.store.pool)
+                .await?;
+            }
+        }
+        self.get_mcp(user, id).await
+    }
+
+    /// Pins the tool list seen at the last connect (after a change was flagged).
+    pub async fn approve_mcp_tools(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
+        self.mcp_row(user, id).await?;
+        sqlx::query(
+            "UPDATE mcp_servers SET tools = COALESCE(discovered, tools), discovered = NULL WHERE id = $1 AND owner_id = $2",
+        )
+        .bind(id)
+        .bind(&user.id)
+        .execute(&self.store.pool)
+        .await?;
+        self.get_mcp(user, id).await
+    }
+}
+
+/// The tools of `before` that are gone or different in `after`, and the new ones, by name.
+pub fn tool_changes(before: &[ToolInfo], after: &[ToolInfo]) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in after {
+        match before.iter().find(|b| b.name == t.name) {
+            None => out.push(format!("+ {}", t.name)),
+            Some(b) if b != t => out.push(format!("~ {}", t.name)),
+            _ => {}
+        }
+    }
+    out.extend(before.iter().filter(|b| !after.iter().any(|t| t.name == b.name)).map(|b| format!("- {}", b.name)));
+    out
+}

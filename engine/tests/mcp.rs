@@ -1,0 +1,188 @@
+//! MCP servers against the real `@modelcontextprotocol/server-everything` (from npm, over
+//! stdio and Streamable HTTP) and a shell stand-in: approval before anything runs, tools
+//! listed and pinned, a changed list flagged, owners only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use engine::Engine;
+use engine::mcp::McpError;
+use engine::store::Backend;
+use engine::testing::{each_backend, two_users};
+use model::mcp::{McpForm, Status};
+
+/// The npm package the test script installs with the end-to-end suite.
+fn everything() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../end2end/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(p.exists(), "{} is missing: run `npm ci` in end2end/ (scripts/test.sh does)", p.display());
+    p.canonicalize().expect("path").display().to_string()
+}
+
+fn stdio(name: &str, command: &str, args: &[&str], env: &str) -> model::mcp::McpDraft {
+    McpForm {
+        name: name.into(),
+        transport: "stdio".into(),
+        command: command.into(),
+        args: args.join("\n"),
+        env: env.into(),
+        ..Default::default()
+    }
+    .parse()
+    .expect("draft")
+}
+
+async fn sqlite() -> Engine {
+    engine::testing::engine(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn an_unapproved_stdio_server_is_never_spawned() {
+    let e = sqlite().await;
+    let t = two_users(&e).await;
+    let marker = engine::testing::temp_dir("mcp-marker").join("ran");
+    let script = format!("touch {}", marker.display());
+    let s = e.create_mcp(&t.admin.user, stdio("Shell", "/bin/sh", &["-c", &script], "")).await.expect("create");
+    assert!(!s.approved);
+    assert!(matches!(e.connect_mcp(&t.admin.user, &s.id).await, Err(McpError::NotApproved)));
+    // Approving anything but the exact line shown approves nothing.
+    assert!(matches!(e.approve_mcp(&t.admin.user, &s.id, "/bin/sh -c true").await, Err(McpError::NotApproved)));
+    assert!(matches!(e.connect_mcp(&t.admin.user, &s.id).await, Err(McpError::NotApproved)));
+    assert!(!marker.exists(), "the command ran without approval");
+
+    let s = e.approve_mcp(&t.admin.user, &s.id, &s.command_line).await.expect("approve");
+    assert!(s.approved);
+    let s = e.connect_mcp(&t.admin.user, &s.id).await.expect("connect runs");
+    assert!(marker.exists(), "the approved command ran");
+    assert_eq!(s.status, Status::Failed, "a shell is not an MCP server");
+    assert!(!s.last_error.is_empty());
+
+    // Editing the command line withdraws the approval.
+    let s = e.update_mcp(&t.admin.user, &s.id, stdio("Shell", "/bin/sh", &["-c", "true"], "")).await.expect("edit");
+    assert!(!s.approved);
+}
+
+#[tokio::test]
+async fn server_everything_lists_its_tools_over_stdio_without_our_environment() {
+    let e = sqlite().await;
+    let t = two_users(&e).await;
+    let s = e
+        .create_mcp(&t.admin.user, stdio("Everything", "node", &[&everything(), "stdio"], "FOO=bar"))
+        .await
+        .expect("create");
+    assert_eq!(s.env_names, ["FOO"]);
+    assert!(s.command_line.starts_with("FOO=… node "), "{}", s.command_line);
+    let s = e.approve_mcp(&t.admin.user, &s.id, &s.command_line).await.expect("approve");
+    let s = e.connect_mcp(&t.admin.user, &s.id).await.expect("connect");
+    assert_eq!(s.status, Status::Connected, "{} / {}", s.last_error, s.stderr_tail);
+    let names: Vec<&str> = s.tools.iter().map(|t| t.name.as_str()).collect();
+    for want in ["echo", "get-env", "get-sum"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let echo = s.tools.iter().find(|t| t.name == "echo").expect("echo");
+    assert!(echo.schema.contains("\"message\""), "{}", echo.schema);
+    assert!(s.changed_tools.is_none());
+
+    // The server sees only what it was given, nothing of ours.
+    let home = engine::testing::temp_dir("mcp-home");
+    let (client, _) = engine::mcp::client::connect_stdio(
+        "node",
+        &[everything(), "stdio".into()],
+        &[("FOO".into(), "bar".into())],
+        &home,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .expect("spawn");
+    let out = engine::mcp::client::call_tool(&client, "get-env", serde_json::json!({}), Duration::from_secs(10))
+        .await
+        .expect("get-env");
+    engine::mcp::client::shutdown(client).await;
+    let text = out["content"][0]["text"].as_str().unwrap_or_default();
+    let env: serde_json::Value = serde_json::from_str(text).expect("env json");
+    let keys: Vec<&str> = env.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    assert_eq!(env["FOO"], "bar");
+    assert!(keys.iter().all(|k| ["FOO", "PATH", "HOME"].contains(k)), "inherited: {keys:?}");
+
+    // A later different list is flagged and kept aside until approved.
+    engine::sqlx::query("UPDATE mcp_servers SET tools = '[]' WHERE id = $1")
+        .bind(&s.id)
+        .execute(&e.store.pool)
+        .await
+        .expect("forget");
+    let again = e.connect_mcp(&t.admin.user, &s.id).await.expect("reconnect");
+    assert!(again.tools.is_empty(), "the pinned list did not change by itself");
+    assert_eq!(again.changed_tools.as_ref().map(Vec::len), Some(s.tools.len()));
+    let approved = e.approve_mcp_tools(&t.admin.user, &s.id).await.expect("approve tools");
+    assert_eq!(approved.tools, s.tools);
+    assert!(approved.changed_tools.is_none());
+}
+
+#[tokio::test]
+async fn server_everything_lists_its_tools_over_streamable_http() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut child = tokio::process::Command::new("node")
+        .args([everything().as_str(), "streamableHttp"])
+        .env("PORT", port.to_string())
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = sqlite().await;
+    let t = two_users(&e).await;
+    let form = |url: &str| McpForm {
+        name: "HTTP".into(),
+        transport: "http".into(),
+        url: url.into(),
+        headers: "X-Team: blue".into(),
+        ..Default::default()
+    };
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    // A member may not point a connection at this machine.
+    let err = e.create_mcp(&t.member.user, form(&url).parse().expect("draft")).await.expect_err("private");
+    assert!(matches!(err, McpError::Invalid(_)), "{err:?}");
+    let s = e.create_mcp(&t.admin.user, form(&url).parse().expect("draft")).await.expect("create");
+    assert!(s.approved, "nothing runs here, so nothing to approve");
+    assert_eq!(s.header_names, ["X-Team"]);
+    let s = e.connect_mcp(&t.admin.user, &s.id).await.expect("connect");
+    assert_eq!(s.status, Status::Connected, "{}", s.last_error);
+    assert!(s.tools.iter().any(|t| t.name == "echo"));
+    let _ = child.kill().await;
+}
+
+#[tokio::test]
+async fn members_may_not_run_commands_and_nobody_reaches_another_users_server() {
+    each_backend(|e| async move {
+        let t = two_users(&e).await;
+        let err = e.create_mcp(&t.member.user, stdio("Mine", "/bin/true", &[], "")).await.expect_err("member stdio");
+        assert!(matches!(err, McpError::StdioAdminOnly));
+        let s =
+            e.create_mcp(&t.admin.user, stdio("Ada's", "/bin/true", &[], "SECRET=s3cr3t-value")).await.expect("create");
+        let other = &t.member.user;
+        let nf = |r: Result<(), McpError>, what: &str| assert!(matches!(r, Err(McpError::NotFound)), "{what}");
+        nf(e.get_mcp(other, &s.id).await.map(drop), "get");
+        nf(e.update_mcp(other, &s.id, stdio("x", "/bin/sh", &[], "")).await.map(drop), "update");
+        nf(e.approve_mcp(other, &s.id, &s.command_line).await.map(drop), "approve");
+        nf(e.connect_mcp(other, &s.id).await.map(drop), "connect");
+        nf(e.approve_mcp_tools(other, &s.id).await.map(drop), "approve tools");
+        nf(e.delete_mcp(other, &s.id).await, "delete");
+        assert!(e.list_mcp(other).await.expect("list").is_empty());
+        let after = e.get_mcp(&t.admin.user, &s.id).await.expect("still there");
+        assert_eq!((after.name.as_str(), after.approved), ("Ada's", false));
+        let stored: String = engine::sqlx::query_scalar("SELECT env_sealed FROM mcp_servers WHERE id = $1")
+            .bind(&s.id)
+            .fetch_one(&e.store.pool)
+            .await
+            .expect("row");
+        assert!(!stored.contains("s3cr3t"), "env values are sealed at rest");
+    })
+    .await;
+}
