@@ -164,14 +164,34 @@ impl Guard {
     }
 
     /// An HTTP client that refuses, on every connection and every redirect, the addresses
-    /// this guard refuses. Proxies are off (they would resolve names for us).
+    /// this guard refuses; the whole exchange must finish within `timeout`.
     pub fn client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        self.builder(false)
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// A guarded client for long-lived streams (MCP over HTTP): no overall deadline (it
+    /// would cut a server-sent event stream), only a connect timeout; callers time each call.
+    pub fn streaming_client(&self) -> Result<reqwest::Client, String> {
+        self.builder(true)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// What both clients share: the guarded resolver, no proxies (they would resolve names
+    /// for us), and redirects checked against the guard and kept within the origin, so keys
+    /// and headers never follow to another host. `keep_method`: only 307/308 are followed
+    /// (other codes turn a POST into a GET); others end the exchange as they are.
+    fn builder(&self, keep_method: bool) -> reqwest::ClientBuilder {
         install_tls();
         let redirect_guard = self.clone();
         reqwest::Client::builder()
             .no_proxy()
-            .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
-            .timeout(timeout)
             .dns_resolver(std::sync::Arc::new(GuardedResolver(self.clone())))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= 5 {
@@ -180,49 +200,17 @@ impl Guard {
                 if let Err(why) = redirect_guard.check_url(attempt.url()) {
                     return attempt.error(format!("redirect refused: {why}"));
                 }
-                // Keys and headers must not follow a redirect to another origin.
                 let to = attempt.url().origin();
                 if attempt.previous().first().is_some_and(|first| first.origin() != to) {
                     let to = to.ascii_serialization();
                     return attempt.error(format!("redirect to another origin ({to}) refused"));
                 }
-                attempt.follow()
-            }))
-            .user_agent(concat!("Agentry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl Guard {
-    /// A guarded client for long-lived streams (MCP over HTTP): no overall deadline (it
-    /// would cut a server-sent event stream), only a connect timeout; callers time each call.
-    pub fn streaming_client(&self) -> Result<reqwest::Client, String> {
-        install_tls();
-        let redirect_guard = self.clone();
-        reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .pool_max_idle_per_host(0)
-            .dns_resolver(std::sync::Arc::new(GuardedResolver(self.clone())))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 5 {
-                    return attempt.error("too many redirects");
-                }
-                if let Err(why) = redirect_guard.check_url(attempt.url()) {
-                    return attempt.error(format!("redirect refused: {why}"));
-                }
-                let to = attempt.url().origin();
-                // Only same-origin 307/308: other codes turn a POST into a GET.
-                let keeps_method = matches!(attempt.status().as_u16(), 307 | 308);
-                if !keeps_method || attempt.previous().first().is_some_and(|first| first.origin() != to) {
+                if keep_method && !matches!(attempt.status().as_u16(), 307 | 308) {
                     return attempt.stop();
                 }
                 attempt.follow()
             }))
             .user_agent(concat!("Agentry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())
     }
 }
 
