@@ -145,21 +145,7 @@ impl McpForm {
                 if let Some(u) = errs.take(crate::providers::parse_base_url("url", &self.url)) {
                     url = u;
                 }
-                let form = crate::providers::ProviderForm {
-                    name: "x".into(),
-                    kind: "openai".into(),
-                    base_url: "http://x".into(),
-                    headers: self.headers.clone(),
-                    ..Default::default()
-                };
-                match form.parse() {
-                    Ok(d) => headers = d.headers.unwrap_or_default(),
-                    Err(e) => {
-                        for f in e.0.into_iter().filter(|f| f.field == "headers") {
-                            errs.push(f);
-                        }
-                    }
-                }
+                headers = errs.take(crate::providers::parse_headers("headers", &self.headers)).unwrap_or_default();
             }
             None => {}
         }

@@ -107,6 +107,26 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// `Name: value` lines (blank lines skipped) into header pairs: token names, no control
+/// characters, bounded values and count.
+pub fn parse_headers(field: &str, raw: &str) -> Result<Vec<(String, String)>, FieldError> {
+    let mut headers = Vec::new();
+    for line in raw.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.split_once(':') {
+            Some((k, v))
+                if is_token(k.trim()) && char_len(v.trim()) <= HEADER_VALUE_MAX && !v.chars().any(char::is_control) =>
+            {
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+            _ => return Err(FieldError::new(field, "invalid_header")),
+        }
+    }
+    if headers.len() > HEADERS_MAX {
+        return Err(FieldError::with_limit(field, "too_many", HEADERS_MAX as u64));
+    }
+    Ok(headers)
+}
+
 impl ProviderForm {
     pub fn parse(&self) -> Result<ProviderDraft, FieldErrors> {
         let mut errs = FieldErrors::default();
@@ -126,25 +146,7 @@ impl ProviderForm {
         } else if key.chars().any(|c| c.is_control()) {
             errs.push(FieldError::new("api_key", "control_chars"));
         }
-        let mut headers = Vec::new();
-        for line in self.headers.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            match line.split_once(':') {
-                Some((k, v))
-                    if is_token(k.trim())
-                        && char_len(v.trim()) <= HEADER_VALUE_MAX
-                        && !v.chars().any(char::is_control) =>
-                {
-                    headers.push((k.trim().to_owned(), v.trim().to_owned()));
-                }
-                _ => {
-                    errs.push(FieldError::new("headers", "invalid_header"));
-                    break;
-                }
-            }
-        }
-        if headers.len() > HEADERS_MAX {
-            errs.push(FieldError::with_limit("headers", "too_many", HEADERS_MAX as u64));
-        }
+        let headers = errs.take(parse_headers("headers", &self.headers)).unwrap_or_default();
         let models: Vec<String> =
             self.models.split(['\n', ',']).map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect();
         if models.len() > MODELS_MAX {
