@@ -2,13 +2,15 @@
 //! one; export and import carry an agent between users by names, never ids or secrets.
 
 use model::agents::{
-    AgentExport, AgentPage, AgentSpec, AgentSummary, AgentView, EXPORT_FORMAT, VersionView, diff, slugify,
+    AgentExport, AgentPage, AgentSpec, AgentSummary, AgentTool, AgentView, EXPORT_FORMAT, SKILL_TOOLS, VersionView,
+    diff, effective_policy, slugify,
 };
+use model::mcp::ToolInfo;
 use model::{FieldError, FieldErrors};
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
-use crate::store::{Constraint, StoreError, new_id, now_ms, on_constraint};
+use crate::store::{Constraint, StoreError, like_pattern, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
 pub const PER_PAGE: u32 = 20;
@@ -52,10 +54,28 @@ fn from_json(raw: &str) -> Result<AgentSpec, AgentError> {
     serde_json::from_str(raw).map_err(|e| AgentError::Store(StoreError::Query(sqlx::Error::Decode(Box::new(e)))))
 }
 
-/// `%` and `_` typed into the search box are literal.
-fn like_pattern(q: &str) -> String {
-    let escaped = q.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
+
+/// What can be attached to an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attachment {
+    Skill,
+    Mcp,
+}
+
+impl Attachment {
+    fn field(self) -> &'static str {
+        match self {
+            Self::Skill => "skills",
+            Self::Mcp => "mcp_servers",
+        }
+    }
+
+    fn ids(self, spec: &AgentSpec) -> &[String] {
+        match self {
+            Self::Skill => &spec.skills,
+            Self::Mcp => &spec.mcp_servers,
+        }
+    }
 }
 
 impl Engine {
@@ -65,20 +85,89 @@ impl Engine {
         if self.get_provider(user, &spec.provider_id).await.is_err() {
             return Err(invalid("provider_id", "not_found"));
         }
-        for id in &spec.skills {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM skills WHERE id = $1 AND owner_id = $2")
-                .bind(id)
-                .bind(&user.id)
-                .fetch_one(&self.store.pool)
-                .await?;
-            if n == 0 {
-                return Err(invalid("skills", "not_found"));
+        for kind in [Attachment::Skill, Attachment::Mcp] {
+            for id in kind.ids(spec) {
+                if self.attachment_name(user, kind, id).await?.is_none() {
+                    return Err(invalid(kind.field(), "not_found"));
+                }
             }
         }
-        if !spec.mcp_servers.is_empty() {
-            return Err(invalid("mcp_servers", "not_found"));
-        }
         Ok(())
+    }
+
+    /// The name of the user's skill or MCP server `id`, if it is theirs.
+    async fn attachment_name(&self, user: &CurrentUser, kind: Attachment, id: &str) -> Result<Option<String>, AgentError> {
+        let sql = match kind {
+            Attachment::Skill => "SELECT name FROM skills WHERE id = $1 AND owner_id = $2",
+            Attachment::Mcp => "SELECT name FROM mcp_servers WHERE id = $1 AND owner_id = $2",
+        };
+        Ok(sqlx::query_scalar(sql).bind(id).bind(&user.id).fetch_optional(&self.store.pool).await?)
+    }
+
+    /// The id of the user's skill or MCP server called `name`.
+    async fn attachment_id(&self, user: &CurrentUser, kind: Attachment, name: &str) -> Result<Option<String>, AgentError> {
+        let sql = match kind {
+            Attachment::Skill => "SELECT id FROM skills WHERE owner_id = $1 AND name = $2",
+            Attachment::Mcp => "SELECT id FROM mcp_servers WHERE owner_id = $1 AND name = $2",
+        };
+        Ok(sqlx::query_scalar(sql).bind(&user.id).bind(name).fetch_optional(&self.store.pool).await?)
+    }
+
+    /// `(id, name)` of the attachments of one kind, in order (any no longer there skipped).
+    async fn attachment_names(
+        &self,
+        user: &CurrentUser,
+        kind: Attachment,
+        spec: &AgentSpec,
+    ) -> Result<Vec<(String, String)>, AgentError> {
+        let mut out = Vec::new();
+        for id in kind.ids(spec) {
+            if let Some(name) = self.attachment_name(user, kind, id).await? {
+                out.push((id.clone(), name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tools the agent's skills and MCP servers bring, with the policy for each.
+    async fn agent_tools(&self, user: &CurrentUser, spec: &AgentSpec) -> Result<Vec<AgentTool>, AgentError> {
+        let mut out = Vec::new();
+        if !spec.skills.is_empty() {
+            for (name, description) in SKILL_TOOLS {
+                let (policy, explicit) = effective_policy(&spec.tool_policies, name, name, true);
+                out.push(AgentTool {
+                    source: String::new(),
+                    key: name.to_owned(),
+                    description: description.to_owned(),
+                    read_only: true,
+                    policy,
+                    explicit,
+                });
+            }
+        }
+        for id in &spec.mcp_servers {
+            let row = sqlx::query("SELECT name, tools FROM mcp_servers WHERE id = $1 AND owner_id = $2")
+                .bind(id)
+                .bind(&user.id)
+                .fetch_optional(&self.store.pool)
+                .await?;
+            let Some(row) = row else { continue };
+            let server: String = row.try_get("name")?;
+            let tools: Vec<ToolInfo> = serde_json::from_str(&row.try_get::<String, _>("tools")?).unwrap_or_default();
+            for tool in tools {
+                let key = format!("{server}/{}", tool.name);
+                let (policy, explicit) = effective_policy(&spec.tool_policies, &key, &tool.name, tool.read_only);
+                out.push(AgentTool {
+                    source: server.clone(),
+                    key,
+                    description: tool.description,
+                    read_only: tool.read_only,
+                    policy,
+                    explicit,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn agent_row(&self, user: &CurrentUser, id: &str) -> Result<(AgentSpec, i64, i64), AgentError> {
@@ -94,9 +183,10 @@ impl Engine {
     async fn agent_view(&self, user: &CurrentUser, id: &str) -> Result<AgentView, AgentError> {
         let (spec, version, updated_at) = self.agent_row(user, id).await?;
         let provider_name = self.get_provider(user, &spec.provider_id).await.map(|p| p.name).unwrap_or_default();
-        let names = self.skill_names(user, &spec.skills).await?;
-        let skill_names = spec.skills.iter().cloned().zip(names).collect();
-        Ok(AgentView { id: id.to_owned(), version, spec, provider_name, skill_names, updated_at })
+        let skill_names = self.attachment_names(user, Attachment::Skill, &spec).await?;
+        let mcp_names = self.attachment_names(user, Attachment::Mcp, &spec).await?;
+        let tools = self.agent_tools(user, &spec).await?;
+        Ok(AgentView { id: id.to_owned(), version, spec, provider_name, skill_names, mcp_names, tools, updated_at })
     }
 
     /// Inserts a new agent with its first version, in one transaction.
@@ -370,43 +460,34 @@ impl Engine {
             max_output_tokens: s.max_output_tokens,
             max_turns: s.max_turns,
             tool_policies: s.tool_policies,
-            skills: self.skill_names(user, &s.skills).await?,
-            mcp_servers: Vec::new(),
+            skills: view.skill_names.into_iter().map(|(_, n)| n).collect(),
+            mcp_servers: view.mcp_names.into_iter().map(|(_, n)| n).collect(),
         })
     }
 
-    /// Attaches (or detaches) a skill: a new version of the agent with the skill added at
-    /// the end of its list (or removed). Nothing changes when it is already so.
+    /// Attaches (or detaches) a skill or MCP server: a new version of the agent with it
+    /// added at the end of its list (or removed). Nothing changes when it is already so.
     #[tracing::instrument(skip_all, fields(user = %user.id, agent = agent_id))]
-    pub async fn set_agent_skill(
+    pub async fn set_agent_attachment(
         &self,
         user: &CurrentUser,
         agent_id: &str,
-        skill_id: &str,
+        kind: Attachment,
+        id: &str,
         attached: bool,
     ) -> Result<AgentView, AgentError> {
         let (mut spec, version, _) = self.agent_row(user, agent_id).await?;
-        let has = spec.skills.iter().any(|s| s == skill_id);
+        let list = match kind {
+            Attachment::Skill => &mut spec.skills,
+            Attachment::Mcp => &mut spec.mcp_servers,
+        };
+        let has = list.iter().any(|s| s == id);
         if attached && !has {
-            spec.skills.push(skill_id.to_owned());
+            list.push(id.to_owned());
         } else if !attached && has {
-            spec.skills.retain(|s| s != skill_id);
+            list.retain(|s| s != id);
         }
         self.update_agent(user, agent_id, Some(version), spec).await
-    }
-
-    /// The names of skills by id, in the same order (ids the user does not own are skipped).
-    async fn skill_names(&self, user: &CurrentUser, ids: &[String]) -> Result<Vec<String>, AgentError> {
-        let mut names = Vec::with_capacity(ids.len());
-        for id in ids {
-            let name: Option<String> = sqlx::query_scalar("SELECT name FROM skills WHERE id = $1 AND owner_id = $2")
-                .bind(id)
-                .bind(&user.id)
-                .fetch_optional(&self.store.pool)
-                .await?;
-            names.extend(name);
-        }
-        Ok(names)
     }
 
     /// Creates an agent from an export document. Every problem is reported by field, and
@@ -438,23 +519,19 @@ impl Engine {
         if provider.is_none() {
             errs.push(FieldError::new("provider", "not_found"));
         }
-        let mut skills = Vec::with_capacity(doc.skills.len());
-        for name in &doc.skills {
-            let id: Option<String> = sqlx::query_scalar("SELECT id FROM skills WHERE owner_id = $1 AND name = $2")
-                .bind(&user.id)
-                .bind(name)
-                .fetch_optional(&self.store.pool)
-                .await?;
-            match id {
-                Some(id) => skills.push(id),
-                None => {
-                    errs.push(FieldError::new("skills", "not_found"));
-                    break;
+        let (mut skills, mut mcp_servers) = (Vec::new(), Vec::new());
+        for (kind, names, ids) in
+            [(Attachment::Skill, &doc.skills, &mut skills), (Attachment::Mcp, &doc.mcp_servers, &mut mcp_servers)]
+        {
+            for name in names.iter().take(model::agents::ATTACHMENTS_MAX + 1) {
+                match self.attachment_id(user, kind, name).await? {
+                    Some(id) => ids.push(id),
+                    None => {
+                        errs.push(FieldError::new(kind.field(), "not_found"));
+                        break;
+                    }
                 }
             }
-        }
-        if !doc.mcp_servers.is_empty() {
-            errs.push(FieldError::new("mcp_servers", "not_found"));
         }
         let spec = AgentSpec {
             name: doc.name,
@@ -469,7 +546,7 @@ impl Engine {
             max_turns: doc.max_turns,
             tool_policies: doc.tool_policies,
             skills,
-            mcp_servers: Vec::new(),
+            mcp_servers,
         };
         if let Err(more) = spec.check() {
             errs.0.extend(more.0);

@@ -7,13 +7,16 @@ pub mod client;
 use std::time::Duration;
 
 use model::mcp::{McpDraft, McpView, Status, ToolInfo, Transport, command_line};
-use model::{FieldError, FieldErrors};
+use model::{FieldError, FieldErrors, Page};
 use secrecy::ExposeSecret;
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
 use crate::secrets::{self, SecretError};
-use crate::store::{Constraint, StoreError, new_id, now_ms, on_constraint};
+use crate::store::{Constraint, StoreError, like_pattern, new_id, now_ms, on_constraint, page_bounds};
+
+/// Servers per list page.
+pub const PER_PAGE: u32 = 20;
 use crate::{Engine, audit};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +35,9 @@ pub enum McpError {
     StdioAdminOnly,
     #[error("{0}")]
     Connect(String),
+    /// Agents still use the server; detach it from them first.
+    #[error("the MCP server is used by {}", .0.join(", "))]
+    InUse(Vec<String>),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -91,6 +97,7 @@ fn view(row: &sqlx::any::AnyRow) -> Result<McpView, McpError> {
         stderr_tail: row.try_get("stderr_tail")?,
         tools: json_list(&row.try_get::<String, _>("tools")?),
         changed_tools: discovered.map(|d| json_list(&d)),
+        used_by: Vec::new(),
         updated_at: row.try_get("updated_at")?,
     })
 }
@@ -175,18 +182,36 @@ impl Engine {
         self.get_mcp(user, &id).await
     }
 
-    pub async fn list_mcp(&self, user: &CurrentUser) -> Result<Vec<McpView>, McpError> {
+    /// The user's servers by name, optionally filtered by name, command or URL.
+    pub async fn list_mcp(&self, user: &CurrentUser, query: &str, page: u32) -> Result<Page<McpView>, McpError> {
+        let page = page.max(1);
+        let pattern = like_pattern(query);
+        let filter = "owner_id = $1 AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(command) LIKE $2 ESCAPE '\\' \
+                      OR LOWER(url) LIKE $2 ESCAPE '\\')";
+        let total: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM mcp_servers WHERE {filter}")))
+                .bind(&user.id)
+                .bind(&pattern)
+                .fetch_one(&self.store.pool)
+                .await?;
+        let (limit, offset) = page_bounds(page, PER_PAGE);
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM mcp_servers WHERE owner_id = $1 ORDER BY name LIMIT 500"
+            "SELECT {COLUMNS} FROM mcp_servers WHERE {filter} ORDER BY name LIMIT $3 OFFSET $4"
         )))
         .bind(&user.id)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.store.pool)
         .await?;
-        rows.iter().map(view).collect()
+        let items = rows.iter().map(view).collect::<Result<_, _>>()?;
+        Ok(Page { items, total, page, per_page: PER_PAGE })
     }
 
     pub async fn get_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        view(&self.mcp_row(user, id).await?)
+        let mut v = view(&self.mcp_row(user, id).await?)?;
+        v.used_by = self.agents_using(user, "mcp_servers", id).await?;
+        Ok(v)
     }
 
     /// Saves a definition. Approval stays only while the command line is the same; a
@@ -233,8 +258,13 @@ impl Engine {
         self.get_mcp(user, id).await
     }
 
+    /// Deletes a server; refused while an agent uses it (the error names them).
     pub async fn delete_mcp(&self, user: &CurrentUser, id: &str) -> Result<(), McpError> {
         self.mcp_row(user, id).await?;
+        let users = self.agents_using(user, "mcp_servers", id).await?;
+        if !users.is_empty() {
+            return Err(McpError::InUse(users.into_iter().map(|(_, name)| name).collect()));
+        }
         sqlx::query("DELETE FROM mcp_servers WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(&user.id)

@@ -3,18 +3,20 @@
 //! the key's last four characters and the header names.
 
 use model::providers::{ProviderDraft, ProviderKind, ProviderView};
-use model::{FieldError, FieldErrors};
+use model::{FieldError, FieldErrors, Page};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
 use crate::secrets::{self, SecretError};
-use crate::store::{Constraint, StoreError, new_id, now_ms, on_constraint};
+use crate::store::{Constraint, StoreError, like_pattern, new_id, now_ms, on_constraint, page_bounds};
 use crate::{Engine, audit};
 
 mod probe;
 
 const SHARED: &str = "shared";
+/// Connections per list page.
+pub const PER_PAGE: u32 = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -179,6 +181,39 @@ impl Engine {
         .fetch_all(&self.store.pool)
         .await?;
         rows.iter().map(|r| view(r, user)).collect()
+    }
+
+    /// One page of the connections the user may use (shared first), optionally filtered by
+    /// name or base URL.
+    pub async fn search_providers(
+        &self,
+        user: &CurrentUser,
+        query: &str,
+        page: u32,
+    ) -> Result<Page<ProviderView>, ProviderError> {
+        let page = page.max(1);
+        let pattern = like_pattern(query);
+        let filter = "(scope = $1 OR scope = 'shared') AND (LOWER(name) LIKE $2 ESCAPE '\\' \
+                      OR LOWER(base_url) LIKE $2 ESCAPE '\\')";
+        let total: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM providers WHERE {filter}")))
+                .bind(&user.id)
+                .bind(&pattern)
+                .fetch_one(&self.store.pool)
+                .await?;
+        let (limit, offset) = page_bounds(page, PER_PAGE);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM providers WHERE {filter} \
+             ORDER BY CASE WHEN scope = 'shared' THEN 0 ELSE 1 END, name LIMIT $3 OFFSET $4"
+        )))
+        .bind(&user.id)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.store.pool)
+        .await?;
+        let items = rows.iter().map(|r| view(r, user)).collect::<Result<_, _>>()?;
+        Ok(Page { items, total, page, per_page: PER_PAGE })
     }
 
     pub async fn get_provider(&self, user: &CurrentUser, id: &str) -> Result<ProviderView, ProviderError> {

@@ -5,13 +5,17 @@
 pub mod intake;
 
 use futures::{StreamExt, TryStreamExt};
+use model::Page;
 use model::skills::{SkillFile, SkillSummary, SkillView, UploadProblem};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
 use crate::storage::key;
-use crate::store::{StoreError, new_id, now_ms};
+use crate::store::{StoreError, like_pattern, new_id, now_ms, page_bounds};
+
+/// Skills per list page.
+pub const PER_PAGE: u32 = 20;
 use crate::{Engine, audit};
 pub use intake::Upload;
 
@@ -171,16 +175,36 @@ impl Engine {
         }
     }
 
-    pub async fn list_skills(&self, user: &CurrentUser) -> Result<Vec<SkillSummary>, SkillError> {
-        let rows = sqlx::query(
+    /// The user's skills by name, optionally filtered by name or description.
+    pub async fn list_skills(
+        &self,
+        user: &CurrentUser,
+        query: &str,
+        page: u32,
+    ) -> Result<Page<SkillSummary>, SkillError> {
+        let page = page.max(1);
+        let pattern = like_pattern(query);
+        let filter = "s.owner_id = $1 AND (LOWER(s.name) LIKE $2 ESCAPE '\\' OR LOWER(s.description) LIKE $2 ESCAPE '\\')";
+        let total: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM skills s WHERE {filter}")))
+                .bind(&user.id)
+                .bind(&pattern)
+                .fetch_one(&self.store.pool)
+                .await?;
+        let (limit, offset) = page_bounds(page, PER_PAGE);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT s.id, s.name, s.description, s.version, s.updated_at, v.manifest FROM skills s \
              JOIN skill_versions v ON v.skill_id = s.id AND v.version = s.version \
-             WHERE s.owner_id = $1 ORDER BY s.name LIMIT 500",
-        )
+             WHERE {filter} ORDER BY s.name LIMIT $3 OFFSET $4"
+        )))
         .bind(&user.id)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.store.pool)
         .await?;
-        rows.iter()
+        let items = rows
+            .iter()
             .map(|r| {
                 let manifest: Vec<SkillFile> =
                     serde_json::from_str(&r.try_get::<String, _>("manifest")?).unwrap_or_default();
@@ -193,7 +217,8 @@ impl Engine {
                     updated_at: r.try_get("updated_at")?,
                 })
             })
-            .collect()
+            .collect::<Result<_, SkillError>>()?;
+        Ok(Page { items, total, page, per_page: PER_PAGE })
     }
 
     pub async fn get_skill(&self, user: &CurrentUser, id: &str) -> Result<SkillView, SkillError> {

@@ -110,3 +110,15 @@ pub fn now_ms() -> i64 {
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
+
+/// A `LIKE … ESCAPE '\'` pattern matching `q` anywhere, case folded; `%` and `_` typed into
+/// a search box are literal.
+pub fn like_pattern(q: &str) -> String {
+    let escaped = q.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// `LIMIT` and `OFFSET` for page `page` (from 1) of `per_page`.
+pub fn page_bounds(page: u32, per_page: u32) -> (i64, i64) {
+    (i64::from(per_page), i64::from(page.max(1) - 1) * i64::from(per_page))
+}

@@ -174,7 +174,7 @@ async fn members_may_not_run_commands_and_nobody_reaches_another_users_server() 
         nf(e.connect_mcp(other, &s.id).await.map(drop), "connect");
         nf(e.approve_mcp_tools(other, &s.id).await.map(drop), "approve tools");
         nf(e.delete_mcp(other, &s.id).await, "delete");
-        assert!(e.list_mcp(other).await.expect("list").is_empty());
+        assert!(e.list_mcp(other, "", 1).await.expect("list").items.is_empty());
         let after = e.get_mcp(&t.admin.user, &s.id).await.expect("still there");
         assert_eq!((after.name.as_str(), after.approved), ("Ada's", false));
         let stored: String = engine::sqlx::query_scalar("SELECT env_sealed FROM mcp_servers WHERE id = $1")
@@ -183,6 +183,117 @@ async fn members_may_not_run_commands_and_nobody_reaches_another_users_server() 
             .await
             .expect("row");
         assert!(!stored.contains("s3cr3t"), "env values are sealed at rest");
+    })
+    .await;
+}
+
+/// Our own stdio fixture: its tools come from a file the test rewrites.
+fn fixture() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/mcp-fixture.mjs");
+    p.canonicalize().expect("fixture").display().to_string()
+}
+
+fn tool(name: &str, read_only: bool) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "description": format!("The {name} tool."),
+        "inputSchema": { "type": "object", "properties": { "a": { "type": "number" } } },
+        "annotations": { "readOnlyHint": read_only },
+    })
+}
+
+#[tokio::test]
+async fn the_fixture_tool_list_changing_is_flagged_until_approved() {
+    let e = sqlite().await;
+    let t = two_users(&e).await;
+    let file = engine::testing::temp_dir("mcp-fixture").join("tools.json");
+    std::fs::write(&file, serde_json::json!([tool("add", true), tool("write_note", false)]).to_string()).expect("w");
+    let me = &t.admin.user;
+    let s = e.create_mcp(me, stdio("Fixture", "node", &[&fixture(), &file.display().to_string()], "")).await.expect("c");
+    let s = e.approve_mcp(me, &s.id, &s.command_line).await.expect("approve");
+    let s = e.connect_mcp(me, &s.id).await.expect("connect");
+    assert_eq!(s.status, Status::Connected, "{} / {}", s.last_error, s.stderr_tail);
+    assert_eq!(s.tools.iter().map(|t| (t.name.as_str(), t.read_only)).collect::<Vec<_>>(), [
+        ("add", true),
+        ("write_note", false)
+    ]);
+    assert!(s.stderr_tail.contains("mcp-fixture: started"), "stderr kept: {:?}", s.stderr_tail);
+
+    // The server now offers a different list: the pinned one stays, the new one is flagged.
+    std::fs::write(&file, serde_json::json!([tool("add", true), tool("delete_all", false)]).to_string()).expect("w");
+    let again = e.connect_mcp(me, &s.id).await.expect("reconnect");
+    assert_eq!(again.tools, s.tools);
+    let changed = again.changed_tools.clone().expect("flagged");
+    assert_eq!(engine::mcp::tool_changes(&again.tools, &changed), ["+ delete_all", "- write_note"]);
+    let approved = e.approve_mcp_tools(me, &s.id).await.expect("approve tools");
+    assert_eq!(approved.tools, changed);
+    assert!(approved.changed_tools.is_none());
+}
+
+#[tokio::test]
+async fn attached_servers_bring_their_tools_with_policies_and_travel_by_name() {
+    use engine::agents::Attachment;
+    use model::agents::ToolPolicy;
+    each_backend(|e| async move {
+        let t = two_users(&e).await;
+        let me = &t.admin.user;
+        let provider = model::providers::ProviderForm {
+            name: "Team".into(),
+            kind: "openai".into(),
+            base_url: "https://api.example.com/v1".into(),
+            shared: Some("on".into()),
+            ..Default::default()
+        };
+        let provider = e.create_provider(me, provider.parse().expect("p")).await.expect("provider");
+        let form = model::agents::AgentForm {
+            name: "Helper".into(),
+            provider_id: provider.id.clone(),
+            model: "m".into(),
+            tool_policies: "Fixture/add=deny".into(),
+            ..Default::default()
+        };
+        let agent = e.create_agent(me, form.parse().expect("spec")).await.expect("agent");
+        let s = e.create_mcp(me, stdio("Fixture", "node", &[&fixture()], "")).await.expect("mcp");
+        let s = e.approve_mcp(me, &s.id, &s.command_line).await.expect("approve");
+        let s = e.connect_mcp(me, &s.id).await.expect("connect");
+        assert_eq!(s.status, Status::Connected, "{}", s.last_error);
+
+        // Another user can neither attach this server nor touch this agent.
+        let other = &t.member.user;
+        let err = e.set_agent_attachment(other, &agent.id, Attachment::Mcp, &s.id, true).await.expect_err("other");
+        assert!(matches!(err, engine::agents::AgentError::NotFound), "{err:?}");
+
+        let a = e.set_agent_attachment(me, &agent.id, Attachment::Mcp, &s.id, true).await.expect("attach");
+        assert_eq!(a.version, 2);
+        assert_eq!(a.mcp_names, [(s.id.clone(), "Fixture".to_owned())]);
+        let policies: Vec<_> = a.tools.iter().map(|t| (t.key.as_str(), t.policy, t.explicit)).collect();
+        assert_eq!(policies, [("Fixture/add", ToolPolicy::Deny, true), ("Fixture/write_note", ToolPolicy::Ask, false)]);
+        assert_eq!(e.get_mcp(me, &s.id).await.expect("get").used_by, [(agent.id.clone(), "Helper".to_owned())]);
+
+        // Deleting it is refused while the agent uses it, naming the agent.
+        match e.delete_mcp(me, &s.id).await {
+            Err(McpError::InUse(names)) => assert_eq!(names, ["Helper"]),
+            other => panic!("expected in use, got {other:?}"),
+        }
+
+        // Export names it; import into a user with a server of that name attaches theirs.
+        let doc = e.export_agent(me, &agent.id).await.expect("export");
+        assert_eq!(doc.mcp_servers, ["Fixture"]);
+        let json = serde_json::to_string(&doc).expect("json");
+        let err = e.import_agent(other, &json).await.expect_err("no such server");
+        match err {
+            engine::agents::AgentError::Invalid(f) => assert!(f.get("mcp_servers").is_some(), "{f:?}"),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+        let url = "https://mcp.example.com/mcp";
+        let form = McpForm { name: "Fixture".into(), transport: "http".into(), url: url.into(), ..Default::default() };
+        let theirs = e.create_mcp(other, form.parse().expect("d")).await.expect("theirs");
+        let imported = e.import_agent(other, &json).await.expect("import");
+        assert_eq!(imported.spec.mcp_servers, [theirs.id.clone()]);
+
+        let a = e.set_agent_attachment(me, &agent.id, Attachment::Mcp, &s.id, false).await.expect("detach");
+        assert!(a.tools.is_empty() && a.mcp_names.is_empty());
+        e.delete_mcp(me, &s.id).await.expect("delete once free");
     })
     .await;
 }

@@ -87,7 +87,7 @@ async fn a_valid_skill_round_trips_byte_for_byte() {
         let v2 = e.upload_skill(me, folder).await.expect("v2");
         assert_eq!((v2.id.as_str(), v2.version, v2.files.len()), (s.id.as_str(), 2, 2));
         assert_eq!(e.skill_file(me, &s.id, Some(1), "data/blob.bin").await.expect("v1 file"), bin);
-        assert_eq!(e.list_skills(me).await.expect("list").len(), 1);
+        assert_eq!(e.list_skills(me, "", 1).await.expect("list").items.len(), 1);
     })
     .await;
 }
@@ -182,7 +182,7 @@ async fn another_users_skill_is_not_found_and_a_used_skill_is_not_deleted() {
         assert!(matches!(e.get_skill(other, &s.id).await, Err(SkillError::NotFound)));
         assert!(matches!(e.skill_file(other, &s.id, None, "SKILL.md").await, Err(SkillError::NotFound)));
         assert!(matches!(e.delete_skill(other, &s.id).await, Err(SkillError::NotFound)));
-        assert!(e.list_skills(other).await.expect("list").is_empty());
+        assert!(e.list_skills(other, "", 1).await.expect("list").items.is_empty());
 
         // Attached to an agent, the skill cannot be deleted; detached, it can.
         let d = model::providers::ProviderForm {

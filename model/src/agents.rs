@@ -319,7 +319,49 @@ pub struct AgentView {
     /// The attached skills, `(id, name)`, in order.
     #[serde(default)]
     pub skill_names: Vec<(String, String)>,
+    /// The attached MCP servers, `(id, name)`, in order.
+    #[serde(default)]
+    pub mcp_names: Vec<(String, String)>,
+    /// Every tool the skills and MCP servers bring, with the policy that applies.
+    #[serde(default)]
+    pub tools: Vec<AgentTool>,
     pub updated_at: i64,
+}
+
+/// A tool an agent may call: where it comes from and what the runtime does with a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTool {
+    /// The MCP server's name, or empty for the skills' own tools.
+    pub source: String,
+    /// What `tool_policies` calls it: `server/tool`, or the bare name for skills' tools.
+    pub key: String,
+    pub description: String,
+    /// Only reads (MCP `readOnlyHint`): allowed unless a policy says otherwise.
+    pub read_only: bool,
+    pub policy: ToolPolicy,
+    /// The policy comes from `tool_policies` (not the default).
+    pub explicit: bool,
+}
+
+/// The tools skills bring (by progressive disclosure): both only read the skill's files.
+pub const SKILL_TOOLS: [(&str, &str); 2] = [
+    ("load_skill", "Reads an attached skill's SKILL.md."),
+    ("read_skill_file", "Reads one file of an attached skill."),
+];
+
+/// The policy for tool `key` (`server/tool`; `bare` is the tool's own name): the policy
+/// for `key`, else for `bare`, else allow for tools that only read and ask for the rest.
+pub fn effective_policy(
+    policies: &BTreeMap<String, ToolPolicy>,
+    key: &str,
+    bare: &str,
+    read_only: bool,
+) -> (ToolPolicy, bool) {
+    match policies.get(key).or_else(|| policies.get(bare)) {
+        Some(p) => (*p, true),
+        None if read_only => (ToolPolicy::Allow, false),
+        None => (ToolPolicy::Ask, false),
+    }
 }
 
 /// One row of the agents list.
@@ -335,13 +377,7 @@ pub struct AgentSummary {
 }
 
 /// A page of the agents list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentPage {
-    pub items: Vec<AgentSummary>,
-    pub total: i64,
-    pub page: u32,
-    pub per_page: u32,
-}
+pub type AgentPage = crate::fields::Page<AgentSummary>;
 
 /// One changed field between two versions, as text for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -80,6 +80,22 @@ impl FieldErrors {
 }
 
 /// Counts characters (not bytes): limits are about what a person typed.
+/// One page of a list, with how many there are in all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl<T> Page<T> {
+    /// How many pages there are (at least one).
+    pub fn pages(&self) -> u32 {
+        (self.total.max(0) as u32).div_ceil(self.per_page.max(1)).max(1)
+    }
+}
+
 pub fn char_len(s: &str) -> usize {
     s.chars().count()
 }

@@ -11,4 +11,4 @@ pub mod mcp;
 pub mod providers;
 pub mod skills;
 
-pub use fields::{FieldError, FieldErrors, format_utc};
+pub use fields::{FieldError, FieldErrors, Page, format_utc};

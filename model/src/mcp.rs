@@ -224,6 +224,9 @@ pub struct McpView {
     pub tools: Vec<ToolInfo>,
     /// Tools seen at the last connect that differ from the pinned ones: awaiting approval.
     pub changed_tools: Option<Vec<ToolInfo>>,
+    /// The owner's agents it is attached to, `(id, name)`.
+    #[serde(default)]
+    pub used_by: Vec<(String, String)>,
     pub updated_at: i64,
 }
 

@@ -78,6 +78,6 @@ pub async fn attach_skill(skill_id: String, agent_id: String, #[server(default)]
     let user = crate::ssr::user()?;
     let engine = crate::ssr::engine()?;
     engine.get_skill(&user, &skill_id).await?;
-    engine.set_agent_skill(&user, &agent_id, &skill_id, !detach).await?;
+    engine.set_agent_attachment(&user, &agent_id, engine::agents::Attachment::Skill, &skill_id, !detach).await?;
     Ok(())
 }
