@@ -197,3 +197,57 @@ pub fn PageHeader(title: &'static str, lead: &'static str) -> impl IntoView {
         </header>
     }
 }
+
+/// `q` and `page` of a list page's address (page from 1).
+pub fn list_query() -> (Memo<String>, Memo<u32>) {
+    let query = leptos_router::hooks::use_query_map();
+    let q = Memo::new(move |_| query.read().get("q").unwrap_or_default());
+    let page = Memo::new(move |_| query.read().get("page").and_then(|p| p.parse::<u32>().ok()).unwrap_or(1).max(1));
+    (q, page)
+}
+
+/// A list's search box: a GET form back to `action` (so it works without JavaScript).
+#[component]
+pub fn SearchBox(action: &'static str, placeholder: &'static str, #[prop(into)] value: Signal<String>) -> impl IntoView {
+    let t = t();
+    let id = format!("search-{}", action.trim_start_matches('/').replace('/', "-"));
+    view! {
+        <leptos_router::components::Form method="GET" action=action attr:class="search" attr:role="search">
+            <label for=id.clone() class="visually-hidden">{placeholder}</label>
+            <input id=id type="search" name="q" placeholder=placeholder value=value maxlength="200" />
+            <button type="submit" class="btn btn-secondary">{t.search_button}</button>
+        </leptos_router::components::Form>
+    }
+}
+
+/// Links to the pages before and after `page` of a list at `base`, keeping the search.
+#[component]
+pub fn Pager(base: &'static str, q: String, page: u32, pages: u32) -> impl IntoView {
+    use leptos_router::components::A;
+    let t = t();
+    let link = move |n: u32| {
+        if q.is_empty() { format!("{base}?page={n}") } else { format!("{base}?q={}&page={n}", encode(&q)) }
+    };
+    (pages > 1).then(|| {
+        view! {
+            <nav class="pager" aria-label=t.pages>
+                {(page > 1).then(|| view! { <A href=link(page - 1)>{t.page_prev}</A> })}
+                <span class="muted">{t.page_of.replace("{n}", &page.to_string()).replace("{total}", &pages.to_string())}</span>
+                {(page < pages).then(|| view! { <A href=link(page + 1)>{t.page_next}</A> })}
+            </nav>
+        }
+    })
+}
+
+/// Percent-encodes a query value (letters, digits and `-_.~` stay).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

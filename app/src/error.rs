@@ -152,6 +152,7 @@ fn missing_field(m: &str) -> Option<String> {
 mod from_engine {
     use super::{AppError, ErrorCode};
     use engine::agents::AgentError;
+    use engine::mcp::McpError;
     use engine::providers::ProviderError;
     use engine::skills::SkillError;
 
@@ -172,6 +173,32 @@ mod from_engine {
                 )
                 .with_hint("Detach it from those agents first."),
                 SkillError::Blobs(_) | SkillError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
+
+    impl From<McpError> for AppError {
+        fn from(e: McpError) -> Self {
+            match e {
+                McpError::Invalid(f) => AppError::invalid(f),
+                McpError::NotFound => AppError::new(ErrorCode::NotFound, "MCP server not found."),
+                McpError::NotApproved => {
+                    AppError::new(ErrorCode::Conflict, "This command line has not been approved to run.")
+                        .with_hint("Read the command line on this page and approve it first. Editing the command, its arguments or its environment withdraws the approval.")
+                }
+                McpError::StdioAdminOnly => AppError::new(
+                    ErrorCode::Forbidden,
+                    "Only an administrator may add servers that run a command on this machine.",
+                )
+                .with_hint("Add a Streamable HTTP server instead, or ask an administrator."),
+                McpError::Connect(m) => AppError::new(ErrorCode::UpstreamFailed, format!("Could not connect: {m}"))
+                    .with_hint("Check the address and headers, then connect again."),
+                McpError::InUse(names) => AppError::new(
+                    ErrorCode::Conflict,
+                    format!("This server is attached to {}, so it cannot be deleted.", names.join(", ")),
+                )
+                .with_hint("Detach it from those agents first."),
+                McpError::Secret(_) | McpError::Store(_) => crate::ssr::internal(&e),
             }
         }
     }

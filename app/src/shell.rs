@@ -12,6 +12,7 @@ use crate::admin::AdminPage;
 use crate::agents::{AgentHistoryPage, AgentPage, AgentsPage, ImportAgentPage, NewAgentPage};
 use crate::auth::{LoginPage, RegisterPage};
 use crate::i18n::{Locale, t};
+use crate::mcp::{McpPage, McpServerPage, NewMcpPage};
 use crate::pages::{ComingSoon, HomePage, NotFound, Section};
 use crate::providers::{NewProviderPage, ProviderPage, ProvidersPage};
 use crate::settings::SettingsPage;
@@ -101,7 +102,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("agents/:id/history") view=AgentHistoryPage ssr=SsrMode::Async />
                     <Route path=path!("skills") view=SkillsPage ssr=SsrMode::Async />
                     <Route path=path!("skills/:id") view=SkillPage ssr=SsrMode::Async />
-                    <Route path=path!("mcp") view=|| view! { <ComingSoon section=Section::Mcp /> } ssr=SsrMode::Async />
+                    <Route path=path!("mcp") view=McpPage ssr=SsrMode::Async />
+                    <Route path=path!("mcp/new") view=NewMcpPage ssr=SsrMode::Async />
+                    <Route path=path!("mcp/:id") view=McpServerPage ssr=SsrMode::Async />
                     <Route path=path!("chat") view=|| view! { <ComingSoon section=Section::Chat /> } ssr=SsrMode::Async />
                     <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } ssr=SsrMode::Async />
                     <Route path=path!("usage") view=|| view! { <ComingSoon section=Section::Usage /> } ssr=SsrMode::Async />

@@ -6,7 +6,8 @@ pub mod client;
 
 use std::time::Duration;
 
-use model::mcp::{McpDraft, McpView, Status, ToolInfo, Transport, command_line};
+pub use model::mcp::tool_changes;
+use model::mcp::{McpDraft, McpView, Status, Transport, command_line};
 use model::{FieldError, FieldErrors, Page};
 use secrecy::ExposeSecret;
 use sqlx::Row;
@@ -380,18 +381,4 @@ impl Engine {
         .await?;
         self.get_mcp(user, id).await
     }
-}
-
-/// The tools of `before` that are gone or different in `after`, and the new ones, by name.
-pub fn tool_changes(before: &[ToolInfo], after: &[ToolInfo]) -> Vec<String> {
-    let mut out = Vec::new();
-    for t in after {
-        match before.iter().find(|b| b.name == t.name) {
-            None => out.push(format!("+ {}", t.name)),
-            Some(b) if b != t => out.push(format!("~ {}", t.name)),
-            _ => {}
-        }
-    }
-    out.extend(before.iter().filter(|b| !after.iter().any(|t| t.name == b.name)).map(|b| format!("- {}", b.name)));
-    out
 }

@@ -230,6 +230,20 @@ pub struct McpView {
     pub updated_at: i64,
 }
 
+/// The tools of `before` that are gone or different in `after`, and the new ones, by name.
+pub fn tool_changes(before: &[ToolInfo], after: &[ToolInfo]) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in after {
+        match before.iter().find(|b| b.name == t.name) {
+            None => out.push(format!("+ {}", t.name)),
+            Some(b) if b != t => out.push(format!("~ {}", t.name)),
+            _ => {}
+        }
+    }
+    out.extend(before.iter().filter(|b| !after.iter().any(|t| t.name == b.name)).map(|b| format!("- {}", b.name)));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -290,7 +290,7 @@ async fn another_users_skill_is_not_found_for_every_function_and_files_download_
         assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
     }
     let list: Value = app.call(&admin, "skills/list", &[]).await.json().await.expect("list");
-    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    assert_eq!((list["items"].as_array().map(Vec::len), &list["total"]), (Some(0), &Value::from(0)));
     assert_eq!(app.get(&admin, &format!("/skills/{id}/files/SKILL.md")).await.status(), StatusCode::NOT_FOUND);
     // The admin's agent did not get the skill.
     let after: Value = app.call(&admin, "agents/get", &[("id", aid)]).await.json().await.expect("agent");
@@ -317,5 +317,85 @@ async fn uploads_must_be_multipart_and_bad_archives_are_explained() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("could not be read"), "{body}");
     let list: Value = app.call(&jar, "skills/list", &[]).await.json().await.expect("list");
-    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    assert_eq!(list["total"], 0);
+}
+
+const ENV_VALUE: &str = "env-SECRETVALUE-77";
+
+/// Our stdio MCP fixture, run with node.
+fn mcp_fixture() -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/mcp-fixture.mjs");
+    p.canonicalize().expect("fixture").display().to_string()
+}
+
+fn mcp_form<'a>(name: &'a str, fixture: &'a str, env: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![("name", name), ("transport", "stdio"), ("command", "node"), ("args", fixture), ("env", env)]
+}
+
+#[tokio::test]
+async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values_never_show() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let fixture = mcp_fixture();
+    let env = format!("API_TOKEN={ENV_VALUE}");
+    let (status, body) = text(app.call(&admin, "mcp/create", &mcp_form("Fixture", &fixture, &env)).await).await;
+    assert!(status.is_success(), "create: {status} {body}");
+    let server: Value = serde_json::from_str(&body).expect("server");
+    let id = server["id"].as_str().expect("id").to_owned();
+    let line = server["command_line"].as_str().expect("line").to_owned();
+    assert!(line.starts_with("API_TOKEN=… node "), "{line}");
+
+    // A member may not add a server that runs a command here.
+    let (status, body) = text(app.call(&member, "mcp/create", &mcp_form("Mine", &fixture, "")).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("administrator"), "{body}");
+
+    // Nothing of the admin's server is reachable with its id.
+    let p = create_provider(&app, &member, "https://api.example.com/v1").await;
+    let agent: Value = app
+        .call(&member, "agents/create", &agent_form(p["id"].as_str().expect("id"), "Member's"))
+        .await
+        .json()
+        .await
+        .expect("agent");
+    let aid = agent["id"].as_str().expect("id");
+    let mut update = mcp_form("Stolen", "/tmp/x.mjs", "");
+    update.push(("id", &id));
+    for (endpoint, form) in [
+        ("mcp/get", vec![("id", id.as_str())]),
+        ("mcp/update", update),
+        ("mcp/approve", vec![("id", id.as_str()), ("line", line.as_str())]),
+        ("mcp/connect", vec![("id", id.as_str())]),
+        ("mcp/approve-tools", vec![("id", id.as_str())]),
+        ("mcp/attach", vec![("mcp_id", id.as_str()), ("agent_id", aid)]),
+        ("mcp/delete", vec![("id", id.as_str())]),
+    ] {
+        let (status, body) = text(app.call(&member, endpoint, &form).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+    }
+    let list: Value = app.call(&member, "mcp/list", &[]).await.json().await.expect("list");
+    assert_eq!(list["total"], 0);
+    let after: Value = app.call(&member, "agents/get", &[("id", aid)]).await.json().await.expect("agent");
+    assert_eq!(after["version"], 1, "the member's agent did not get the server");
+    let owner: Value = app.call(&admin, "mcp/get", &[("id", &id)]).await.json().await.expect("get");
+    assert_eq!((owner["name"].as_str(), owner["approved"].as_bool()), (Some("Fixture"), Some(false)));
+
+    // The owner approves, connects and attaches; the env value is used but never shown.
+    let mut seen = vec![text(app.call(&admin, "mcp/approve", &[("id", &id), ("line", &line)]).await).await];
+    let connected = text(app.call(&admin, "mcp/connect", &[("id", &id)]).await).await;
+    assert!(connected.1.contains("\"status\":\"connected\""), "{}", connected.1);
+    assert!(connected.1.contains("write_note"), "{}", connected.1);
+    seen.push(connected);
+    seen.push(text(app.call(&admin, "mcp/list", &[]).await).await);
+    let mut edit = mcp_form("Fixture renamed", &fixture, "");
+    edit.push(("id", &id));
+    seen.push(text(app.call(&admin, "mcp/update", &edit).await).await);
+    seen.push(text(app.get(&admin, &format!("/mcp/{id}")).await).await);
+    for (status, body) in &seen {
+        assert!(status.is_success(), "{status} {body}");
+        assert!(!body.contains(ENV_VALUE), "an env value in a response: {body}");
+    }
+    assert!(seen.last().is_some_and(|(_, page)| page.contains("Fixture renamed") && page.contains("API_TOKEN")));
+    assert!(!logs().contains(ENV_VALUE), "an env value was logged");
 }

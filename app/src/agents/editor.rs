@@ -1,7 +1,7 @@
 //! The agent form's inputs, shared by "new" and "edit".
 
 use leptos::prelude::*;
-use model::agents::{AgentSpec, DESCRIPTION_MAX, NAME_MAX, PROMPT_MAX, SLUG_MAX};
+use model::agents::{AgentSpec, AgentTool, DESCRIPTION_MAX, NAME_MAX, PROMPT_MAX, SLUG_MAX};
 use model::providers::ProviderView;
 
 use crate::components::{Field, TextArea, field_error};
@@ -15,6 +15,12 @@ pub fn AgentFields(
     /// The attached skills, `(id, name)`.
     #[prop(optional)]
     skills: Vec<(String, String)>,
+    /// The attached MCP servers, `(id, name)`.
+    #[prop(optional)]
+    servers: Vec<(String, String)>,
+    /// The tools those bring, with their policies.
+    #[prop(optional)]
+    tools: Vec<AgentTool>,
     #[prop(into)] err: Signal<Option<AppError>>,
 ) -> impl IntoView {
     let t = t();
@@ -97,7 +103,61 @@ pub fn AgentFields(
                     <p class="help">{t.agent_skills_help}</p>
                 </div>
             })}
+            {(!servers.is_empty()).then(|| view! {
+                <div class="field">
+                    <span class="label">{t.nav_mcp}</span>
+                    <ul class="chips" aria-label=t.nav_mcp>
+                        {servers.into_iter().map(|(id, name)| view! {
+                            <li><a class="chip" href=format!("/mcp/{id}")>{name}</a></li>
+                        }).collect_view()}
+                    </ul>
+                    <p class="help">{t.agent_mcp_help}</p>
+                </div>
+            })}
+            {(!tools.is_empty()).then(|| view! { <ToolTable tools /> })}
             <TextArea name="tool_policies" label=t.field_tool_policies help=t.field_tool_policies_help value=policies rows=3 mono=true error=field_error(err, "tool_policies") />
         </fieldset>
+    }
+}
+
+/// The tools an agent may call: where each comes from and the policy that applies.
+#[component]
+fn ToolTable(tools: Vec<AgentTool>) -> impl IntoView {
+    let t = t();
+    view! {
+        <div class="field">
+            <span class="label" id="tools-label">{t.agent_tools_title}</span>
+            <div class="table-wrap">
+                <table class="tools" aria-labelledby="tools-label">
+                    <thead>
+                        <tr><th scope="col">{t.tool_col_tool}</th><th scope="col">{t.tool_col_from}</th><th scope="col">{t.tool_col_policy}</th></tr>
+                    </thead>
+                    <tbody>
+                        {tools.into_iter().map(|tool| {
+                            let class = match tool.policy {
+                                model::agents::ToolPolicy::Allow => "badge badge-on",
+                                model::agents::ToolPolicy::Ask => "badge badge-warn",
+                                model::agents::ToolPolicy::Deny => "badge badge-off",
+                            };
+                            let from = if tool.source.is_empty() { t.tool_from_skills.to_owned() } else { tool.source.clone() };
+                            view! {
+                                <tr data-tool=tool.key.clone()>
+                                    <td>
+                                        <span class="mono">{tool.key.clone()}</span>
+                                        <p class="muted small">{tool.description.clone()}</p>
+                                    </td>
+                                    <td>{from}</td>
+                                    <td>
+                                        <span class=class>{tool.policy.as_str()}</span>
+                                        {(!tool.explicit).then(|| view! { " " <span class="muted small">{t.tool_policy_default}</span> })}
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <p class="help">{t.agent_tools_help}</p>
+        </div>
     }
 }

@@ -1,14 +1,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{A, Form};
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
 use model::agents::{AgentSummary, AgentView};
 
 use super::api::{CreateAgent, DeleteAgent, DuplicateAgent, ImportAgent, UpdateAgent, get_agent, list_agents};
 use super::editor::AgentFields;
 use crate::components::{
-    EmptyState, ErrorAlert, LoadError, PageHeader, Skeleton, SuccessNote, TextArea, action_error, action_ok,
-    field_error,
+    EmptyState, ErrorAlert, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea, action_error,
+    action_ok, field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -17,14 +17,12 @@ use crate::providers::api::list_providers;
 #[component]
 pub fn AgentsPage() -> impl IntoView {
     let t = t();
-    let query = use_query_map();
-    let q = move || query.read().get("q").unwrap_or_default();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u32>().ok()).unwrap_or(1).max(1);
-    let list = Resource::new(move || (q(), page()), |(q, page)| list_agents(q, page));
+    let (q, page) = list_query();
+    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_agents(q, page));
     let content = move || {
         list.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p) if p.total == 0 && q().is_empty() => view! {
+            Ok(p) if p.total == 0 && q.get().is_empty() => view! {
                 <EmptyState icon="◎" title=t.agents_empty_title body=t.agents_empty_body>
                     <div class="row-actions">
                         <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
@@ -34,26 +32,13 @@ pub fn AgentsPage() -> impl IntoView {
             }
             .into_any(),
             Ok(p) if p.items.is_empty() => view! { <p class="empty">{t.agents_no_match}</p> }.into_any(),
-            Ok(p) => {
-                let pages = (p.total as u32).div_ceil(p.per_page).max(1);
-                let link = move |n: u32| {
-                    let q = q();
-                    if q.is_empty() { format!("/agents?page={n}") } else { format!("/agents?q={}&page={n}", encode(&q)) }
-                };
-                view! {
-                    <ul class="cards" aria-label=t.agents_title>
-                        {p.items.into_iter().map(|a| view! { <AgentCard a /> }).collect_view()}
-                    </ul>
-                    {(pages > 1).then(|| view! {
-                        <nav class="pager" aria-label="Pages">
-                            {(p.page > 1).then(|| view! { <A href=link(p.page - 1)>{t.agents_prev}</A> })}
-                            <span class="muted">{t.agents_page.replace("{n}", &p.page.to_string()).replace("{total}", &pages.to_string())}</span>
-                            {(p.page < pages).then(|| view! { <A href=link(p.page + 1)>{t.agents_next}</A> })}
-                        </nav>
-                    })}
-                }
-                .into_any()
+            Ok(p) => view! {
+                <ul class="cards" aria-label=t.agents_title>
+                    {p.items.iter().cloned().map(|a| view! { <AgentCard a /> }).collect_view()}
+                </ul>
+                <Pager base="/agents" q=q.get() page=p.page pages=p.pages() />
             }
+            .into_any(),
         })
     };
     view! {
@@ -68,26 +53,9 @@ pub fn AgentsPage() -> impl IntoView {
                 <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
             </div>
         </div>
-        <Form method="GET" action="/agents" attr:class="search" attr:role="search">
-            <label for="agent-search" class="visually-hidden">{t.agents_search}</label>
-            <input id="agent-search" type="search" name="q" placeholder=t.agents_search value=q maxlength="200" />
-            <button type="submit" class="btn btn-secondary">{t.agents_search_button}</button>
-        </Form>
+        <SearchBox action="/agents" placeholder=t.agents_search value=q />
         <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
     }
-}
-
-/// Percent-encodes a query value (letters, digits and `-_.~` stay).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[component]
@@ -219,7 +187,7 @@ fn AgentDetail(
                 <ActionForm action=update attr:class="form">
                     <input type="hidden" name="id" value=id3 />
                     <input type="hidden" name="version" value=a.version.to_string() />
-                    <AgentFields spec=Some(a.spec.clone()) providers skills=a.skill_names.clone() err />
+                    <AgentFields spec=Some(a.spec.clone()) providers skills=a.skill_names.clone() servers=a.mcp_names.clone() tools=a.tools.clone() err />
                     <div class="form-actions">
                         <button type="submit" class="btn btn-primary" disabled=saving>
                             {move || if saving.get() { t.saving } else { t.agent_save }}

@@ -15,6 +15,16 @@ pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
     Ok(crate::ssr::engine()?.list_providers(&user).await?)
 }
 
+/// One page of the connections, optionally searched by name or base URL.
+#[server(endpoint = "providers/search")]
+pub async fn search_providers(
+    #[server(default)] q: String,
+    #[server(default)] page: u32,
+) -> Result<model::Page<ProviderView>, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.search_providers(&user, &q, page).await?)
+}
+
 #[server(endpoint = "providers/get")]
 pub async fn get_provider(id: String) -> Result<ProviderView, AppError> {
     let user = crate::ssr::user()?;

@@ -4,10 +4,10 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 use model::providers::{ProviderKind, ProviderView};
 
-use super::api::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, get_provider, list_providers};
+use super::api::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, get_provider, search_providers};
 use crate::components::{
-    EmptyState, ErrorAlert, Field, LoadError, PageHeader, Skeleton, SuccessNote, TextArea, action_error, action_ok,
-    field_error,
+    EmptyState, ErrorAlert, Field, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea,
+    action_error, action_ok, field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -16,20 +16,28 @@ use crate::shell::layout::use_session;
 #[component]
 pub fn ProvidersPage() -> impl IntoView {
     let t = t();
-    let list = Resource::new(|| (), |_| list_providers());
+    let (q, page) = list_query();
+    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| search_providers(q, page));
     let content = move || {
         list.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(v) if v.is_empty() => view! {
+            Ok(p) if p.total == 0 && q.get().is_empty() => view! {
                 <EmptyState icon="◈" title=t.providers_empty_title body=t.providers_empty_body>
                     <A href="/providers/new" attr:class="btn btn-primary">{t.providers_add}</A>
                 </EmptyState>
             }
             .into_any(),
-            Ok(v) => view! {
+            Ok(p) if p.items.is_empty() => view! {
+                <SearchBox action="/providers" placeholder=t.providers_search value=q />
+                <p class="empty">{t.providers_no_match}</p>
+            }
+            .into_any(),
+            Ok(page) => view! {
+                <SearchBox action="/providers" placeholder=t.providers_search value=q />
                 <ul class="cards" aria-label=t.providers_title>
-                    {v.into_iter().map(|p| view! { <ProviderCard p /> }).collect_view()}
+                    {page.items.iter().cloned().map(|p| view! { <ProviderCard p /> }).collect_view()}
                 </ul>
+                <Pager base="/providers" q=q.get() page=page.page pages=page.pages() />
             }
             .into_any(),
         })

@@ -3,14 +3,18 @@
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::{MultipartData, MultipartFormData};
+use model::Page;
 use model::skills::{SkillSummary, SkillView};
 
 use crate::error::AppError;
 
 #[server(endpoint = "skills/list")]
-pub async fn list_skills() -> Result<Vec<SkillSummary>, AppError> {
+pub async fn list_skills(
+    #[server(default)] q: String,
+    #[server(default)] page: u32,
+) -> Result<Page<SkillSummary>, AppError> {
     let user = crate::ssr::user()?;
-    Ok(crate::ssr::engine()?.list_skills(&user).await?)
+    Ok(crate::ssr::engine()?.list_skills(&user, &q, page).await?)
 }
 
 #[server(endpoint = "skills/get")]

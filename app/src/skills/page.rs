@@ -6,7 +6,7 @@ use model::skills::{SkillSummary, SkillView};
 
 use super::api::{AttachSkill, DeleteSkill, UploadSkill, get_skill, list_skills, upload_skill};
 use crate::agents::api::list_agents;
-use crate::components::{EmptyState, ErrorAlert, LoadError, Skeleton, action_error};
+use crate::components::{EmptyState, ErrorAlert, LoadError, Pager, SearchBox, Skeleton, action_error, list_query};
 use crate::error::AppError;
 use crate::i18n::t;
 
@@ -75,20 +75,28 @@ fn UploadForm() -> impl IntoView {
 #[component]
 pub fn SkillsPage() -> impl IntoView {
     let t = t();
-    let list = Resource::new(|| (), |_| list_skills());
+    let (q, page) = list_query();
+    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_skills(q, page));
     let content = move || {
         list.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(v) if v.is_empty() => view! {
+            Ok(p) if p.total == 0 && q.get().is_empty() => view! {
                 <EmptyState icon="✦" title=t.skills_empty_title body=t.skills_empty_body>
                     <span></span>
                 </EmptyState>
             }
             .into_any(),
-            Ok(v) => view! {
+            Ok(p) if p.items.is_empty() => view! {
+                <SearchBox action="/skills" placeholder=t.skills_search value=q />
+                <p class="empty">{t.skills_no_match}</p>
+            }
+            .into_any(),
+            Ok(p) => view! {
+                <SearchBox action="/skills" placeholder=t.skills_search value=q />
                 <ul class="cards" aria-label=t.nav_skills>
-                    {v.into_iter().map(|s| view! { <SkillCard s /> }).collect_view()}
+                    {p.items.iter().cloned().map(|s| view! { <SkillCard s /> }).collect_view()}
                 </ul>
+                <Pager base="/skills" q=q.get() page=p.page pages=p.pages() />
             }
             .into_any(),
         })
