@@ -208,7 +208,11 @@ pub fn list_query() -> (Memo<String>, Memo<u32>) {
 
 /// A list's search box: a GET form back to `action` (so it works without JavaScript).
 #[component]
-pub fn SearchBox(action: &'static str, placeholder: &'static str, #[prop(into)] value: Signal<String>) -> impl IntoView {
+pub fn SearchBox(
+    action: &'static str,
+    placeholder: &'static str,
+    #[prop(into)] value: Signal<String>,
+) -> impl IntoView {
     let t = t();
     let id = format!("search-{}", action.trim_start_matches('/').replace('/', "-"));
     view! {

@@ -54,7 +54,6 @@ fn from_json(raw: &str) -> Result<AgentSpec, AgentError> {
     serde_json::from_str(raw).map_err(|e| AgentError::Store(StoreError::Query(sqlx::Error::Decode(Box::new(e)))))
 }
 
-
 /// What can be attached to an agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attachment {
@@ -96,7 +95,12 @@ impl Engine {
     }
 
     /// The name of the user's skill or MCP server `id`, if it is theirs.
-    async fn attachment_name(&self, user: &CurrentUser, kind: Attachment, id: &str) -> Result<Option<String>, AgentError> {
+    async fn attachment_name(
+        &self,
+        user: &CurrentUser,
+        kind: Attachment,
+        id: &str,
+    ) -> Result<Option<String>, AgentError> {
         let sql = match kind {
             Attachment::Skill => "SELECT name FROM skills WHERE id = $1 AND owner_id = $2",
             Attachment::Mcp => "SELECT name FROM mcp_servers WHERE id = $1 AND owner_id = $2",
@@ -105,7 +109,12 @@ impl Engine {
     }
 
     /// The id of the user's skill or MCP server called `name`.
-    async fn attachment_id(&self, user: &CurrentUser, kind: Attachment, name: &str) -> Result<Option<String>, AgentError> {
+    async fn attachment_id(
+        &self,
+        user: &CurrentUser,
+        kind: Attachment,
+        name: &str,
+    ) -> Result<Option<String>, AgentError> {
         let sql = match kind {
             Attachment::Skill => "SELECT id FROM skills WHERE owner_id = $1 AND name = $2",
             Attachment::Mcp => "SELECT id FROM mcp_servers WHERE owner_id = $1 AND name = $2",

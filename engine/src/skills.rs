@@ -184,7 +184,8 @@ impl Engine {
     ) -> Result<Page<SkillSummary>, SkillError> {
         let page = page.max(1);
         let pattern = like_pattern(query);
-        let filter = "s.owner_id = $1 AND (LOWER(s.name) LIKE $2 ESCAPE '\\' OR LOWER(s.description) LIKE $2 ESCAPE '\\')";
+        let filter =
+            "s.owner_id = $1 AND (LOWER(s.name) LIKE $2 ESCAPE '\\' OR LOWER(s.description) LIKE $2 ESCAPE '\\')";
         let total: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM skills s WHERE {filter}")))
                 .bind(&user.id)

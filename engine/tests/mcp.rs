@@ -209,14 +209,15 @@ async fn the_fixture_tool_list_changing_is_flagged_until_approved() {
     let file = engine::testing::temp_dir("mcp-fixture").join("tools.json");
     std::fs::write(&file, serde_json::json!([tool("add", true), tool("write_note", false)]).to_string()).expect("w");
     let me = &t.admin.user;
-    let s = e.create_mcp(me, stdio("Fixture", "node", &[&fixture(), &file.display().to_string()], "")).await.expect("c");
+    let s =
+        e.create_mcp(me, stdio("Fixture", "node", &[&fixture(), &file.display().to_string()], "")).await.expect("c");
     let s = e.approve_mcp(me, &s.id, &s.command_line).await.expect("approve");
     let s = e.connect_mcp(me, &s.id).await.expect("connect");
     assert_eq!(s.status, Status::Connected, "{} / {}", s.last_error, s.stderr_tail);
-    assert_eq!(s.tools.iter().map(|t| (t.name.as_str(), t.read_only)).collect::<Vec<_>>(), [
-        ("add", true),
-        ("write_note", false)
-    ]);
+    assert_eq!(
+        s.tools.iter().map(|t| (t.name.as_str(), t.read_only)).collect::<Vec<_>>(),
+        [("add", true), ("write_note", false)]
+    );
     assert!(s.stderr_tail.contains("mcp-fixture: started"), "stderr kept: {:?}", s.stderr_tail);
 
     // The server now offers a different list: the pinned one stays, the new one is flagged.
@@ -289,7 +290,7 @@ async fn attached_servers_bring_their_tools_with_policies_and_travel_by_name() {
         let form = McpForm { name: "Fixture".into(), transport: "http".into(), url: url.into(), ..Default::default() };
         let theirs = e.create_mcp(other, form.parse().expect("d")).await.expect("theirs");
         let imported = e.import_agent(other, &json).await.expect("import");
-        assert_eq!(imported.spec.mcp_servers, [theirs.id.clone()]);
+        assert_eq!(imported.spec.mcp_servers, [theirs.id]);
 
         let a = e.set_agent_attachment(me, &agent.id, Attachment::Mcp, &s.id, false).await.expect("detach");
         assert!(a.tools.is_empty() && a.mcp_names.is_empty());
