@@ -65,7 +65,8 @@ cargo build --release -p fake-upstream
 
 step "Playwright end-to-end (hydrated and without JavaScript)"
 # The fake LLM provider listens on 127.0.0.2, which the server lets members reach as if it
-# were public: the flows run as members, through the SSRF guard.
+# were public: the flows run as members, through the SSRF guard. Members may add stdio MCP
+# servers here (the MCP flow runs the repo's fixture); the approval step still applies.
 FAKE_PORT=$(free_port)
 target/release/fake-upstream "127.0.0.2:$FAKE_PORT" >"$WORK/fake-upstream.log" 2>&1 &
 FAKE_PID=$!
@@ -73,7 +74,7 @@ export FAKE_UPSTREAM_URL="http://127.0.0.2:$FAKE_PORT/v1"
 E2E_PORT=$(free_port)
 mkdir -p "$WORK/e2e-data"
 (
-  export AGENTRY_ALLOW_PRIVATE_NETWORKS='["127.0.0.2/32"]'
+  export AGENTRY_ALLOW_PRIVATE_NETWORKS='["127.0.0.2/32"]' AGENTRY_MCP_STDIO_FOR_MEMBERS=true
   export AGENTRY_BIND="127.0.0.1:$E2E_PORT" AGENTRY_DATA_DIR="$WORK/e2e-data"
   export LEPTOS_OUTPUT_NAME=agentry LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
   exec target/release/server >"$WORK/e2e-server.log" 2>&1

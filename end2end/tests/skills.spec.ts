@@ -1,18 +1,10 @@
 import path from "node:path";
 import { expect, test } from "@playwright/test";
-import { addProvider, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
+import { addProvider, createAgent, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
 
 watchPageErrors();
 
 const fixture = (name: string) => path.join(__dirname, "..", "fixtures", name);
-
-async function createAgent(page: import("@playwright/test").Page, name: string) {
-  await open(page, "/agents/new");
-  await page.getByLabel("Name", { exact: true }).fill(name);
-  await page.getByRole("button", { name: "Create agent" }).click();
-  await expect(page).toHaveURL(/\/agents\/[0-9a-f-]{36}$/);
-  await settle(page);
-}
 
 test("upload a skill, attach it, re-upload a folder as v2, detach and delete", async ({ page }, info) => {
   await register(page, uniqueEmail(info, "skill"));

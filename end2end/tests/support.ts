@@ -66,6 +66,15 @@ export async function addProvider(page: Page, name: string) {
   await expect(page.getByLabel("Models")).toHaveValue("fake-large\nfake-small");
 }
 
+/** Creates an agent on the first connection with its first model; ends on its page. */
+export async function createAgent(page: Page, name: string) {
+  await open(page, "/agents/new");
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByRole("button", { name: "Create agent" }).click();
+  await expect(page).toHaveURL(/\/agents\/[0-9a-f-]{36}$/);
+  await settle(page);
+}
+
 /** Fails the test on anything the page itself reports as broken (a panic, a hydration
  * mismatch, a CSP violation), even when the flow itself got through. Failed HTTP answers
  * a test provokes on purpose (401, 403, 422) are not errors of the page. */

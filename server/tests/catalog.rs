@@ -89,6 +89,8 @@ async fn another_users_provider_is_not_found_for_every_function_and_unchanged() 
     }
     let list: Value = app.call(&member, "providers/list", &[]).await.json().await.expect("list");
     assert_eq!(list.as_array().map(Vec::len), Some(0));
+    let found: Value = app.call(&member, "providers/search", &[("q", "fake")]).await.json().await.expect("search");
+    assert_eq!(found["total"], 0);
     assert!(up.seen().is_empty(), "the member's test reached the upstream");
     let after: Value = app.call(&admin, "providers/get", &[("id", id)]).await.json().await.expect("get");
     assert_eq!(after, p, "the owner's connection changed");
@@ -397,5 +399,24 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
         assert!(!body.contains(ENV_VALUE), "an env value in a response: {body}");
     }
     assert!(seen.last().is_some_and(|(_, page)| page.contains("Fixture renamed") && page.contains("API_TOKEN")));
-    assert!(!logs().contains(ENV_VALUE), "an env value was logged");
+
+    // A remote server's header values are kept the same way.
+    let remote = [
+        ("name", "Remote"),
+        ("transport", "http"),
+        ("url", "https://mcp.example.com/mcp"),
+        ("headers", "Authorization: Bearer hv-SECRETHEADER-42"),
+    ];
+    let (status, body) = text(app.call(&admin, "mcp/create", &remote).await).await;
+    assert!(status.is_success(), "{status} {body}");
+    let rid = serde_json::from_str::<Value>(&body).expect("remote")["id"].as_str().expect("id").to_owned();
+    let mut bodies = vec![body];
+    bodies.push(text(app.call(&admin, "mcp/get", &[("id", &rid)]).await).await.1);
+    bodies.push(text(app.get(&admin, &format!("/mcp/{rid}")).await).await.1);
+    for body in &bodies {
+        assert!(!body.contains(HEADER_VALUE), "a header value in a response: {body}");
+    }
+    assert!(bodies[1].contains("Authorization"), "the header's name is shown: {}", bodies[1]);
+    let logs = logs();
+    assert!(!logs.contains(ENV_VALUE) && !logs.contains(HEADER_VALUE), "a secret was logged");
 }

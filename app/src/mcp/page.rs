@@ -108,7 +108,7 @@ fn McpFields(m: Option<McpView>, #[prop(into)] err: Signal<Option<AppError>>) ->
     let value = |f: fn(&McpView) -> String| m.as_ref().map(f).unwrap_or_default();
     view! {
         <Field name="name" label=t.field_mcp_name value=value(|m| m.name.clone()) required=true maxlength=model::mcp::NAME_MAX error=field_error(err, "name") />
-        <fieldset class="field choice" aria-describedby="f-transport-error">
+        <fieldset class="choice" aria-describedby="f-transport-error">
             <legend class="label">{t.field_transport}</legend>
             <label class="check">
                 <input type="radio" name="transport" value="stdio" checked=transport == Transport::Stdio />

@@ -1,0 +1,83 @@
+import path from "node:path";
+import { expect, test } from "@playwright/test";
+import { addProvider, createAgent, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
+
+watchPageErrors();
+
+// Our own stdio MCP server: `add` (read-only) and `write_note` (may write).
+const FIXTURE = path.join(__dirname, "..", "fixtures", "mcp-fixture.mjs");
+const ENV_SECRET = "e2e-env-secret-9137";
+
+test("add an MCP server, approve its command line, connect, attach it to an agent", async ({ page }, info) => {
+  await register(page, uniqueEmail(info, "mcp"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Calculator");
+
+  await open(page, "/mcp");
+  await expect(page.getByRole("heading", { name: "No MCP servers yet" })).toBeVisible();
+  await page.getByRole("link", { name: "Add server" }).first().click();
+  await expect(page).toHaveURL(/\/mcp\/new$/);
+  await settle(page);
+  // A bad environment line is named, and nothing is added.
+  await page.getByLabel("Name", { exact: true }).fill("Fixture");
+  await page.getByLabel("Command", { exact: true }).fill("node");
+  await page.getByLabel("Arguments").fill(FIXTURE);
+  await page.getByLabel("Environment").fill("1BAD=x");
+  await page.getByRole("button", { name: "Add server" }).click();
+  await expect(page.getByText("Write one variable per line, as NAME=value")).toBeVisible();
+  await settle(page);
+  await page.getByLabel("Name", { exact: true }).fill("Fixture");
+  await page.getByLabel("Command", { exact: true }).fill("node");
+  await page.getByLabel("Arguments").fill(FIXTURE);
+  await page.getByLabel("Environment").fill(`API_TOKEN=${ENV_SECRET}`);
+  await page.getByRole("button", { name: "Add server" }).click();
+  await expect(page).toHaveURL(/\/mcp\/[0-9a-f-]{36}$/);
+  await settle(page);
+
+  // Nothing runs before the owner approves the exact line shown (env values hidden).
+  await expect(page.getByTestId("mcp-status")).toHaveText("Needs approval");
+  await expect(page.getByTestId("command-line")).toHaveText(`API_TOKEN=… node ${FIXTURE}`);
+  await expect(page.getByRole("button", { name: "Connect and list tools" })).toHaveCount(0);
+  await page.getByRole("button", { name: "Approve and allow to run" }).click();
+  await expect(page.getByTestId("mcp-status")).toHaveText("Never connected");
+  await settle(page);
+  await page.getByRole("button", { name: "Connect and list tools" }).click();
+  await expect(page.getByTestId("mcp-status")).toHaveText("Connected");
+  await settle(page);
+  const tools = page.getByRole("list", { name: "Tools" });
+  await expect(tools.getByText("add", { exact: true })).toBeVisible();
+  await expect(tools.getByText("write_note", { exact: true })).toBeVisible();
+  await expect(tools.getByText("may write")).toBeVisible();
+  await tools.getByText("Input schema").first().click();
+  await expect(tools.getByText('"required"').first()).toBeVisible();
+  expect(await page.content()).not.toContain(ENV_SECRET);
+
+  await page.getByLabel("Attach to").selectOption({ label: "Calculator" });
+  await page.getByRole("button", { name: "Attach", exact: true }).click();
+  await expect(page.getByRole("link", { name: "Calculator" })).toBeVisible();
+  await settle(page);
+
+  // Attached, it cannot be deleted.
+  await page.getByText("Delete server").click();
+  await page.getByRole("button", { name: "Delete for good" }).click();
+  await expect(page.getByText("This server is attached to Calculator, so it cannot be deleted.")).toBeVisible();
+  await settle(page);
+
+  // The agent's editor lists the server and its tools with the policy that applies.
+  await page.getByRole("link", { name: "Calculator" }).click();
+  await expect(page).toHaveURL(/\/agents\/[0-9a-f-]{36}$/);
+  await settle(page);
+  await expect(page.getByTestId("agent-version")).toHaveText("version 2");
+  await expect(page.locator('tr[data-tool="Fixture/add"]')).toContainText("allow");
+  await expect(page.locator('tr[data-tool="Fixture/write_note"]')).toContainText("ask");
+  await page.getByLabel("Tool policies").fill("Fixture/write_note=deny");
+  await page.getByRole("button", { name: "Save new version" }).click();
+  await expect(page.getByTestId("agent-version")).toHaveText("version 3");
+  await expect(page.locator('tr[data-tool="Fixture/write_note"]')).toContainText("deny");
+
+  // The list finds it by name.
+  await open(page, "/mcp?q=fixt");
+  await expect(page.getByRole("link", { name: "Fixture" })).toBeVisible();
+  await open(page, "/mcp?q=nothing-like-it");
+  await expect(page.getByText("No server matches.")).toBeVisible();
+});
