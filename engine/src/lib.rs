@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod keys;
 pub mod limits;
+pub mod llm;
 pub mod mcp;
 pub mod net;
 pub mod providers;

@@ -12,7 +12,7 @@ use crate::secrets::{self, SecretError};
 use crate::store::{Constraint, StoreError, like_pattern, new_id, now_ms, on_constraint, page_bounds};
 use crate::{Engine, audit};
 
-mod probe;
+pub mod probe;
 
 const SHARED: &str = "shared";
 /// Connections per list page.
@@ -45,6 +45,7 @@ impl From<sqlx::Error> for ProviderError {
 }
 
 /// What a request to the provider needs: never leaves the server.
+#[derive(Clone)]
 pub struct ProviderSecrets {
     pub kind: ProviderKind,
     pub base_url: String,

@@ -1,17 +1,26 @@
 //! A fake LLM provider for tests, the end-to-end suite and the benchmark: real HTTP on a
 //! local port, answering like OpenAI's and Anthropic's APIs. Requests it receives are
 //! recorded so tests can assert on what Agentry sent (keys included: that is the point).
+//!
+//! Chat requests take the next scripted [`Reply`] (for their model, or for any model) from
+//! a queue; with none queued, the answer quotes the last user message. A test in another
+//! process (the end-to-end suite) queues replies with `POST /__fake/replies` (a JSON array).
 #![forbid(unsafe_code)]
+
+mod chat;
+
+pub use chat::{Reply, Step, Wire, words};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::json;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
 
 /// What the fake answers with.
 #[derive(Clone, Debug)]
@@ -22,11 +31,18 @@ pub struct Script {
     pub api_key: Option<String>,
     /// When set, the models endpoint answers `302` to this URL.
     pub redirect_models_to: Option<String>,
+    /// Replies to chat requests, taken in order (the first one for the request's model).
+    pub replies: Vec<Reply>,
 }
 
 impl Default for Script {
     fn default() -> Self {
-        Self { models: vec!["fake-large".into(), "fake-small".into()], api_key: None, redirect_models_to: None }
+        Self {
+            models: vec!["fake-large".into(), "fake-small".into()],
+            api_key: None,
+            redirect_models_to: None,
+            replies: Vec::new(),
+        }
     }
 }
 
@@ -35,6 +51,8 @@ impl Default for Script {
 pub struct Seen {
     pub path: String,
     pub headers: HeaderMap,
+    /// A chat request's JSON body.
+    pub body: Option<Value>,
 }
 
 #[derive(Clone, Default)]
@@ -77,6 +95,18 @@ impl FakeUpstream {
         self.shared.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Queues replies for the next chat requests.
+    pub fn push(&self, replies: impl IntoIterator<Item = Reply>) {
+        if let Ok(mut s) = self.shared.script.lock() {
+            s.replies.extend(replies);
+        }
+    }
+
+    /// The chat requests received so far (their bodies).
+    pub fn chat_requests(&self) -> Vec<Value> {
+        self.seen().into_iter().filter_map(|s| s.body).collect()
+    }
+
     pub fn set_script(&self, script: Script) {
         if let Ok(mut s) = self.shared.script.lock() {
             *s = script;
@@ -89,13 +119,61 @@ pub fn router_for_bin(script: Script) -> Router {
 }
 
 fn router(shared: Shared) -> Router {
-    Router::new().route("/v1/models", get(models)).with_state(shared)
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/messages", post(anthropic))
+        .route("/v1/chat/completions", post(openai))
+        .route("/__fake/replies", post(queue))
+        .with_state(shared)
 }
 
 fn record(s: &Shared, path: &str, headers: &HeaderMap) {
+    record_body(s, path, headers, None);
+}
+
+fn record_body(s: &Shared, path: &str, headers: &HeaderMap, body: Option<Value>) {
     if let Ok(mut seen) = s.seen.lock() {
-        seen.push(Seen { path: path.to_owned(), headers: headers.clone() });
+        seen.push(Seen { path: path.to_owned(), headers: headers.clone(), body });
     }
+}
+
+async fn queue(State(s): State<Shared>, axum::Json(replies): axum::Json<Vec<Reply>>) -> StatusCode {
+    if let Ok(mut script) = s.script.lock() {
+        script.replies.extend(replies);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// The next queued reply for `model`, taken off the queue.
+fn next_reply(s: &Shared, model: &str) -> Option<Reply> {
+    let mut script = s.script.lock().ok()?;
+    let i = script.replies.iter().position(|r| r.model.as_deref().is_none_or(|m| m == model))?;
+    Some(script.replies.remove(i))
+}
+
+async fn chat(s: Shared, headers: HeaderMap, body: Bytes, wire: Wire, path: &str) -> Response {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("not JSON: {e}")).into_response(),
+    };
+    record_body(&s, path, &headers, Some(request.clone()));
+    if !authorized(&script(&s), &headers) {
+        return unauthorized(&headers);
+    }
+    let model = request["model"].as_str().unwrap_or_default().to_owned();
+    let reply = next_reply(&s, &model).unwrap_or_else(|| chat::default_reply(&request, wire));
+    if reply.status.is_some() {
+        return chat::error_response(&reply, wire);
+    }
+    chat::stream_response(reply, &request, wire)
+}
+
+async fn anthropic(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    chat(s, headers, body, Wire::Anthropic, "/v1/messages").await
+}
+
+async fn openai(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    chat(s, headers, body, Wire::Openai, "/v1/chat/completions").await
 }
 
 fn script(s: &Shared) -> Script {

@@ -1,0 +1,345 @@
+//! Calling models: one canonical request (messages of content blocks, tools) streamed from
+//! Anthropic Messages or OpenAI Chat Completions as canonical events. Before the first
+//! output a failed call is retried (honouring Retry-After) and then the next fallback model
+//! is tried; once any output has been streamed nothing is retried or switched silently: the
+//! stream ends with the error. Connect, first-output and idle-gap timeouts apply.
+
+mod anthropic;
+mod openai;
+pub mod sse;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use model::chat::{Message, StreamEvent, ToolSpec};
+use model::providers::ProviderKind;
+
+use crate::Engine;
+use crate::auth::CurrentUser;
+use crate::providers::ProviderSecrets;
+use crate::providers::probe::{chain, endpoint, read_capped};
+
+/// One call to a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatRequest {
+    pub model: String,
+    pub system: String,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub temperature: Option<f64>,
+    pub max_tokens: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LlmError {
+    /// The provider answered with an error status before streaming.
+    #[error("the provider answered HTTP {status}: {message}")]
+    Http { status: u16, message: String, retry_after: Option<Duration> },
+    #[error("cannot reach the provider: {0}")]
+    Connect(String),
+    #[error("the provider sent nothing for {0} s")]
+    FirstOutputTimeout(u64),
+    #[error("the provider's stream stalled for {0} s")]
+    Idle(u64),
+    /// An error event in the stream.
+    #[error("the provider reported an error: {0}")]
+    Upstream(String),
+    #[error("the provider's stream broke off: {0}")]
+    Broken(String),
+    #[error("the provider sent something unreadable: {0}")]
+    Protocol(String),
+    #[error("the provider connection is not usable: {0}")]
+    Provider(String),
+}
+
+impl LlmError {
+    /// Worth trying again (the same model, after a pause).
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Http { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
+            Self::Connect(_) | Self::FirstOutputTimeout(_) | Self::Upstream(_) | Self::Broken(_) | Self::Idle(_) => {
+                true
+            }
+            Self::Protocol(_) | Self::Provider(_) => false,
+        }
+    }
+
+    /// Another model on the same connection will not do better (the key or the address is wrong).
+    fn hopeless(&self) -> bool {
+        matches!(self, Self::Http { status: 401 | 403, .. } | Self::Provider(_))
+    }
+}
+
+/// Timeouts and retries.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub connect: Duration,
+    /// From sending the request to the first output (text or a tool call).
+    pub first_output: Duration,
+    /// The longest gap between two events once output has begun.
+    pub idle: Duration,
+    /// Retries of one model before the next fallback (so attempts = retries + 1).
+    pub retries: u32,
+    /// The first backoff; it doubles per retry up to `backoff_max`.
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    /// A Retry-After longer than this is not waited for (the next model is tried).
+    pub retry_after_max: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_output: Duration::from_secs(120),
+            idle: Duration::from_secs(90),
+            retries: 2,
+            backoff: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            retry_after_max: Duration::from_secs(60),
+        }
+    }
+}
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, LlmError>> + Send>>;
+
+/// The most of an error body we read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
+    get("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        .or_else(|| get("retry-after").map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+fn error_message(body: &[u8]) -> String {
+    let text = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            e.get("message").or(Some(e)).and_then(|m| m.as_str()).map(str::to_owned)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    text.chars().take(500).collect()
+}
+
+enum Wire {
+    Anthropic(anthropic::Decoder),
+    Openai(openai::Decoder),
+}
+
+impl Wire {
+    fn on_event(&mut self, ev: sse::Event) -> Result<Vec<StreamEvent>, LlmError> {
+        match self {
+            Self::Anthropic(d) => d.on_event(ev),
+            Self::Openai(d) => d.on_event(ev),
+        }
+    }
+
+    fn done(&self) -> bool {
+        match self {
+            Self::Anthropic(d) => d.done,
+            Self::Openai(d) => d.done,
+        }
+    }
+
+    /// The body ended: the closing events, or the error of a stream cut short.
+    fn end(&mut self) -> Result<Vec<StreamEvent>, LlmError> {
+        match self {
+            _ if self.done() => Ok(Vec::new()),
+            Self::Openai(d) if d.finished() => Ok(d.finish()),
+            _ => Err(LlmError::Broken("the stream ended before the answer did".into())),
+        }
+    }
+}
+
+/// Sends one request and returns its events (no retries, no timeouts past connecting).
+pub async fn open(
+    client: &reqwest::Client,
+    secrets: &ProviderSecrets,
+    req: &ChatRequest,
+) -> Result<EventStream, LlmError> {
+    let (url, body, wire) = match secrets.kind {
+        ProviderKind::Anthropic => (
+            endpoint(secrets.kind, &secrets.base_url, "messages"),
+            anthropic::body(req),
+            Wire::Anthropic(anthropic::Decoder::default()),
+        ),
+        ProviderKind::Openai => (
+            endpoint(secrets.kind, &secrets.base_url, "chat/completions"),
+            openai::body(req),
+            Wire::Openai(openai::Decoder::default()),
+        ),
+    };
+    let res = secrets
+        .request(client, reqwest::Method::POST, &url)
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| LlmError::Connect(secrets.scrub(&chain(&e))))?;
+    let status = res.status();
+    if !status.is_success() {
+        let retry_after = retry_after(res.headers());
+        let body = read_capped(res, MAX_ERROR_BODY).await.unwrap_or_default();
+        return Err(LlmError::Http {
+            status: status.as_u16(),
+            message: secrets.scrub(&error_message(&body)),
+            retry_after,
+        });
+    }
+    let scrub = secrets.clone();
+    let state = (res.bytes_stream(), sse::Decoder::default(), wire, std::collections::VecDeque::new(), false);
+    let events = futures::stream::unfold(state, move |(mut bytes, mut sse, mut wire, mut queue, mut over)| {
+        let scrub = scrub.clone();
+        async move {
+            loop {
+                if let Some(ev) = queue.pop_front() {
+                    return Some((Ok(ev), (bytes, sse, wire, queue, over)));
+                }
+                if over || wire.done() {
+                    return None;
+                }
+                let next = match bytes.next().await {
+                    Some(Ok(chunk)) => sse.push(&chunk).map_err(LlmError::Protocol).and_then(|evs| {
+                        let mut all = Vec::new();
+                        for ev in evs {
+                            all.extend(wire.on_event(ev)?);
+                        }
+                        Ok(all)
+                    }),
+                    Some(Err(e)) => Err(LlmError::Broken(scrub.scrub(&chain(&e)))),
+                    None => {
+                        over = true;
+                        wire.end()
+                    }
+                };
+                match next {
+                    Ok(evs) => queue.extend(evs),
+                    Err(e) => {
+                        over = true;
+                        return Some((Err(e), (bytes, sse, wire, queue, over)));
+                    }
+                }
+            }
+        }
+    });
+    Ok(Box::pin(events))
+}
+
+/// A stream that fails with [`LlmError::Idle`] when no event comes within `idle`.
+fn with_idle_timeout(inner: EventStream, idle: Duration) -> EventStream {
+    Box::pin(futures::stream::unfold((inner, false), move |(mut inner, over)| async move {
+        if over {
+            return None;
+        }
+        match tokio::time::timeout(idle, inner.next()).await {
+            Ok(Some(Ok(ev))) => Some((Ok(ev), (inner, false))),
+            Ok(Some(Err(e))) => Some((Err(e), (inner, true))),
+            Ok(None) => None,
+            Err(_) => Some((Err(LlmError::Idle(idle.as_secs().max(1))), (inner, true))),
+        }
+    }))
+}
+
+/// A started call: the model that answered and its events (the ones read while waiting for
+/// the first output come first).
+pub struct Started {
+    pub model: String,
+    pub events: EventStream,
+    /// The failures before this one succeeded (retries and fallbacks), for the record.
+    pub failures: Vec<(String, LlmError)>,
+}
+
+/// Tries `req.model`, then each of `fallbacks`, each with retries, until one streams its
+/// first output. The error of the last attempt is returned when none does.
+pub async fn start(
+    client: &reqwest::Client,
+    secrets: &ProviderSecrets,
+    req: &ChatRequest,
+    fallbacks: &[String],
+    policy: Policy,
+) -> Result<Started, (LlmError, Vec<(String, LlmError)>)> {
+    let mut failures: Vec<(String, LlmError)> = Vec::new();
+    let models = std::iter::once(req.model.clone()).chain(fallbacks.iter().cloned());
+    for model in models {
+        let mut attempt = 0u32;
+        loop {
+            let req = ChatRequest { model: model.clone(), ..req.clone() };
+            let err = match first_output(client, secrets, &req, policy).await {
+                Ok(events) => return Ok(Started { model, events, failures }),
+                Err(e) => e,
+            };
+            tracing::warn!(model = %model, attempt, error = %err, "model call failed before any output");
+            let wait = match &err {
+                LlmError::Http { retry_after: Some(d), .. } => Some(*d).filter(|d| *d <= policy.retry_after_max),
+                _ => Some(policy.backoff.saturating_mul(2u32.saturating_pow(attempt)).min(policy.backoff_max)),
+            };
+            let hopeless = err.hopeless();
+            let again = err.retryable() && attempt < policy.retries && wait.is_some();
+            failures.push((model.clone(), err));
+            if hopeless {
+                let last = failures.pop().map(|(_, e)| e).unwrap_or(LlmError::Provider("no attempt".into()));
+                return Err((last, failures));
+            }
+            if !again {
+                break;
+            }
+            tokio::time::sleep(wait.unwrap_or_default()).await;
+            attempt += 1;
+        }
+    }
+    let last = failures.pop().map(|(_, e)| e).unwrap_or(LlmError::Provider("no model to call".into()));
+    Err((last, failures))
+}
+
+/// One attempt: sends the request and waits (at most `first_output`) for the first text or
+/// tool call. What came before it (usage) is kept and replayed.
+async fn first_output(
+    client: &reqwest::Client,
+    secrets: &ProviderSecrets,
+    req: &ChatRequest,
+    policy: Policy,
+) -> Result<EventStream, LlmError> {
+    let deadline = tokio::time::Instant::now() + policy.first_output;
+    let secs = policy.first_output.as_secs().max(1);
+    let mut events = tokio::time::timeout_at(deadline, open(client, secrets, req))
+        .await
+        .map_err(|_| LlmError::FirstOutputTimeout(secs))??;
+    let mut before = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) => return Err(LlmError::FirstOutputTimeout(secs)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(Some(Ok(ev))) => {
+                let output = ev.is_output() || matches!(ev, StreamEvent::Stop { .. });
+                before.push(Ok(ev));
+                if output {
+                    break;
+                }
+            }
+        }
+    }
+    let rest = with_idle_timeout(events, policy.idle);
+    Ok(Box::pin(futures::stream::iter(before).chain(rest)))
+}
+
+impl Engine {
+    /// A client for calling the connection's models: guarded like "test connection"
+    /// (private addresses only for connections an admin made or uses), no overall deadline.
+    pub async fn model_client(
+        &self,
+        user: &CurrentUser,
+        provider_id: &str,
+    ) -> Result<(reqwest::Client, ProviderSecrets), LlmError> {
+        let secrets = self.provider_secrets(user, provider_id).await.map_err(|e| LlmError::Provider(e.to_string()))?;
+        let guard = self.guard(secrets.shared || user.is_admin);
+        let url = reqwest::Url::parse(&secrets.base_url).map_err(|e| LlmError::Provider(e.to_string()))?;
+        guard.check_url(&url).map_err(LlmError::Provider)?;
+        let client = guard.streaming_client().map_err(LlmError::Provider)?;
+        Ok((client, secrets))
+    }
+}
