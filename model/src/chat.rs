@@ -136,3 +136,297 @@ impl StreamEvent {
         matches!(self, Self::TextDelta { .. } | Self::ToolStart { .. } | Self::ToolDelta { .. } | Self::ToolEnd { .. })
     }
 }
+
+/// Where a run (an assistant message) stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Paused until the user answers a tool call the policy marks "ask".
+    Waiting,
+    Done,
+    /// The user stopped it; what it produced is kept.
+    Stopped,
+    /// It broke off (the provider failed after output began, or a limit was hit); what it
+    /// produced is kept.
+    Incomplete,
+    /// The server went down while it ran; what it produced is kept.
+    Interrupted,
+    /// Nothing came (the provider failed before any output).
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Done => "done",
+            Self::Stopped => "stopped",
+            Self::Incomplete => "incomplete",
+            Self::Interrupted => "interrupted",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "running" => Self::Running,
+            "waiting" => Self::Waiting,
+            "stopped" => Self::Stopped,
+            "incomplete" => Self::Incomplete,
+            "interrupted" => Self::Interrupted,
+            "failed" => Self::Failed,
+            _ => Self::Done,
+        }
+    }
+
+    /// It will not change any more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Running | Self::Waiting)
+    }
+}
+
+/// What happened to a tool call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// The model is still writing its input.
+    Writing,
+    /// Waiting for the user to allow or deny it.
+    Asking,
+    Running,
+    Done,
+    Failed,
+    Denied,
+}
+
+/// One tool call in a transcript.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    /// The name the model used.
+    pub name: String,
+    /// What it is, for people: `server/tool` or a skill tool.
+    #[serde(default)]
+    pub label: String,
+    pub input: Value,
+    pub state: CallState,
+    #[serde(default)]
+    pub result: String,
+}
+
+/// A piece of an assistant message as people see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    Text { text: String },
+    Tool { call: ToolCall },
+    /// A model call ended and the next one begins (after tool results).
+    Turn,
+}
+
+/// One event of a run. Every event has a sequence number; folding them in order gives the
+/// transcript, on the server and in the browser alike.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    Text { text: String },
+    ToolStart { id: String, name: String, label: String },
+    /// The call's complete input; `asking`: the policy wants the user's answer first.
+    ToolCall { id: String, input: Value, asking: bool },
+    ToolRunning { id: String },
+    ToolResult { id: String, content: String, state: CallState },
+    Turn,
+    /// Tokens and cost of the run so far (replaces any earlier figures).
+    Usage { input_tokens: u64, output_tokens: u64, cost_micros: u64, model: String },
+    Status { status: RunStatus, error: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeqEvent {
+    pub seq: u64,
+    pub event: RunEvent,
+}
+
+/// An assistant message being built from its events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub parts: Vec<Part>,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cost_micros: u64,
+    /// The sequence number of the last event applied (0: none).
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl Default for Transcript {
+    fn default() -> Self {
+        Self {
+            parts: Vec::new(),
+            status: RunStatus::Running,
+            error: String::new(),
+            model: String::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_micros: 0,
+            seq: 0,
+        }
+    }
+}
+
+impl Transcript {
+    fn call_mut(&mut self, id: &str) -> Option<&mut ToolCall> {
+        self.parts.iter_mut().rev().find_map(|p| match p {
+            Part::Tool { call } if call.id == id => Some(call),
+            _ => None,
+        })
+    }
+
+    /// Applies one event; an event already applied (by sequence number) is skipped, so a
+    /// resumed stream that overlaps changes nothing.
+    pub fn apply(&mut self, e: &SeqEvent) {
+        if e.seq <= self.seq {
+            return;
+        }
+        self.seq = e.seq;
+        match &e.event {
+            RunEvent::Text { text } => match self.parts.last_mut() {
+                Some(Part::Text { text: t }) => t.push_str(text),
+                _ => self.parts.push(Part::Text { text: text.clone() }),
+            },
+            RunEvent::ToolStart { id, name, label } => self.parts.push(Part::Tool {
+                call: ToolCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    label: label.clone(),
+                    input: Value::Null,
+                    state: CallState::Writing,
+                    result: String::new(),
+                },
+            }),
+            RunEvent::ToolCall { id, input, asking } => {
+                if let Some(c) = self.call_mut(id) {
+                    c.input = input.clone();
+                    c.state = if *asking { CallState::Asking } else { CallState::Running };
+                }
+            }
+            RunEvent::ToolRunning { id } => {
+                if let Some(c) = self.call_mut(id) {
+                    c.state = CallState::Running;
+                }
+            }
+            RunEvent::ToolResult { id, content, state } => {
+                if let Some(c) = self.call_mut(id) {
+                    c.result = content.clone();
+                    c.state = *state;
+                }
+            }
+            RunEvent::Turn => self.parts.push(Part::Turn),
+            RunEvent::Usage { input_tokens, output_tokens, cost_micros, model } => {
+                self.input_tokens = *input_tokens;
+                self.output_tokens = *output_tokens;
+                self.cost_micros = *cost_micros;
+                self.model = model.clone();
+            }
+            RunEvent::Status { status, error } => {
+                self.status = *status;
+                self.error = error.clone();
+            }
+        }
+    }
+
+    /// The text of the answer (all text parts).
+    pub fn text(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The transcript as model messages: each turn's text and calls as an assistant
+    /// message, the calls' results as the user message after it.
+    pub fn to_messages(&self) -> Vec<Message> {
+        let mut out = Vec::new();
+        let mut blocks = Vec::new();
+        let mut results = Vec::new();
+        let mut flush = |blocks: &mut Vec<Block>, results: &mut Vec<Block>, out: &mut Vec<Message>| {
+            if !blocks.is_empty() {
+                out.push(Message { role: Role::Assistant, content: std::mem::take(blocks) });
+            }
+            if !results.is_empty() {
+                out.push(Message { role: Role::User, content: std::mem::take(results) });
+            }
+        };
+        for p in &self.parts {
+            match p {
+                Part::Text { text } if !text.is_empty() => blocks.push(Block::Text { text: text.clone() }),
+                Part::Text { .. } => {}
+                Part::Tool { call } => {
+                    blocks.push(Block::ToolUse { id: call.id.clone(), name: call.name.clone(), input: call.input.clone() });
+                    let done = matches!(call.state, CallState::Done | CallState::Failed | CallState::Denied);
+                    results.push(Block::ToolResult {
+                        tool_use_id: call.id.clone(),
+                        content: if done { call.result.clone() } else { "The call did not finish.".into() },
+                        is_error: call.state != CallState::Done,
+                    });
+                }
+                Part::Turn => flush(&mut blocks, &mut results, &mut out),
+            }
+        }
+        flush(&mut blocks, &mut results, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, event: RunEvent) -> SeqEvent {
+        SeqEvent { seq, event }
+    }
+
+    #[test]
+    fn a_transcript_folds_events_once_and_turns_into_model_messages() {
+        let events = [
+            ev(1, RunEvent::Text { text: "Let me ".into() }),
+            ev(2, RunEvent::Text { text: "add.".into() }),
+            ev(3, RunEvent::ToolStart { id: "c1".into(), name: "fx__add".into(), label: "fx/add".into() }),
+            ev(4, RunEvent::ToolCall { id: "c1".into(), input: serde_json::json!({"a": 1}), asking: false }),
+            ev(5, RunEvent::ToolResult { id: "c1".into(), content: "3".into(), state: CallState::Done }),
+            ev(6, RunEvent::Turn),
+            ev(7, RunEvent::Text { text: "It is 3.".into() }),
+            ev(8, RunEvent::Status { status: RunStatus::Done, error: String::new() }),
+        ];
+        let mut t = Transcript::default();
+        for e in &events {
+            t.apply(e);
+        }
+        // Replaying an overlap changes nothing.
+        let again = t.clone();
+        for e in &events[3..] {
+            t.apply(e);
+        }
+        assert_eq!(t, again);
+        assert_eq!(t.text(), "Let me add.It is 3.");
+        assert_eq!(t.status, RunStatus::Done);
+        let m = t.to_messages();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].role, Role::Assistant);
+        assert!(matches!(&m[1].content[0], Block::ToolResult { content, is_error: false, .. } if content == "3"));
+        assert_eq!(m[2].text(), "It is 3.");
+    }
+}
