@@ -292,42 +292,55 @@ impl Engine {
         self.get_mcp(user, id).await
     }
 
+    /// Starts (stdio, only when approved) or reaches (HTTP) the server: a live session for
+    /// calling its tools, with the stdio server's stderr tail. The caller shuts it down.
+    pub async fn open_mcp(
+        &self,
+        user: &CurrentUser,
+        id: &str,
+    ) -> Result<(client::McpClient, Option<client::StderrTail>), (McpError, String)> {
+        let row = self.mcp_row(user, id).await.map_err(|e| (e, String::new()))?;
+        let v = view(&row).map_err(|e| (e, String::new()))?;
+        if !v.approved {
+            return Err((McpError::NotApproved, String::new()));
+        }
+        match v.transport {
+            Transport::Stdio => {
+                let sealed = row.try_get("env_sealed").map_err(|e| (McpError::from(e), String::new()))?;
+                let env = self.open_pairs(id, "env", sealed).map_err(|e| (e, String::new()))?;
+                let home = self.settings.data_dir.join("mcp").join(id);
+                let _ = std::fs::create_dir_all(&home);
+                match client::connect_stdio(&v.command, &v.args, &env, &home, CONNECT_TIMEOUT).await {
+                    Ok((c, tail)) => Ok((c, Some(tail))),
+                    Err((e, tail)) => Err((McpError::Connect(e), tail.text())),
+                }
+            }
+            Transport::Http => {
+                let sealed = row.try_get("headers_sealed").map_err(|e| (McpError::from(e), String::new()))?;
+                let headers = self.open_pairs(id, "headers", sealed).map_err(|e| (e, String::new()))?;
+                let guard = self.guard(user.is_admin);
+                let http = guard.streaming_client().map_err(|e| (McpError::Connect(e), String::new()))?;
+                client::connect_http(&v.url, &headers, http, CONNECT_TIMEOUT)
+                    .await
+                    .map(|c| (c, None))
+                    .map_err(|e| (McpError::Connect(e), String::new()))
+            }
+        }
+    }
+
     /// Starts (stdio) or reaches (HTTP) the server, lists its tools and closes it again.
     /// The first list is pinned; a later different one is kept aside and flagged.
     #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
     pub async fn connect_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        let row = self.mcp_row(user, id).await?;
-        let v = view(&row)?;
-        if !v.approved {
-            return Err(McpError::NotApproved);
-        }
-        let (result, tail) = match v.transport {
-            Transport::Stdio => {
-                let env = self.open_pairs(id, "env", row.try_get("env_sealed")?)?;
-                let home = self.settings.data_dir.join("mcp").join(id);
-                let _ = std::fs::create_dir_all(&home);
-                match client::connect_stdio(&v.command, &v.args, &env, &home, CONNECT_TIMEOUT).await {
-                    Ok((c, tail)) => {
-                        let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;
-                        client::shutdown(c).await;
-                        (tools, tail.text())
-                    }
-                    Err((e, tail)) => (Err(e), tail.text()),
-                }
+        let v = view(&self.mcp_row(user, id).await?)?;
+        let (result, tail) = match self.open_mcp(user, id).await {
+            Ok((c, tail)) => {
+                let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;
+                client::shutdown(c).await;
+                (tools, tail.map(|t| t.text()).unwrap_or_default())
             }
-            Transport::Http => {
-                let headers = self.open_pairs(id, "headers", row.try_get("headers_sealed")?)?;
-                let guard = self.guard(user.is_admin);
-                let http = guard.streaming_client().map_err(McpError::Connect)?;
-                match client::connect_http(&v.url, &headers, http, CONNECT_TIMEOUT).await {
-                    Ok(c) => {
-                        let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;
-                        client::shutdown(c).await;
-                        (tools, String::new())
-                    }
-                    Err(e) => (Err(e), String::new()),
-                }
-            }
+            Err((McpError::Connect(e), tail)) => (Err(e), tail),
+            Err((e, _)) => return Err(e),
         };
         let now = now_ms();
         match result {

@@ -362,7 +362,7 @@ impl Transcript {
         let mut out = Vec::new();
         let mut blocks = Vec::new();
         let mut results = Vec::new();
-        let mut flush = |blocks: &mut Vec<Block>, results: &mut Vec<Block>, out: &mut Vec<Message>| {
+        let flush = |blocks: &mut Vec<Block>, results: &mut Vec<Block>, out: &mut Vec<Message>| {
             if !blocks.is_empty() {
                 out.push(Message { role: Role::Assistant, content: std::mem::take(blocks) });
             }
