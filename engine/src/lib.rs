@@ -7,12 +7,14 @@ pub mod accounts;
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod keys;
 pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod net;
 pub mod providers;
+pub mod runtime;
 pub mod secrets;
 pub mod settings;
 pub mod skills;
@@ -44,6 +46,8 @@ pub struct Inner {
     pub exempt: Arc<net::Exempt>,
     /// Skill files and build artifacts.
     pub blobs: storage::Blobs,
+    /// The agent runs of this process.
+    pub runs: runtime::Runs,
 }
 
 impl std::ops::Deref for Engine {
@@ -88,6 +92,7 @@ impl Engine {
         store.migrate().await?;
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
-        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs })))
+        let runs = runtime::Runs::default();
+        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs, runs })))
     }
 }

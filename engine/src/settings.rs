@@ -35,6 +35,9 @@ pub struct Settings {
     /// Whether members (not only admins) may add MCP servers that run a local command. Such
     /// a server runs with this server's user rights (no sandbox yet), so the default is no.
     pub mcp_stdio_for_members: bool,
+    /// Prices per model (by the model id a provider answered with), in USD per million
+    /// tokens; a model not listed costs 0.
+    pub pricing: std::collections::BTreeMap<String, Price>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Largest upload (a skill's zip or folder), in bytes.
@@ -100,6 +103,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             allow_private_networks: Vec::new(),
             mcp_stdio_for_members: false,
+            pricing: Default::default(),
             max_body_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 25 * 1024 * 1024,
             shutdown_grace_secs: 20,
@@ -185,4 +189,12 @@ mod tests {
             Ok(())
         });
     }
+}
+
+/// A model's price, in USD per million tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
 }

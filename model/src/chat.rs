@@ -220,8 +220,12 @@ pub struct ToolCall {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Part {
-    Text { text: String },
-    Tool { call: ToolCall },
+    Text {
+        text: String,
+    },
+    Tool {
+        call: ToolCall,
+    },
     /// A model call ended and the next one begins (after tool results).
     Turn,
 }
@@ -231,16 +235,40 @@ pub enum Part {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
-    Text { text: String },
-    ToolStart { id: String, name: String, label: String },
+    Text {
+        text: String,
+    },
+    ToolStart {
+        id: String,
+        name: String,
+        label: String,
+    },
     /// The call's complete input; `asking`: the policy wants the user's answer first.
-    ToolCall { id: String, input: Value, asking: bool },
-    ToolRunning { id: String },
-    ToolResult { id: String, content: String, state: CallState },
+    ToolCall {
+        id: String,
+        input: Value,
+        asking: bool,
+    },
+    ToolRunning {
+        id: String,
+    },
+    ToolResult {
+        id: String,
+        content: String,
+        state: CallState,
+    },
     Turn,
     /// Tokens and cost of the run so far (replaces any earlier figures).
-    Usage { input_tokens: u64, output_tokens: u64, cost_micros: u64, model: String },
-    Status { status: RunStatus, error: String },
+    Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_micros: u64,
+        model: String,
+    },
+    Status {
+        status: RunStatus,
+        error: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -375,7 +403,11 @@ impl Transcript {
                 Part::Text { text } if !text.is_empty() => blocks.push(Block::Text { text: text.clone() }),
                 Part::Text { .. } => {}
                 Part::Tool { call } => {
-                    blocks.push(Block::ToolUse { id: call.id.clone(), name: call.name.clone(), input: call.input.clone() });
+                    blocks.push(Block::ToolUse {
+                        id: call.id.clone(),
+                        name: call.name.clone(),
+                        input: call.input.clone(),
+                    });
                     let done = matches!(call.state, CallState::Done | CallState::Failed | CallState::Denied);
                     results.push(Block::ToolResult {
                         tool_use_id: call.id.clone(),
@@ -389,6 +421,56 @@ impl Transcript {
         flush(&mut blocks, &mut results, &mut out);
         out
     }
+}
+
+/// The longest message a person may send.
+pub const MESSAGE_MAX: usize = 100_000;
+pub const TITLE_MAX: usize = 200;
+
+/// One row of a conversations list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub updated_at: i64,
+}
+
+/// A message on the branch shown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub role: Role,
+    /// A person's message.
+    pub text: String,
+    /// An assistant message (a run).
+    pub transcript: Option<Transcript>,
+    pub created_at: i64,
+    /// This message and its siblings (other answers or edits), oldest first.
+    pub siblings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub id: String,
+    pub title: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    /// The branch shown, from the first message to the newest.
+    pub messages: Vec<MessageView>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_micros: u64,
+}
+
+/// What sending (or regenerating) started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub conversation_id: String,
+    pub user_message_id: String,
+    pub assistant_message_id: String,
 }
 
 #[cfg(test)]

@@ -1,0 +1,475 @@
+//! Conversations with an agent: sending starts a run (see `runtime`); messages form a tree
+//! so regenerating and editing make siblings, and the conversation remembers which branch
+//! is shown. Lists search titles and message text.
+
+use model::chat::{
+    ConversationSummary, ConversationView, MESSAGE_MAX, MessageView, Role, RunStatus, Sent, TITLE_MAX, Transcript,
+};
+use model::{FieldError, FieldErrors, Page};
+use sqlx::Row;
+
+use crate::agents::AgentError;
+use crate::auth::CurrentUser;
+use crate::store::{StoreError, like_pattern, new_id, now_ms, page_bounds};
+use crate::{Engine, audit};
+
+/// Conversations per list page.
+pub const PER_PAGE: u32 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    #[error("conversation or message not found")]
+    NotFound,
+    /// The message's run is not running (nothing to stop or answer).
+    #[error("this answer is not running")]
+    NotRunning,
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ChatError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+fn invalid(field: &str, rule: &str, limit: Option<usize>) -> ChatError {
+    let e = match limit {
+        Some(n) => FieldError::with_limit(field, rule, n as u64),
+        None => FieldError::new(field, rule),
+    };
+    ChatError::Invalid(FieldErrors(vec![e]))
+}
+
+fn check_text(text: &str) -> Result<(), ChatError> {
+    if text.trim().is_empty() {
+        return Err(invalid("text", "required", None));
+    }
+    if model::fields::char_len(text) > MESSAGE_MAX {
+        return Err(invalid("text", "too_long", Some(MESSAGE_MAX)));
+    }
+    if text.contains('\0') {
+        return Err(invalid("text", "control_chars", None));
+    }
+    Ok(())
+}
+
+/// A title from the first message: its first line, cut at a word near 60 characters.
+pub fn title_from(text: &str) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("New conversation");
+    if line.chars().count() <= 60 {
+        return line.to_owned();
+    }
+    let cut: String = line.chars().take(60).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(a, _)| a).trim_end();
+    format!("{cut}…")
+}
+
+/// A stored message row, as the branch walk needs it.
+pub(crate) struct StoredMessage {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub role: Role,
+    pub content: String,
+    pub status: String,
+    pub error: String,
+    pub created_at: i64,
+}
+
+impl StoredMessage {
+    pub fn transcript(&self) -> Transcript {
+        let mut t: Transcript = serde_json::from_str(&self.content).unwrap_or_default();
+        // The columns are the truth for how it ended (recovery sets them).
+        t.status = RunStatus::parse(&self.status);
+        if !self.error.is_empty() {
+            t.error = self.error.clone();
+        }
+        t
+    }
+
+    pub fn text(&self) -> String {
+        serde_json::from_str::<String>(&self.content).unwrap_or_default()
+    }
+}
+
+impl Engine {
+    /// The conversation's `(agent_id, leaf_id)`, if the user owns it.
+    async fn conversation(&self, user: &CurrentUser, id: &str) -> Result<(String, Option<String>), ChatError> {
+        let row = sqlx::query("SELECT agent_id, leaf_id FROM conversations WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        Ok((row.try_get("agent_id")?, row.try_get("leaf_id")?))
+    }
+
+    /// Every message of a conversation (the caller checked ownership).
+    pub(crate) async fn messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, ChatError> {
+        let rows = sqlx::query(
+            "SELECT id, parent_id, role, content, status, error, created_at FROM messages \
+             WHERE conversation_id = $1 ORDER BY created_at, id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredMessage {
+                    id: r.try_get("id")?,
+                    parent_id: r.try_get("parent_id")?,
+                    role: if r.try_get::<String, _>("role")? == "user" { Role::User } else { Role::Assistant },
+                    content: r.try_get("content")?,
+                    status: r.try_get("status")?,
+                    error: r.try_get("error")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The path from the first message to `leaf`.
+    pub(crate) fn branch<'a>(all: &'a [StoredMessage], leaf: Option<&str>) -> Vec<&'a StoredMessage> {
+        let mut out = Vec::new();
+        let mut cur = leaf.and_then(|id| all.iter().find(|m| m.id == id));
+        while let Some(m) = cur {
+            out.push(m);
+            cur = m.parent_id.as_deref().and_then(|p| all.iter().find(|x| x.id == p));
+            if out.len() > all.len() {
+                break; // a cycle cannot be stored, but never loop on one
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    async fn insert_message(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        conversation_id: &str,
+        parent_id: Option<&str>,
+        role: Role,
+        content: &str,
+        status: RunStatus,
+        at: i64,
+    ) -> Result<String, ChatError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&id)
+        .bind(conversation_id)
+        .bind(parent_id)
+        .bind(if role == Role::User { "user" } else { "assistant" })
+        .bind(content)
+        .bind(status.as_str())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// Sends a message to an agent and starts its answer. With no `conversation_id` a new
+    /// conversation begins; `parent_id` (a message of the conversation) makes the message a
+    /// sibling of that one's children, i.e. an edit; by default it follows the branch shown.
+    #[tracing::instrument(skip_all, fields(user = %user.id))]
+    pub async fn send_message(
+        &self,
+        user: &CurrentUser,
+        agent_id: &str,
+        conversation_id: Option<&str>,
+        parent_id: Option<&str>,
+        text: &str,
+    ) -> Result<Sent, ChatError> {
+        check_text(text)?;
+        let now = now_ms();
+        let (conversation_id, parent) = match conversation_id {
+            Some(id) => {
+                let (agent, leaf) = self.conversation(user, id).await?;
+                let parent = match parent_id {
+                    Some(p) => {
+                        let all = self.messages(id).await?;
+                        let m = all.iter().find(|m| m.id == p).ok_or(ChatError::NotFound)?;
+                        m.parent_id.clone()
+                    }
+                    None => leaf,
+                };
+                self.get_agent(user, &agent).await?;
+                (id.to_owned(), parent)
+            }
+            None => {
+                self.get_agent(user, agent_id).await?;
+                (String::new(), None)
+            }
+        };
+        let mut tx = self.store.pool.begin().await?;
+        let conversation_id = if conversation_id.is_empty() {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO conversations (id, owner_id, agent_id, title, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(&id)
+            .bind(&user.id)
+            .bind(agent_id)
+            .bind(title_from(text))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            id
+        } else {
+            conversation_id
+        };
+        let content = serde_json::to_string(text).unwrap_or_default();
+        let user_message_id = Self::insert_message(
+            &mut tx,
+            &conversation_id,
+            parent.as_deref(),
+            Role::User,
+            &content,
+            RunStatus::Done,
+            now,
+        )
+        .await?;
+        let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
+        let assistant_message_id = Self::insert_message(
+            &mut tx,
+            &conversation_id,
+            Some(&user_message_id),
+            Role::Assistant,
+            &empty,
+            RunStatus::Running,
+            now,
+        )
+        .await?;
+        sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
+            .bind(&conversation_id)
+            .bind(&assistant_message_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.start_run(user, &conversation_id, &assistant_message_id);
+        Ok(Sent { conversation_id, user_message_id, assistant_message_id })
+    }
+
+    /// Answers the person's message again: a sibling of the answer `message_id`.
+    #[tracing::instrument(skip_all, fields(user = %user.id, message = message_id))]
+    pub async fn regenerate(&self, user: &CurrentUser, message_id: &str) -> Result<Sent, ChatError> {
+        let conversation_id = self.message_conversation(user, message_id).await?;
+        let all = self.messages(&conversation_id).await?;
+        let m = all.iter().find(|m| m.id == message_id).ok_or(ChatError::NotFound)?;
+        let (Role::Assistant, Some(parent)) = (m.role, m.parent_id.clone()) else {
+            return Err(invalid("message_id", "invalid", None));
+        };
+        let now = now_ms();
+        let mut tx = self.store.pool.begin().await?;
+        let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
+        let assistant_message_id = Self::insert_message(
+            &mut tx,
+            &conversation_id,
+            Some(&parent),
+            Role::Assistant,
+            &empty,
+            RunStatus::Running,
+            now,
+        )
+        .await?;
+        sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
+            .bind(&conversation_id)
+            .bind(&assistant_message_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.start_run(user, &conversation_id, &assistant_message_id);
+        Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
+    }
+
+    /// The conversation a message belongs to, if the user owns it.
+    pub(crate) async fn message_conversation(&self, user: &CurrentUser, message_id: &str) -> Result<String, ChatError> {
+        sqlx::query_scalar(
+            "SELECT m.conversation_id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.id = $1 AND c.owner_id = $2",
+        )
+        .bind(message_id)
+        .bind(&user.id)
+        .fetch_optional(&self.store.pool)
+        .await?
+        .ok_or(ChatError::NotFound)
+    }
+
+    pub async fn get_conversation(&self, user: &CurrentUser, id: &str) -> Result<ConversationView, ChatError> {
+        let row = sqlx::query("SELECT title, agent_id, leaf_id FROM conversations WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        let agent_id: String = row.try_get("agent_id")?;
+        let leaf: Option<String> = row.try_get("leaf_id")?;
+        let agent_name = self.get_agent(user, &agent_id).await.map(|a| a.spec.name).unwrap_or_default();
+        let all = self.messages(id).await?;
+        let mut view = ConversationView {
+            id: id.to_owned(),
+            title: row.try_get("title")?,
+            agent_id,
+            agent_name,
+            messages: Vec::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_micros: 0,
+        };
+        for m in &all {
+            if m.role == Role::Assistant {
+                let t = m.transcript();
+                view.input_tokens += t.input_tokens;
+                view.output_tokens += t.output_tokens;
+                view.cost_micros += t.cost_micros;
+            }
+        }
+        for m in Self::branch(&all, leaf.as_deref()) {
+            let siblings = all.iter().filter(|x| x.parent_id == m.parent_id).map(|x| x.id.clone()).collect();
+            let mut transcript = (m.role == Role::Assistant).then(|| m.transcript());
+            // A live run's newest state, not the last flush.
+            if let Some(t) = transcript.as_mut()
+                && let Some(live) = self.runs.live(&m.id)
+            {
+                *t = live.transcript();
+            }
+            view.messages.push(MessageView {
+                id: m.id.clone(),
+                parent_id: m.parent_id.clone(),
+                role: m.role,
+                text: if m.role == Role::User { m.text() } else { String::new() },
+                transcript,
+                created_at: m.created_at,
+                siblings,
+            });
+        }
+        Ok(view)
+    }
+
+    /// Shows the branch through `message_id` (down to its newest descendant).
+    pub async fn switch_branch(&self, user: &CurrentUser, message_id: &str) -> Result<(), ChatError> {
+        let conversation_id = self.message_conversation(user, message_id).await?;
+        let all = self.messages(&conversation_id).await?;
+        let mut leaf = message_id.to_owned();
+        while let Some(child) = all.iter().rev().find(|m| m.parent_id.as_deref() == Some(leaf.as_str())) {
+            leaf = child.id.clone();
+        }
+        sqlx::query("UPDATE conversations SET leaf_id = $2 WHERE id = $1 AND owner_id = $3")
+            .bind(&conversation_id)
+            .bind(&leaf)
+            .bind(&user.id)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user's conversations, newest first, optionally for one agent and matching `q`
+    /// in the title or any message.
+    pub async fn list_conversations(
+        &self,
+        user: &CurrentUser,
+        agent_id: Option<&str>,
+        q: &str,
+        page: u32,
+    ) -> Result<Page<ConversationSummary>, ChatError> {
+        let page = page.max(1);
+        let pattern = like_pattern(q);
+        let filter = "c.owner_id = $1 AND ($2 = '' OR c.agent_id = $2) AND (LOWER(c.title) LIKE $3 ESCAPE '\\' \
+                      OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+                      AND LOWER(m.content) LIKE $3 ESCAPE '\\'))";
+        let agent = agent_id.unwrap_or_default();
+        let total: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM conversations c WHERE {filter}")))
+                .bind(&user.id)
+                .bind(agent)
+                .bind(&pattern)
+                .fetch_one(&self.store.pool)
+                .await?;
+        let (limit, offset) = page_bounds(page, PER_PAGE);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT c.id, c.title, c.agent_id, COALESCE(a.name, '') AS agent_name, c.updated_at \
+             FROM conversations c LEFT JOIN agents a ON a.id = c.agent_id AND a.owner_id = c.owner_id \
+             WHERE {filter} ORDER BY c.updated_at DESC, c.id DESC LIMIT $4 OFFSET $5"
+        )))
+        .bind(&user.id)
+        .bind(agent)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.store.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(ConversationSummary {
+                    id: r.try_get("id")?,
+                    title: r.try_get("title")?,
+                    agent_id: r.try_get("agent_id")?,
+                    agent_name: r.try_get("agent_name")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Page { items, total, page, per_page: PER_PAGE })
+    }
+
+    pub async fn rename_conversation(&self, user: &CurrentUser, id: &str, title: &str) -> Result<(), ChatError> {
+        let title = title.trim();
+        if title.is_empty() {
+            return Err(invalid("title", "required", None));
+        }
+        if title.chars().count() > TITLE_MAX {
+            return Err(invalid("title", "too_long", Some(TITLE_MAX)));
+        }
+        if title.chars().any(char::is_control) {
+            return Err(invalid("title", "control_chars", None));
+        }
+        self.conversation(user, id).await?;
+        sqlx::query("UPDATE conversations SET title = $3 WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .bind(title)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a conversation; its running answers are stopped first.
+    pub async fn delete_conversation(&self, user: &CurrentUser, id: &str) -> Result<(), ChatError> {
+        self.conversation(user, id).await?;
+        for m in self.messages(id).await? {
+            if let Some(live) = self.runs.live(&m.id) {
+                live.cancel(RunStatus::Stopped);
+                live.finished().await;
+            }
+        }
+        sqlx::query("DELETE FROM conversations WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .execute(&self.store.pool)
+            .await?;
+        audit::record(self, Some(&user.id), "conversation.delete", id, serde_json::json!({}), "").await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_from;
+
+    #[test]
+    fn titles_come_from_the_first_line_cut_at_a_word() {
+        assert_eq!(title_from("\n  Hello there\nmore"), "Hello there");
+        let long = "word ".repeat(30);
+        let t = title_from(&long);
+        assert!(t.ends_with('…') && t.chars().count() <= 61, "{t}");
+    }
+}

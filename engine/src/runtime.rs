@@ -1,0 +1,579 @@
+//! Runs: an agent answering one message, as a background task that no HTTP connection
+//! owns. The loop calls the model with the agent's tools, streams, runs the tool calls
+//! (allow / ask / deny), feeds the results back, and repeats until the model stops or a
+//! limit is hit. Every event gets a sequence number, goes into the run's log in memory and
+//! to live subscribers at once, and into the store in batches at least every 100 ms (with
+//! the message's transcript). Subscribers start from any sequence number, so a reload or a
+//! second tab picks up without gaps or repeats.
+
+mod tools;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use model::chat::{Message, Role, RunEvent, RunStatus, SeqEvent, StopReason, StreamEvent, Transcript, Usage};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::Engine;
+use crate::auth::CurrentUser;
+use crate::chat::ChatError;
+use crate::llm::{self, ChatRequest, LlmError, Policy};
+use crate::store::now_ms;
+
+/// How often the store gets what a run produced.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// The runs of this process.
+#[derive(Default)]
+pub struct Runs {
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    /// Model call timeouts and retries (tests shorten them).
+    pub policy: Mutex<Policy>,
+}
+
+impl Runs {
+    pub fn live(&self, message_id: &str) -> Option<Arc<Live>> {
+        self.live.lock().ok()?.get(message_id).cloned()
+    }
+
+    pub fn count(&self) -> usize {
+        self.live.lock().map(|l| l.len()).unwrap_or_default()
+    }
+
+    fn all(&self) -> Vec<Arc<Live>> {
+        self.live.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+struct LiveState {
+    log: Vec<SeqEvent>,
+    transcript: Transcript,
+    writer: Option<mpsc::UnboundedSender<SeqEvent>>,
+}
+
+/// A run in progress.
+pub struct Live {
+    owner: String,
+    state: Mutex<LiveState>,
+    tx: broadcast::Sender<SeqEvent>,
+    cancel: watch::Sender<Option<RunStatus>>,
+    answers: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    done: watch::Sender<bool>,
+}
+
+impl Live {
+    /// Appends an event: numbered, in the log, to subscribers and to the store's writer.
+    fn emit(&self, event: RunEvent) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let e = SeqEvent { seq: s.log.len() as u64 + 1, event };
+        s.transcript.apply(&e);
+        s.log.push(e.clone());
+        if let Some(w) = &s.writer {
+            let _ = w.send(e.clone());
+        }
+        let _ = self.tx.send(e);
+    }
+
+    pub fn transcript(&self) -> Transcript {
+        self.state.lock().map(|s| s.transcript.clone()).unwrap_or_default()
+    }
+
+    /// Ends the run as `status` (stopped by the user, or interrupted by shutdown).
+    pub fn cancel(&self, status: RunStatus) {
+        let _ = self.cancel.send(Some(status));
+    }
+
+    /// Waits until the run has ended and its last events are stored.
+    pub async fn finished(&self) {
+        let mut rx = self.done.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+}
+
+/// How a run ended, when not by finishing its answer.
+struct End {
+    status: RunStatus,
+    error: String,
+}
+
+impl End {
+    fn new(status: RunStatus, error: impl Into<String>) -> Self {
+        Self { status, error: error.into() }
+    }
+}
+
+impl Engine {
+    /// Starts the run that writes the answer `message_id`.
+    pub(crate) fn start_run(&self, user: &CurrentUser, conversation_id: &str, message_id: &str) {
+        let (tx, _) = broadcast::channel(1024);
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let live = Arc::new(Live {
+            owner: user.id.clone(),
+            state: Mutex::new(LiveState {
+                log: Vec::new(),
+                transcript: Transcript::default(),
+                writer: Some(writer_tx),
+            }),
+            tx,
+            cancel: watch::channel(None).0,
+            answers: Mutex::default(),
+            done: watch::channel(false).0,
+        });
+        if let Ok(mut l) = self.runs.live.lock() {
+            l.insert(message_id.to_owned(), live.clone());
+        }
+        let writer = tokio::spawn(write_events(self.clone(), message_id.to_owned(), live.clone(), writer_rx));
+        let (engine, user, conversation_id, message_id) =
+            (self.clone(), user.clone(), conversation_id.to_owned(), message_id.to_owned());
+        tokio::spawn(async move {
+            let end = drive(&engine, &user, &conversation_id, &message_id, &live).await;
+            let (status, error) = match end {
+                Ok(()) => (RunStatus::Done, String::new()),
+                Err(e) => (e.status, e.error),
+            };
+            live.emit(RunEvent::Status { status, error });
+            if let Ok(mut s) = live.state.lock() {
+                s.writer = None;
+            }
+            let _ = writer.await;
+            if let Ok(mut l) = engine.runs.live.lock() {
+                l.remove(&message_id);
+            }
+            let _ = live.done.send(true);
+        });
+    }
+
+    /// The owner's live run writing `message_id`.
+    async fn owned_live(&self, user: &CurrentUser, message_id: &str) -> Result<Arc<Live>, ChatError> {
+        self.message_conversation(user, message_id).await?;
+        match self.runs.live(message_id) {
+            Some(l) if l.owner == user.id => Ok(l),
+            _ => Err(ChatError::NotRunning),
+        }
+    }
+
+    /// Stops a run; what it produced so far is kept, marked stopped.
+    pub async fn stop_run(&self, user: &CurrentUser, message_id: &str) -> Result<(), ChatError> {
+        let live = self.owned_live(user, message_id).await?;
+        live.cancel(RunStatus::Stopped);
+        live.finished().await;
+        Ok(())
+    }
+
+    /// Allows or denies a tool call the run is waiting on.
+    pub async fn answer_tool(
+        &self,
+        user: &CurrentUser,
+        message_id: &str,
+        call_id: &str,
+        allow: bool,
+    ) -> Result<(), ChatError> {
+        let live = self.owned_live(user, message_id).await?;
+        let answer = live.answers.lock().ok().and_then(|mut a| a.remove(call_id));
+        match answer {
+            Some(tx) => {
+                let _ = tx.send(allow);
+                Ok(())
+            }
+            None => Err(ChatError::NotRunning),
+        }
+    }
+
+    /// The run's events from `from` (exclusive) on: those already there, then live ones
+    /// until the run ends. Works the same for a finished run (from the store).
+    pub async fn subscribe_run(
+        &self,
+        user: &CurrentUser,
+        message_id: &str,
+        from: u64,
+    ) -> Result<impl Stream<Item = SeqEvent> + Send + 'static, ChatError> {
+        self.message_conversation(user, message_id).await?;
+        if let Some(live) = self.runs.live(message_id) {
+            let (backlog, rx) = {
+                let s = live.state.lock().map_err(|_| ChatError::NotRunning)?;
+                let backlog: VecDeque<SeqEvent> = s.log.iter().filter(|e| e.seq > from).cloned().collect();
+                (backlog, live.tx.subscribe())
+            };
+            return Ok(live_stream(live, backlog, rx, from).boxed());
+        }
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, event FROM run_events WHERE message_id = $1 AND seq > $2 ORDER BY seq")
+                .bind(message_id)
+                .bind(from as i64)
+                .fetch_all(&self.store.pool)
+                .await
+                .map_err(ChatError::from)?;
+        let events: Vec<SeqEvent> = rows
+            .into_iter()
+            .filter_map(|(seq, raw)| Some(SeqEvent { seq: seq as u64, event: serde_json::from_str(&raw).ok()? }))
+            .collect();
+        Ok(futures::stream::iter(events).boxed())
+    }
+
+    /// At start: runs left running or waiting by a process that died are marked
+    /// interrupted, their content kept. Returns how many.
+    pub async fn recover_runs(&self) -> Result<u64, ChatError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE status IN ('running', 'waiting')")
+            .fetch_all(&self.store.pool)
+            .await?;
+        let error = "The server stopped while this answer was being written.";
+        for id in &ids {
+            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM run_events WHERE message_id = $1")
+                .bind(id)
+                .fetch_one(&self.store.pool)
+                .await?;
+            let event = RunEvent::Status { status: RunStatus::Interrupted, error: error.into() };
+            let mut tx = self.store.pool.begin().await?;
+            sqlx::query("INSERT INTO run_events (message_id, seq, event, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(last.unwrap_or(0) + 1)
+                .bind(serde_json::to_string(&event).unwrap_or_default())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE messages SET status = 'interrupted', error = $2 WHERE id = $1")
+                .bind(id)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        if !ids.is_empty() {
+            tracing::warn!(count = ids.len(), "runs interrupted by the last shutdown were marked interrupted");
+        }
+        Ok(ids.len() as u64)
+    }
+
+    /// On shutdown: lets runs finish for up to `grace`, then ends the rest as interrupted
+    /// (their content stored).
+    pub async fn drain_runs(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.runs.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rest = self.runs.all();
+        for live in &rest {
+            live.cancel(RunStatus::Interrupted);
+        }
+        for live in rest {
+            live.finished().await;
+        }
+    }
+}
+
+/// The backlog, then live events (re-read from the log if this subscriber fell behind),
+/// until the run's final status.
+fn live_stream(
+    live: Arc<Live>,
+    backlog: VecDeque<SeqEvent>,
+    rx: broadcast::Receiver<SeqEvent>,
+    from: u64,
+) -> impl Stream<Item = SeqEvent> + Send + 'static {
+    futures::stream::unfold(
+        (live, backlog, rx, from, false),
+        |(live, mut backlog, mut rx, mut last, over)| async move {
+            if over {
+                return None;
+            }
+            loop {
+                let e = match backlog.pop_front() {
+                    Some(e) => e,
+                    None => match rx.recv().await {
+                        Ok(e) => e,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            if let Ok(s) = live.state.lock() {
+                                backlog.extend(s.log.iter().filter(|e| e.seq > last).cloned());
+                            }
+                            continue;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                };
+                if e.seq <= last {
+                    continue;
+                }
+                last = e.seq;
+                let end = matches!(&e.event, RunEvent::Status { status, .. } if status.is_final());
+                return Some((e, (live, backlog, rx, last, end)));
+            }
+        },
+    )
+}
+
+/// Stores events in batches: the first of a batch waits at most [`FLUSH_EVERY`] for more.
+async fn write_events(engine: Engine, message_id: String, live: Arc<Live>, mut rx: mpsc::UnboundedReceiver<SeqEvent>) {
+    let mut closed = false;
+    while !closed {
+        let Some(first) = rx.recv().await else { break };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(e)) => batch.push(e),
+                Ok(None) => {
+                    closed = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let transcript = live.transcript();
+        // The store may be briefly unavailable: try again rather than lose the batch.
+        for attempt in 0..5u32 {
+            match store_batch(&engine, &message_id, &batch, &transcript).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, message = %message_id, "could not store run events");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+                }
+            }
+        }
+    }
+}
+
+async fn store_batch(engine: &Engine, message_id: &str, batch: &[SeqEvent], t: &Transcript) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let mut tx = engine.store.pool.begin().await?;
+    for e in batch {
+        sqlx::query(
+            "INSERT INTO run_events (message_id, seq, event, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (message_id, seq) DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(e.seq as i64)
+        .bind(serde_json::to_string(&e.event).unwrap_or_default())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE messages SET content = $2, status = $3, error = $4, model = $5, input_tokens = $6, \
+         output_tokens = $7, cost_micros = $8, updated_at = $9 WHERE id = $1",
+    )
+    .bind(message_id)
+    .bind(serde_json::to_string(t).unwrap_or_default())
+    .bind(t.status.as_str())
+    .bind(&t.error)
+    .bind(&t.model)
+    .bind(t.input_tokens as i64)
+    .bind(t.output_tokens as i64)
+    .bind(t.cost_micros as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Micro-dollars for `usage` of `model` by the pricing table (USD per million tokens, so
+/// one unit of price is one micro-dollar per token).
+fn cost_micros(engine: &Engine, model: &str, usage: Usage) -> u64 {
+    let Some(p) = engine.settings.pricing.get(model) else { return 0 };
+    let cost = usage.input_tokens.unwrap_or(0) as f64 * p.input_per_mtok
+        + usage.output_tokens.unwrap_or(0) as f64 * p.output_per_mtok;
+    cost.round().max(0.0) as u64
+}
+
+/// Waits for the cancel signal (stop or shutdown).
+async fn cancelled(rx: &mut watch::Receiver<Option<RunStatus>>) -> RunStatus {
+    loop {
+        if let Some(s) = *rx.borrow_and_update() {
+            return s;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The run itself. `Ok` when the model finished its answer.
+async fn drive(
+    engine: &Engine,
+    user: &CurrentUser,
+    conversation_id: &str,
+    message_id: &str,
+    live: &Live,
+) -> Result<(), End> {
+    let mut cancel = live.cancel.subscribe();
+    let store_err = |e: ChatError| End::new(RunStatus::Failed, format!("The conversation could not be read: {e}"));
+    let all = engine.messages(conversation_id).await.map_err(store_err)?;
+    let (agent_id,): (String,) = sqlx::query_as("SELECT agent_id FROM conversations WHERE id = $1")
+        .bind(conversation_id)
+        .fetch_one(&engine.store.pool)
+        .await
+        .map_err(|e| store_err(e.into()))?;
+    let agent = engine
+        .get_agent(user, &agent_id)
+        .await
+        .map_err(|e| End::new(RunStatus::Failed, format!("The agent could not be loaded: {e}")))?;
+    // The conversation so far: the branch up to this answer's question.
+    let mut history = Vec::new();
+    let parent = all.iter().find(|m| m.id == message_id).and_then(|m| m.parent_id.clone());
+    for m in Engine::branch(&all, parent.as_deref()) {
+        match m.role {
+            Role::User => history.push(Message::user(&m.text())),
+            Role::Assistant => history.extend(m.transcript().to_messages()),
+        }
+    }
+    let mut toolbox = tools::Toolbox::build(engine, user, &agent).await;
+    let result = run_turns(engine, user, &agent, history, &mut toolbox, live, &mut cancel).await;
+    toolbox.shutdown().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_turns(
+    engine: &Engine,
+    user: &CurrentUser,
+    agent: &model::agents::AgentView,
+    history: Vec<Message>,
+    toolbox: &mut tools::Toolbox,
+    live: &Live,
+    cancel: &mut watch::Receiver<Option<RunStatus>>,
+) -> Result<(), End> {
+    let spec = &agent.spec;
+    let (client, secrets) =
+        engine.model_client(user, &spec.provider_id).await.map_err(|e| End::new(RunStatus::Failed, e.to_string()))?;
+    let policy = engine.runs.policy.lock().map(|p| *p).unwrap_or_default();
+    let mut total = Usage::default();
+    for turn in 0..spec.max_turns.max(1) {
+        let mut messages = history.clone();
+        messages.extend(live.transcript().to_messages());
+        let req = ChatRequest {
+            model: spec.model.clone(),
+            system: toolbox.system_prompt(&spec.system_prompt),
+            messages,
+            tools: toolbox.specs(),
+            temperature: spec.temperature,
+            max_tokens: spec.max_output_tokens,
+        };
+        let has_output = || !live.transcript().parts.is_empty();
+        let started = tokio::select! {
+            s = llm::start(&client, &secrets, &req, &spec.fallback_models, policy) => s,
+            status = cancelled(cancel) => return Err(End::new(status, "")),
+        };
+        let started = match started {
+            Ok(s) => s,
+            Err((e, _)) => {
+                let status = if has_output() { RunStatus::Incomplete } else { RunStatus::Failed };
+                return Err(End::new(status, e.to_string()));
+            }
+        };
+        let model_used = started.model.clone();
+        let mut events = started.events;
+        let mut calls = Vec::new();
+        let mut call_usage = Usage::default();
+        let mut stop = StopReason::EndTurn;
+        loop {
+            let next = tokio::select! {
+                n = events.next() => n,
+                status = cancelled(cancel) => {
+                    add_usage(engine, live, &mut total, call_usage, &model_used);
+                    return Err(End::new(status, ""));
+                }
+            };
+            match next {
+                None => break,
+                Some(Err(e)) => {
+                    add_usage(engine, live, &mut total, call_usage, &model_used);
+                    return Err(End::new(RunStatus::Incomplete, incomplete_message(&e)));
+                }
+                Some(Ok(ev)) => match ev {
+                    StreamEvent::TextDelta { text } => live.emit(RunEvent::Text { text }),
+                    StreamEvent::ToolStart { id, name } => {
+                        let label = toolbox.label(&name);
+                        live.emit(RunEvent::ToolStart { id, name, label });
+                    }
+                    StreamEvent::ToolDelta { .. } => {}
+                    StreamEvent::ToolEnd { id, name, input } => {
+                        let policy = toolbox.policy(&name);
+                        let asking = policy == model::agents::ToolPolicy::Ask;
+                        live.emit(RunEvent::ToolCall { id: id.clone(), input: input.clone(), asking });
+                        calls.push((id, name, input, policy));
+                    }
+                    StreamEvent::Usage { usage } => call_usage = usage,
+                    StreamEvent::Stop { reason } => stop = reason,
+                },
+            }
+        }
+        add_usage(engine, live, &mut total, call_usage, &model_used);
+        if calls.is_empty() {
+            return match stop {
+                StopReason::MaxTokens => Err(End::new(
+                    RunStatus::Incomplete,
+                    "The answer reached the agent's limit of output tokens. Raise max output tokens to get more.",
+                )),
+                _ => Ok(()),
+            };
+        }
+        for (id, name, input, policy) in calls {
+            let (content, state) = match policy {
+                model::agents::ToolPolicy::Deny => {
+                    ("The agent's tool policy denies this tool.".to_owned(), model::chat::CallState::Denied)
+                }
+                model::agents::ToolPolicy::Ask => {
+                    let (tx, rx) = oneshot::channel();
+                    if let Ok(mut a) = live.answers.lock() {
+                        a.insert(id.clone(), tx);
+                    }
+                    live.emit(RunEvent::Status { status: RunStatus::Waiting, error: String::new() });
+                    let allowed = tokio::select! {
+                        a = rx => a.unwrap_or(false),
+                        status = cancelled(cancel) => return Err(End::new(status, "")),
+                    };
+                    live.emit(RunEvent::Status { status: RunStatus::Running, error: String::new() });
+                    if allowed {
+                        live.emit(RunEvent::ToolRunning { id: id.clone() });
+                        run_tool(toolbox, engine, user, &name, input, cancel).await?
+                    } else {
+                        ("The user declined this tool call.".to_owned(), model::chat::CallState::Denied)
+                    }
+                }
+                model::agents::ToolPolicy::Allow => run_tool(toolbox, engine, user, &name, input, cancel).await?,
+            };
+            live.emit(RunEvent::ToolResult { id, content, state });
+        }
+        if turn + 1 >= spec.max_turns {
+            return Err(End::new(
+                RunStatus::Incomplete,
+                format!("The agent used its {} turns. Raise max turns to let it go on.", spec.max_turns),
+            ));
+        }
+        live.emit(RunEvent::Turn);
+    }
+    Ok(())
+}
+
+async fn run_tool(
+    toolbox: &mut tools::Toolbox,
+    engine: &Engine,
+    user: &CurrentUser,
+    name: &str,
+    input: serde_json::Value,
+    cancel: &mut watch::Receiver<Option<RunStatus>>,
+) -> Result<(String, model::chat::CallState), End> {
+    tokio::select! {
+        r = toolbox.call(engine, user, name, input) => Ok(match r {
+            Ok(text) => (text, model::chat::CallState::Done),
+            Err(text) => (text, model::chat::CallState::Failed),
+        }),
+        status = cancelled(cancel) => Err(End::new(status, "")),
+    }
+}
+
+fn add_usage(engine: &Engine, live: &Live, total: &mut Usage, call: Usage, model: &str) {
+    if call == Usage::default() {
+        return;
+    }
+    total.add(call);
+    let input_tokens = total.input_tokens.unwrap_or(0);
+    let output_tokens = total.output_tokens.unwrap_or(0);
+    let t = live.transcript();
+    let cost = t.cost_micros + cost_micros(engine, model, call);
+    live.emit(RunEvent::Usage { input_tokens, output_tokens, cost_micros: cost, model: model.to_owned() });
+}
+
+fn incomplete_message(e: &LlmError) -> String {
+    format!("{e}. The answer above is incomplete; regenerate to try again.")
+}

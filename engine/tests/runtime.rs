@@ -1,0 +1,381 @@
+//! Runs against the fake upstream over real HTTP, on both databases: answers stream and
+//! are stored; tool calls run by policy (allow, ask, deny) against our MCP fixture; stop,
+//! resume from any sequence number, a broken upstream, shutdown and crash recovery,
+//! branches, and another user's ids.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use engine::Engine;
+use engine::auth::CurrentUser;
+use engine::chat::ChatError;
+use engine::llm::Policy;
+use engine::testing::{TwoUsers, each_backend, two_users};
+use fake_upstream::{FakeUpstream, Reply, Step};
+use futures::StreamExt;
+use model::chat::{CallState, Part, RunEvent, RunStatus, SeqEvent, Transcript};
+use serde_json::json;
+
+struct Setup {
+    up: FakeUpstream,
+    t: TwoUsers,
+    agent: String,
+}
+
+fn fixture() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/mcp-fixture.mjs");
+    p.canonicalize().expect("fixture").display().to_string()
+}
+
+/// An admin's agent on the fake upstream, optionally with the MCP fixture attached.
+async fn setup(e: &Engine, with_tools: bool, policies: &str) -> Setup {
+    if let Ok(mut p) = e.runs.policy.lock() {
+        *p = Policy { backoff: Duration::from_millis(10), ..Policy::default() };
+    }
+    let up = FakeUpstream::start("127.0.0.1:0", fake_upstream::Script::default()).await.expect("upstream");
+    let t = two_users(e).await;
+    let me = &t.admin.user;
+    let form = model::providers::ProviderForm {
+        name: "Fake".into(),
+        kind: "openai".into(),
+        base_url: up.openai_base(),
+        ..Default::default()
+    };
+    let p = e.create_provider(me, form.parse().expect("p")).await.expect("provider");
+    let form = model::agents::AgentForm {
+        name: "Helper".into(),
+        provider_id: p.id,
+        model: "fake-large".into(),
+        system_prompt: "Be helpful.".into(),
+        tool_policies: policies.into(),
+        ..Default::default()
+    };
+    let agent = e.create_agent(me, form.parse().expect("spec")).await.expect("agent").id;
+    if with_tools {
+        let d = model::mcp::McpForm {
+            name: "fx".into(),
+            transport: "stdio".into(),
+            command: "node".into(),
+            args: fixture(),
+            ..Default::default()
+        };
+        let s = e.create_mcp(me, d.parse().expect("d")).await.expect("mcp");
+        e.approve_mcp(me, &s.id, &s.command_line).await.expect("approve");
+        e.connect_mcp(me, &s.id).await.expect("connect");
+        e.set_agent_attachment(me, &agent, engine::agents::Attachment::Mcp, &s.id, true).await.expect("attach");
+    }
+    Setup { up, t, agent }
+}
+
+/// Every event from `from` until the run ends.
+async fn follow(e: &Engine, user: &CurrentUser, message: &str, from: u64) -> Vec<SeqEvent> {
+    let stream = e.subscribe_run(user, message, from).await.expect("subscribe");
+    tokio::time::timeout(Duration::from_secs(30), stream.collect::<Vec<_>>()).await.expect("the run ends")
+}
+
+fn fold(events: &[SeqEvent]) -> Transcript {
+    let mut t = Transcript::default();
+    events.iter().for_each(|e| t.apply(e));
+    t
+}
+
+/// Waits until the run has emitted an event matching `f`.
+async fn wait_for(e: &Engine, user: &CurrentUser, message: &str, f: impl Fn(&RunEvent) -> bool) -> u64 {
+    let mut stream = e.subscribe_run(user, message, 0).await.expect("subscribe");
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("event").expect("open");
+        if f(&ev.event) {
+            return ev.seq;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_answer_streams_and_is_stored_with_its_usage() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        s.up.push([Reply { input_tokens: 20, output_tokens: 9, ..Reply::text("Paris is the capital of France.") }]);
+        let sent = e.send_message(me, &s.agent, None, None, "What is the capital of France?").await.expect("send");
+        let events = follow(&e, me, &sent.assistant_message_id, 0).await;
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "numbered without gaps");
+        let t = fold(&events);
+        assert_eq!(t.text(), "Paris is the capital of France.");
+        assert_eq!(t.status, RunStatus::Done);
+        assert_eq!((t.input_tokens, t.output_tokens), (20, 9));
+        if let Some(l) = e.runs.live(&sent.assistant_message_id) {
+            l.finished().await;
+        }
+
+        let c = e.get_conversation(me, &sent.conversation_id).await.expect("conversation");
+        assert_eq!(c.title, "What is the capital of France?");
+        assert_eq!(c.messages.len(), 2);
+        assert_eq!(c.messages[0].text, "What is the capital of France?");
+        let stored = c.messages[1].transcript.clone().expect("transcript");
+        assert_eq!((stored.text(), stored.status), (t.text(), RunStatus::Done));
+        assert_eq!((c.input_tokens, c.output_tokens), (20, 9));
+        // Later subscribers read the stored events: the same answer.
+        assert_eq!(fold(&follow(&e, me, &sent.assistant_message_id, 0).await).text(), t.text());
+        // What the model got: the system prompt and the question.
+        let body = &s.up.chat_requests()[0];
+        assert_eq!(body["messages"][0]["content"], "Be helpful.");
+        assert_eq!(body["messages"][1]["content"], "What is the capital of France?");
+
+        // The next message carries the conversation so far.
+        s.up.push([Reply::text("About 2.1 million.")]);
+        let next = e
+            .send_message(me, &s.agent, Some(&sent.conversation_id), None, "How many people live there?")
+            .await
+            .expect("2");
+        follow(&e, me, &next.assistant_message_id, 0).await;
+        let body = &s.up.chat_requests()[1];
+        let roles: Vec<&str> =
+            body["messages"].as_array().expect("m").iter().filter_map(|m| m["role"].as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert_eq!(body["messages"][2]["content"], "Paris is the capital of France.");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tool_calls_run_by_policy_and_their_results_go_back_to_the_model() {
+    each_backend(|e| async move {
+        // add is read-only (allowed by default); write_note may write, so it asks.
+        let s = setup(&e, true, "").await;
+        let me = &s.t.admin.user;
+        s.up.push([
+            Reply::tool_call("c1", "fx__add", json!({ "a": 2, "b": 3 })),
+            Reply::tool_call("c2", "fx__write_note", json!({ "text": "remember" })),
+            Reply::text("2 + 3 = 5, and I noted it."),
+        ]);
+        let sent = e.send_message(me, &s.agent, None, None, "Add 2 and 3, then note it.").await.expect("send");
+        let msg = sent.assistant_message_id.clone();
+        // The run waits for the person on write_note.
+        wait_for(&e, me, &msg, |ev| matches!(ev, RunEvent::Status { status: RunStatus::Waiting, .. })).await;
+        let waiting = e.get_conversation(me, &sent.conversation_id).await.expect("c").messages[1].transcript.clone();
+        let calls: Vec<_> = waiting
+            .expect("t")
+            .parts
+            .into_iter()
+            .filter_map(|p| match p {
+                Part::Tool { call } => Some((call.label, call.state, call.result)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("fx/add".into(), CallState::Done, "5".into()),
+                ("fx/write_note".into(), CallState::Asking, String::new()),
+            ]
+        );
+        // Another user cannot answer for the owner.
+        let err = e.answer_tool(&s.t.member.user, &msg, "c2", true).await.expect_err("not theirs");
+        assert!(matches!(err, ChatError::NotFound), "{err:?}");
+        e.answer_tool(me, &msg, "c2", true).await.expect("allow");
+        let t = fold(&follow(&e, me, &msg, 0).await);
+        assert_eq!(t.status, RunStatus::Done, "{}", t.error);
+        assert!(t.text().ends_with("2 + 3 = 5, and I noted it."));
+        let results: Vec<String> = t
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Tool { call } => Some(call.result.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(results, ["5", "noted: remember"]);
+        // The model got each result in its own tool message.
+        let third = &s.up.chat_requests()[2];
+        let tool_msgs: Vec<&str> = third["messages"]
+            .as_array()
+            .expect("m")
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        assert_eq!(tool_msgs, ["5", "noted: remember"]);
+        assert_eq!(third["tools"].as_array().map(Vec::len), Some(2), "both tools offered: {}", third["tools"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_declined_or_denied_call_goes_back_as_an_error_result() {
+    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let s = setup(&e, true, "fx/add=deny").await;
+    let me = &s.t.admin.user;
+    s.up.push([Reply::tool_call("c1", "fx__write_note", json!({ "text": "x" })), Reply::text("Understood.")]);
+    let sent = e.send_message(me, &s.agent, None, None, "Note x").await.expect("send");
+    let msg = sent.assistant_message_id.clone();
+    wait_for(&e, me, &msg, |ev| matches!(ev, RunEvent::Status { status: RunStatus::Waiting, .. })).await;
+    e.answer_tool(me, &msg, "c1", false).await.expect("deny");
+    let t = fold(&follow(&e, me, &msg, 0).await);
+    assert_eq!(t.status, RunStatus::Done);
+    let second = &s.up.chat_requests()[1];
+    let names: Vec<&str> =
+        second["tools"].as_array().expect("tools").iter().filter_map(|t| t["function"]["name"].as_str()).collect();
+    assert!(!names.contains(&"fx__add"), "a denied tool is not offered: {names:?}");
+    let tool = second["messages"].as_array().expect("m").iter().find(|m| m["role"] == "tool").expect("result");
+    assert_eq!(tool["content"], "The user declined this tool call.");
+}
+
+#[tokio::test]
+async fn stop_keeps_what_was_written_and_a_resumed_stream_has_no_gaps_or_repeats() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        let words = "one two three four five six seven eight nine ten eleven twelve";
+        s.up.push([Reply { cadence_ms: 60, ..Reply::text(words) }, Reply { cadence_ms: 60, ..Reply::text(words) }]);
+        let sent = e.send_message(me, &s.agent, None, None, "Count.").await.expect("send");
+        let msg = sent.assistant_message_id.clone();
+        // A reader that "reloads" at event 3 picks up from 3 and ends equal to one that never left.
+        let third =
+            wait_for(&e, me, &msg, |ev| matches!(ev, RunEvent::Text { text } if text.starts_with("three"))).await;
+        let (whole, resumed) = tokio::join!(follow(&e, me, &msg, 0), follow(&e, me, &msg, third));
+        assert_eq!(resumed.first().map(|e| e.seq), Some(third + 1));
+        let mut early = fold(&whole[..third as usize]);
+        resumed.iter().for_each(|ev| early.apply(ev));
+        assert_eq!(early, fold(&whole));
+        assert_eq!(fold(&whole).text(), words);
+
+        // Stopping mid-answer keeps what was written.
+        let again = e.send_message(me, &s.agent, Some(&sent.conversation_id), None, "Again.").await.expect("again");
+        wait_for(
+            &e,
+            me,
+            &again.assistant_message_id,
+            |ev| matches!(ev, RunEvent::Text { text } if text.starts_with("two")),
+        )
+        .await;
+        e.stop_run(me, &again.assistant_message_id).await.expect("stop");
+        let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+        let t = c.messages.last().and_then(|m| m.transcript.clone()).expect("t");
+        assert_eq!(t.status, RunStatus::Stopped);
+        assert!(t.text().starts_with("one two"), "{}", t.text());
+        assert!(t.text().len() < words.len(), "it stopped early: {}", t.text());
+        assert!(matches!(e.stop_run(me, &again.assistant_message_id).await, Err(ChatError::NotRunning)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dying_upstream_leaves_an_incomplete_answer_and_one_that_never_answered_fails() {
+    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let s = setup(&e, false, "").await;
+    let me = &s.t.admin.user;
+    let mut dying = Reply::text("The first part ");
+    dying.steps.push(Step::Drop);
+    s.up.push([dying]);
+    let sent = e.send_message(me, &s.agent, None, None, "Tell me.").await.expect("send");
+    let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+    assert_eq!(t.status, RunStatus::Incomplete);
+    assert_eq!(t.text(), "The first part ");
+    assert!(t.error.contains("incomplete"), "{}", t.error);
+
+    s.up.push((0..3).map(|_| Reply::error(500, "boom")));
+    let sent = e.send_message(me, &s.agent, Some(&sent.conversation_id), None, "Again?").await.expect("send");
+    let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+    assert_eq!(t.status, RunStatus::Failed);
+    assert!(t.error.contains("500"), "{}", t.error);
+}
+
+#[tokio::test]
+async fn shutdown_interrupts_runs_and_a_crash_is_recovered_at_start() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        s.up.push([Reply { cadence_ms: 200, ..Reply::text("a b c d e f g h i j k l m n o p") }]);
+        let sent = e.send_message(me, &s.agent, None, None, "Go slowly.").await.expect("send");
+        wait_for(&e, me, &sent.assistant_message_id, |ev| matches!(ev, RunEvent::Text { .. })).await;
+        e.drain_runs(Duration::from_millis(100)).await;
+        let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+        let t = c.messages[1].transcript.clone().expect("t");
+        assert_eq!(t.status, RunStatus::Interrupted);
+        assert!(t.text().starts_with("a "), "content kept: {:?}", t.text());
+
+        // A run the store still says is running (the process was killed) is marked at start.
+        engine::sqlx::query("UPDATE messages SET status = 'running' WHERE id = $1")
+            .bind(&sent.assistant_message_id)
+            .execute(&e.store.pool)
+            .await
+            .expect("pretend");
+        assert_eq!(e.recover_runs().await.expect("recover"), 1);
+        let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+        let t = c.messages[1].transcript.clone().expect("t");
+        assert_eq!(t.status, RunStatus::Interrupted);
+        assert!(t.text().starts_with("a "));
+        let events = follow(&e, me, &sent.assistant_message_id, 0).await;
+        assert_eq!(fold(&events).status, RunStatus::Interrupted, "the stored events end with it too");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn regenerate_and_edit_make_branches_one_can_switch_between() {
+    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let s = setup(&e, false, "").await;
+    let me = &s.t.admin.user;
+    s.up.push([Reply::text("First answer."), Reply::text("Second answer."), Reply::text("Answer to the edit.")]);
+    let sent = e.send_message(me, &s.agent, None, None, "Hi").await.expect("send");
+    follow(&e, me, &sent.assistant_message_id, 0).await;
+    let again = e.regenerate(me, &sent.assistant_message_id).await.expect("regenerate");
+    follow(&e, me, &again.assistant_message_id, 0).await;
+    let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+    assert_eq!(c.messages[1].siblings, [sent.assistant_message_id.clone(), again.assistant_message_id.clone()]);
+    assert_eq!(c.messages[1].transcript.as_ref().map(Transcript::text).as_deref(), Some("Second answer."));
+
+    let edit = e
+        .send_message(me, &s.agent, Some(&sent.conversation_id), Some(&sent.user_message_id), "Hello")
+        .await
+        .expect("edit");
+    follow(&e, me, &edit.assistant_message_id, 0).await;
+    let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+    assert_eq!(c.messages[0].text, "Hello");
+    assert_eq!(c.messages[0].siblings.len(), 2);
+
+    // Back to the first branch: the old question and its newest answer.
+    e.switch_branch(me, &sent.user_message_id).await.expect("switch");
+    let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+    assert_eq!(c.messages[0].text, "Hi");
+    assert_eq!(c.messages[1].transcript.as_ref().map(Transcript::text).as_deref(), Some("Second answer."));
+
+    // Lists find it by title or text; rename; delete.
+    assert_eq!(e.list_conversations(me, None, "second answer", 1).await.expect("l").total, 1);
+    assert_eq!(e.list_conversations(me, Some(&s.agent), "", 1).await.expect("l").total, 1);
+    e.rename_conversation(me, &sent.conversation_id, "Greetings").await.expect("rename");
+    assert_eq!(e.list_conversations(me, None, "greet", 1).await.expect("l").items[0].title, "Greetings");
+
+    // Nobody else reaches any of it.
+    let other = &s.t.member.user;
+    let nf = |r: Result<(), ChatError>, what: &str| assert!(matches!(r, Err(ChatError::NotFound)), "{what}: {r:?}");
+    nf(e.get_conversation(other, &sent.conversation_id).await.map(drop), "get");
+    nf(e.regenerate(other, &sent.assistant_message_id).await.map(drop), "regenerate");
+    nf(e.send_message(other, &s.agent, Some(&sent.conversation_id), None, "x").await.map(drop), "send");
+    nf(e.switch_branch(other, &sent.user_message_id).await, "switch");
+    nf(e.rename_conversation(other, &sent.conversation_id, "x").await, "rename");
+    nf(e.subscribe_run(other, &sent.assistant_message_id, 0).await.map(drop), "subscribe");
+    nf(e.stop_run(other, &sent.assistant_message_id).await, "stop");
+    nf(e.delete_conversation(other, &sent.conversation_id).await, "delete");
+    assert_eq!(e.list_conversations(other, None, "", 1).await.expect("l").total, 0);
+    let err = e.send_message(other, &s.agent, None, None, "use their agent").await.expect_err("agent");
+    assert!(matches!(err, ChatError::Agent(engine::agents::AgentError::NotFound)), "{err:?}");
+
+    e.delete_conversation(me, &sent.conversation_id).await.expect("delete");
+    assert!(matches!(e.get_conversation(me, &sent.conversation_id).await, Err(ChatError::NotFound)));
+}
+
+#[tokio::test]
+async fn bad_messages_are_refused_by_field() {
+    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let s = setup(&e, false, "").await;
+    let me = &s.t.admin.user;
+    for (text, rule) in [("   ", "required"), (&"x".repeat(100_001)[..], "too_long")] {
+        match e.send_message(me, &s.agent, None, None, text).await {
+            Err(ChatError::Invalid(f)) => assert_eq!(f.0[0].rule, rule),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+    assert_eq!(e.list_conversations(me, None, "", 1).await.expect("l").total, 0, "nothing was written");
+}
