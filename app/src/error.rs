@@ -177,6 +177,20 @@ mod from_engine {
         }
     }
 
+    impl From<engine::chat::ChatError> for AppError {
+        fn from(e: engine::chat::ChatError) -> Self {
+            use engine::chat::ChatError;
+            match e {
+                ChatError::Invalid(f) => AppError::invalid(f),
+                ChatError::NotFound => AppError::new(ErrorCode::NotFound, "Conversation or message not found."),
+                ChatError::NotRunning => AppError::new(ErrorCode::Conflict, "This answer is not running any more.")
+                    .with_hint("Reload the conversation to see how it ended."),
+                ChatError::Agent(a) => a.into(),
+                ChatError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
+
     impl From<McpError> for AppError {
         fn from(e: McpError) -> Self {
             match e {

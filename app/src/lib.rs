@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod agents;
 pub mod auth;
+pub mod chat;
 pub mod components;
 pub mod error;
 pub mod i18n;

@@ -16,6 +16,7 @@ use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -59,22 +60,35 @@ impl Application {
             .map_err(|source| BuildError::Bind { addr: settings.bind.clone(), source })?;
         let addr = listener.local_addr().map_err(|source| BuildError::Bind { addr: settings.bind.clone(), source })?;
         let engine = Engine::start(settings).await?;
+        // Answers a killed process left "running" are marked interrupted, content kept.
+        if let Err(e) = engine.recover_runs().await {
+            tracing::error!(error = %e, "could not mark interrupted runs");
+        }
         let router = router(engine.clone(), leptos_options(addr));
         Ok(Self { addr, engine, listener, router })
     }
 
-    /// Serves until `shutdown` resolves, then gives in-flight requests the grace period.
+    /// Serves until `shutdown` resolves, then gives in-flight requests and running answers
+    /// the grace period; answers still running then are stored as interrupted.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = Duration::from_secs(self.engine.settings.shutdown_grace_secs);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = tokio::sync::watch::channel(false);
         let serve = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown.await;
-                let _ = tx.send(());
+                let _ = tx.send(true);
             });
+        let (engine, mut signalled) = (self.engine.clone(), rx.clone());
+        let runs = tokio::spawn(async move {
+            if signalled.wait_for(|s| *s).await.is_ok() {
+                engine.drain_runs(grace).await;
+            }
+        });
+        let mut signalled = rx.clone();
         let deadline = async move {
-            if rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
+            if signalled.wait_for(|s| *s).await.is_ok() {
+                // Streams to browsers end when their runs do: one second more than the runs get.
+                tokio::time::sleep(grace + Duration::from_secs(1)).await;
             } else {
                 std::future::pending::<()>().await;
             }
@@ -82,6 +96,11 @@ impl Application {
         tokio::select! {
             r = serve => if let Err(e) = r { tracing::error!(error = %e, "server error") },
             () = deadline => tracing::warn!("grace period over; closing remaining connections"),
+        }
+        if *rx.borrow() {
+            let _ = runs.await;
+        } else {
+            runs.abort();
         }
         self.engine.store.pool.close().await;
         tracing::info!("agentry stopped");
@@ -156,7 +175,13 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
             .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(CompressionLayer::new())
+            // Streamed server functions (run events) are octet-streams: compressing them
+            // would hold tokens back in the compressor's buffer.
+            .layer(
+                CompressionLayer::new().compress_when(
+                    DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
+                ),
+            )
             .layer(axum::middleware::from_fn_with_state(engine.clone(), middleware::hygiene))
             .layer(axum::middleware::from_fn_with_state(engine, middleware::body_limit)),
     )

@@ -1,0 +1,3 @@
+//! Chat: conversations with an agent, answers streamed live.
+
+pub mod api;

@@ -1,0 +1,110 @@
+//! Server functions for chat. `run_events` streams a run's events as NDJSON (one
+//! `SeqEvent` per line) from a sequence number: the page renders what is stored, then
+//! follows the rest live; a reload or a second tab resumes where it was.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::{ByteStream, Streaming};
+use model::Page;
+use model::chat::{ConversationSummary, ConversationView, Sent};
+
+use crate::error::AppError;
+
+#[cfg(feature = "ssr")]
+fn opt(s: &str) -> Option<&str> {
+    (!s.trim().is_empty()).then_some(s)
+}
+
+#[server(endpoint = "chat/list")]
+pub async fn list_conversations(
+    #[server(default)] agent_id: String,
+    #[server(default)] q: String,
+    #[server(default)] page: u32,
+) -> Result<Page<ConversationSummary>, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.list_conversations(&user, opt(&agent_id), &q, page).await?)
+}
+
+#[server(endpoint = "chat/get")]
+pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.get_conversation(&user, &id).await?)
+}
+
+/// Sends a message and starts the answer. Without `conversation_id` a new conversation
+/// begins; with `parent_id` (a person's message) it is an edit of that message.
+#[server(endpoint = "chat/send")]
+pub async fn send_message(
+    agent_id: String,
+    #[server(default)] conversation_id: String,
+    #[server(default)] parent_id: String,
+    text: String,
+) -> Result<Sent, AppError> {
+    let user = crate::ssr::user()?;
+    let engine = crate::ssr::engine()?;
+    let sent = engine.send_message(&user, &agent_id, opt(&conversation_id), opt(&parent_id), &text).await?;
+    leptos_axum::redirect(&format!("/chat/{}", sent.conversation_id));
+    Ok(sent)
+}
+
+/// Answers the question of the answer `message_id` again (a sibling answer).
+#[server(endpoint = "chat/regenerate")]
+pub async fn regenerate(message_id: String) -> Result<Sent, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.regenerate(&user, &message_id).await?)
+}
+
+/// Shows the branch through `message_id`.
+#[server(endpoint = "chat/switch")]
+pub async fn switch_branch(message_id: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.switch_branch(&user, &message_id).await?)
+}
+
+#[server(endpoint = "chat/stop")]
+pub async fn stop_run(message_id: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.stop_run(&user, &message_id).await?)
+}
+
+/// Allows or denies a tool call the answer waits on.
+#[server(endpoint = "chat/answer")]
+pub async fn answer_tool(message_id: String, call_id: String, #[server(default)] allow: bool) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.answer_tool(&user, &message_id, &call_id, allow).await?)
+}
+
+#[server(endpoint = "chat/rename")]
+pub async fn rename_conversation(id: String, title: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.rename_conversation(&user, &id, &title).await?)
+}
+
+#[server(endpoint = "chat/delete")]
+pub async fn delete_conversation(id: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    crate::ssr::engine()?.delete_conversation(&user, &id).await?;
+    leptos_axum::redirect("/chat");
+    Ok(())
+}
+
+/// The events of the run writing `message_id` after sequence number `after`, one JSON
+/// object per line, until the run ends. Leaving does not stop the run.
+#[server(endpoint = "chat/events", output = Streaming)]
+pub async fn run_events(message_id: String, #[server(default)] after: u64) -> Result<ByteStream<AppError>, AppError> {
+    use futures::StreamExt;
+    let user = crate::ssr::user()?;
+    let events = crate::ssr::engine()?.subscribe_run(&user, &message_id, after).await?;
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.insert_header(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+        res.insert_header(
+            http::header::HeaderName::from_static("x-accel-buffering"),
+            http::HeaderValue::from_static("no"),
+        );
+    }
+    let lines = events.map(|e| {
+        let mut line = serde_json::to_vec(&e).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, AppError>(line)
+    });
+    Ok(ByteStream::new(lines))
+}
