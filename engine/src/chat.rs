@@ -194,6 +194,10 @@ impl Engine {
                     Some(p) => {
                         let all = self.messages(id).await?;
                         let m = all.iter().find(|m| m.id == p).ok_or(ChatError::NotFound)?;
+                        // An edit replaces a person's message, never an answer.
+                        if m.role != Role::User {
+                            return Err(invalid("parent_id", "invalid", None));
+                        }
                         m.parent_id.clone()
                     }
                     None => leaf,
@@ -235,11 +239,25 @@ impl Engine {
             now,
         )
         .await?;
+        let assistant_message_id = self.answer(user, tx, &conversation_id, &user_message_id, now).await?;
+        Ok(Sent { conversation_id, user_message_id, assistant_message_id })
+    }
+
+    /// Adds the (running) answer to `question_id`, shows its branch, commits `tx` and
+    /// starts the run. Returns the answer's id.
+    async fn answer(
+        &self,
+        user: &CurrentUser,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        conversation_id: &str,
+        question_id: &str,
+        now: i64,
+    ) -> Result<String, ChatError> {
         let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
-        let assistant_message_id = Self::insert_message(
+        let id = Self::insert_message(
             &mut tx,
-            &conversation_id,
-            Some(&user_message_id),
+            conversation_id,
+            Some(question_id),
             Role::Assistant,
             &empty,
             RunStatus::Running,
@@ -247,14 +265,14 @@ impl Engine {
         )
         .await?;
         sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
-            .bind(&conversation_id)
-            .bind(&assistant_message_id)
+            .bind(conversation_id)
+            .bind(&id)
             .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.start_run(user, &conversation_id, &assistant_message_id);
-        Ok(Sent { conversation_id, user_message_id, assistant_message_id })
+        self.start_run(user, conversation_id, &id);
+        Ok(id)
     }
 
     /// Answers the person's message again: a sibling of the answer `message_id`.
@@ -266,27 +284,8 @@ impl Engine {
         let (Role::Assistant, Some(parent)) = (m.role, m.parent_id.clone()) else {
             return Err(invalid("message_id", "invalid", None));
         };
-        let now = now_ms();
-        let mut tx = self.store.pool.begin().await?;
-        let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
-        let assistant_message_id = Self::insert_message(
-            &mut tx,
-            &conversation_id,
-            Some(&parent),
-            Role::Assistant,
-            &empty,
-            RunStatus::Running,
-            now,
-        )
-        .await?;
-        sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
-            .bind(&conversation_id)
-            .bind(&assistant_message_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.start_run(user, &conversation_id, &assistant_message_id);
+        let tx = self.store.pool.begin().await?;
+        let assistant_message_id = self.answer(user, tx, &conversation_id, &parent, now_ms()).await?;
         Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
     }
 

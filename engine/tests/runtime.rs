@@ -335,6 +335,13 @@ async fn regenerate_and_edit_make_branches_one_can_switch_between() {
     assert_eq!(c.messages[0].text, "Hello");
     assert_eq!(c.messages[0].siblings.len(), 2);
 
+    // An edit replaces a person's message, never an answer.
+    let err = e
+        .send_message(me, &s.agent, Some(&sent.conversation_id), Some(&sent.assistant_message_id), "x")
+        .await
+        .expect_err("an answer is not editable");
+    assert!(matches!(&err, ChatError::Invalid(f) if f.0[0].field == "parent_id"), "{err:?}");
+
     // Back to the first branch: the old question and its newest answer.
     e.switch_branch(me, &sent.user_message_id).await.expect("switch");
     let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
