@@ -11,6 +11,7 @@ use leptos_router::{SsrMode, path};
 use crate::admin::AdminPage;
 use crate::agents::{AgentHistoryPage, AgentPage, AgentsPage, ImportAgentPage, NewAgentPage};
 use crate::auth::{LoginPage, RegisterPage};
+use crate::chat::{ChatListPage, ConversationPage};
 use crate::i18n::{Locale, t};
 use crate::mcp::{McpPage, McpServerPage, NewMcpPage};
 use crate::pages::{ComingSoon, HomePage, NotFound, Section};
@@ -105,7 +106,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("mcp") view=McpPage ssr=SsrMode::Async />
                     <Route path=path!("mcp/new") view=NewMcpPage ssr=SsrMode::Async />
                     <Route path=path!("mcp/:id") view=McpServerPage ssr=SsrMode::Async />
-                    <Route path=path!("chat") view=|| view! { <ComingSoon section=Section::Chat /> } ssr=SsrMode::Async />
+                    <Route path=path!("chat") view=ChatListPage ssr=SsrMode::Async />
+                    <Route path=path!("chat/:id") view=ConversationPage ssr=SsrMode::Async />
                     <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } ssr=SsrMode::Async />
                     <Route path=path!("usage") view=|| view! { <ComingSoon section=Section::Usage /> } ssr=SsrMode::Async />
                     <Route path=path!("providers") view=ProvidersPage ssr=SsrMode::Async />

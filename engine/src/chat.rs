@@ -6,6 +6,8 @@ use model::chat::{
     ConversationSummary, ConversationView, MESSAGE_MAX, MessageView, Role, RunStatus, Sent, TITLE_MAX, Transcript,
 };
 use model::{FieldError, FieldErrors, Page};
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use crate::agents::AgentError;
@@ -15,6 +17,8 @@ use crate::{Engine, audit};
 
 /// Conversations per list page.
 pub const PER_PAGE: u32 = 30;
+/// Messages a conversation page shows at once (older ones a window at a time).
+pub const WINDOW: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -80,6 +84,18 @@ pub(crate) struct StoredMessage {
     pub created_at: i64,
 }
 
+fn stored(r: &sqlx::any::AnyRow) -> Result<StoredMessage, ChatError> {
+    Ok(StoredMessage {
+        id: r.try_get("id")?,
+        parent_id: r.try_get("parent_id")?,
+        role: if r.try_get::<String, _>("role")? == "user" { Role::User } else { Role::Assistant },
+        content: r.try_get("content")?,
+        status: r.try_get("status")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 impl StoredMessage {
     pub fn transcript(&self) -> Transcript {
         let mut t: Transcript = serde_json::from_str(&self.content).unwrap_or_default();
@@ -117,28 +133,40 @@ impl Engine {
         .bind(conversation_id)
         .fetch_all(&self.store.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredMessage {
-                    id: r.try_get("id")?,
-                    parent_id: r.try_get("parent_id")?,
-                    role: if r.try_get::<String, _>("role")? == "user" { Role::User } else { Role::Assistant },
-                    content: r.try_get("content")?,
-                    status: r.try_get("status")?,
-                    error: r.try_get("error")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored).collect()
+    }
+
+    /// The messages `ids` of a conversation, whole, in the order given.
+    async fn messages_by_id(&self, conversation_id: &str, ids: &[&str]) -> Result<Vec<StoredMessage>, ChatError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT id, parent_id, role, content, status, error, created_at FROM messages \
+                 WHERE conversation_id = $1 AND id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(conversation_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.store.pool).await? {
+                out.push(stored(&r)?);
+            }
+        }
+        let rank: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        out.sort_by_key(|m| rank.get(m.id.as_str()).copied().unwrap_or(usize::MAX));
+        Ok(out)
     }
 
     /// The path from the first message to `leaf`.
     pub(crate) fn branch<'a>(all: &'a [StoredMessage], leaf: Option<&str>) -> Vec<&'a StoredMessage> {
+        let by_id: HashMap<&str, &StoredMessage> = all.iter().map(|m| (m.id.as_str(), m)).collect();
         let mut out = Vec::new();
-        let mut cur = leaf.and_then(|id| all.iter().find(|m| m.id == id));
+        let mut cur = leaf.and_then(|id| by_id.get(id).copied());
         while let Some(m) = cur {
             out.push(m);
-            cur = m.parent_id.as_deref().and_then(|p| all.iter().find(|x| x.id == p));
+            cur = m.parent_id.as_deref().and_then(|p| by_id.get(p).copied());
             if out.len() > all.len() {
                 break; // a cycle cannot be stored, but never loop on one
             }
@@ -303,6 +331,18 @@ impl Engine {
     }
 
     pub async fn get_conversation(&self, user: &CurrentUser, id: &str) -> Result<ConversationView, ChatError> {
+        self.conversation_window(user, id, None).await
+    }
+
+    /// The shown branch's newest `WINDOW` messages, or those just before the message
+    /// `before`; `earlier` says where the previous window ends. Only the window's messages
+    /// are read whole, so a conversation of any length opens as fast as a short one.
+    pub async fn conversation_window(
+        &self,
+        user: &CurrentUser,
+        id: &str,
+        before: Option<&str>,
+    ) -> Result<ConversationView, ChatError> {
         let row = sqlx::query("SELECT title, agent_id, leaf_id FROM conversations WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(&user.id)
@@ -312,27 +352,49 @@ impl Engine {
         let agent_id: String = row.try_get("agent_id")?;
         let leaf: Option<String> = row.try_get("leaf_id")?;
         let agent_name = self.get_agent(user, &agent_id).await.map(|a| a.spec.name).unwrap_or_default();
-        let all = self.messages(id).await?;
+        let tree: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, parent_id FROM messages WHERE conversation_id = $1 ORDER BY created_at, id")
+                .bind(id)
+                .fetch_all(&self.store.pool)
+                .await?;
+        let parent_of: HashMap<&str, Option<&str>> = tree.iter().map(|(id, p)| (id.as_str(), p.as_deref())).collect();
+        let mut children: HashMap<Option<&str>, Vec<String>> = HashMap::new();
+        for (id, p) in &tree {
+            children.entry(p.as_deref()).or_default().push(id.clone());
+        }
+        let mut branch = Vec::new();
+        let mut cur = leaf.as_deref().filter(|l| parent_of.contains_key(l));
+        while let Some(m) = cur {
+            branch.push(m);
+            cur = parent_of.get(m).copied().flatten();
+            if branch.len() > tree.len() {
+                break; // a cycle cannot be stored, but never loop on one
+            }
+        }
+        branch.reverse();
+        let end = before.and_then(|b| branch.iter().position(|m| *m == b)).unwrap_or(branch.len());
+        let start = end.saturating_sub(WINDOW);
+        let shown = &branch[start..end];
+        let (input_tokens, output_tokens, cost_micros): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_micros), 0) \
+             FROM messages WHERE conversation_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.store.pool)
+        .await?;
         let mut view = ConversationView {
             id: id.to_owned(),
             title: row.try_get("title")?,
             agent_id,
             agent_name,
             messages: Vec::new(),
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_micros: 0,
+            earlier: (start > 0).then(|| shown.first().map(|m| (*m).to_owned())).flatten(),
+            input_tokens: input_tokens as u64,
+            output_tokens: output_tokens as u64,
+            cost_micros: cost_micros as u64,
         };
-        for m in &all {
-            if m.role == Role::Assistant {
-                let t = m.transcript();
-                view.input_tokens += t.input_tokens;
-                view.output_tokens += t.output_tokens;
-                view.cost_micros += t.cost_micros;
-            }
-        }
-        for m in Self::branch(&all, leaf.as_deref()) {
-            let siblings = all.iter().filter(|x| x.parent_id == m.parent_id).map(|x| x.id.clone()).collect();
+        for m in self.messages_by_id(id, shown).await? {
+            let siblings = children.get(&m.parent_id.as_deref()).cloned().unwrap_or_default();
             let mut transcript = (m.role == Role::Assistant).then(|| m.transcript());
             // A live run's newest state, not the last flush.
             if let Some(t) = transcript.as_mut()

@@ -458,8 +458,11 @@ pub struct ConversationView {
     pub title: String,
     pub agent_id: String,
     pub agent_name: String,
-    /// The branch shown, from the first message to the newest.
+    /// The branch shown, from the first message to the newest (a window of it).
     pub messages: Vec<MessageView>,
+    /// Older messages exist before the window: ask for those before this id.
+    #[serde(default)]
+    pub earlier: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_micros: u64,

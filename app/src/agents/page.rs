@@ -171,6 +171,7 @@ fn AgentDetail(
                 </p>
             </div>
             <div class="row-actions">
+                <A href=format!("/chat?agent={id}") attr:class="btn btn-primary">{t.chat_with_agent}</A>
                 <A href=format!("/agents/{id}/history") attr:class="btn btn-secondary">{t.agent_history}</A>
                 <a href=format!("/api/agents/export?id={id}") class="btn btn-secondary" download>{t.agent_export}</a>
                 <ActionForm action=duplicate>

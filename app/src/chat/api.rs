@@ -24,10 +24,12 @@ pub async fn list_conversations(
     Ok(crate::ssr::engine()?.list_conversations(&user, opt(&agent_id), &q, page).await?)
 }
 
+/// The conversation's newest messages on the branch shown, or those just before the
+/// message `before` (each page of a long conversation is a window of it).
 #[server(endpoint = "chat/get")]
-pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> {
+pub async fn get_conversation(id: String, #[server(default)] before: String) -> Result<ConversationView, AppError> {
     let user = crate::ssr::user()?;
-    Ok(crate::ssr::engine()?.get_conversation(&user, &id).await?)
+    Ok(crate::ssr::engine()?.conversation_window(&user, &id, opt(&before)).await?)
 }
 
 /// Sends a message and starts the answer. Without `conversation_id` a new conversation

@@ -1,0 +1,675 @@
+//! The chat pages: the conversations list with a new-chat form, and a conversation.
+//!
+//! A conversation renders on the server as stored (a running answer as far as it got).
+//! Once hydrated, a running answer follows its run from the last sequence number it
+//! has: each event is folded into the answer's transcript, and only the part that
+//! changed re-renders (its settled markdown once, the growing tail per token). A dropped
+//! connection resumes from the last event; leaving the page never stops the run.
+//! Everything also works without JavaScript: the forms post, and a page with a running
+//! answer refreshes itself every few seconds.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use model::chat::{
+    CallState, ConversationSummary, ConversationView, MESSAGE_MAX, MessageView, Part, RunStatus, TITLE_MAX, ToolCall,
+    Transcript,
+};
+use model::markdown;
+
+use super::api::{
+    AnswerTool, DeleteConversation, Regenerate, RenameConversation, SendMessage, StopRun, SwitchBranch,
+    get_conversation, list_conversations,
+};
+use crate::agents::api::list_agents;
+use crate::components::{
+    EmptyState, ErrorAlert, LoadError, Pager, SearchBox, Skeleton, action_error, encode, list_query,
+};
+use crate::i18n::t;
+
+/// Cuts a long tool input or result for the page (the whole is in the store).
+const SHOWN_MAX: usize = 8_000;
+
+#[component]
+pub fn ChatListPage() -> impl IntoView {
+    let t = t();
+    let (q, page) = list_query();
+    let query = use_query_map();
+    let agent = Memo::new(move |_| query.read().get("agent").unwrap_or_default());
+    let list = Resource::new(move || (agent.get(), q.get(), page.get()), |(a, q, p)| list_conversations(a, q, p));
+    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
+    let content = move || {
+        list.get().map(|r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
+            Ok(p) if p.items.is_empty() && q.get().is_empty() => {
+                view! { <p class="empty">{t.chat_none_yet}</p> }.into_any()
+            }
+            Ok(p) if p.items.is_empty() => view! { <p class="empty">{t.chat_no_match}</p> }.into_any(),
+            Ok(p) => view! {
+                <ul class="conversation-list" aria-label=t.chat_conversations>
+                    {p.items.iter().cloned().map(|c| view! { <ConversationRow c /> }).collect_view()}
+                </ul>
+                <Pager base="/chat" q=q.get() page=p.page pages=p.pages() />
+            }
+            .into_any(),
+        })
+    };
+    let new_chat = move || {
+        agents.get().map(|r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| agents.refetch()) /> }.into_any(),
+            Ok(p) if p.items.is_empty() => view! {
+                <EmptyState icon="✦" title=t.chat_no_agents_title body=t.chat_no_agents_body>
+                    <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
+                </EmptyState>
+            }
+            .into_any(),
+            Ok(p) => view! { <NewChat agents=p.items preselect=agent.get_untracked() /> }.into_any(),
+        })
+    };
+    view! {
+        <Title text=t.nav_chat />
+        <div class="page-header">
+            <h1>{t.nav_chat}</h1>
+            <p class="lead">{t.chat_lead}</p>
+        </div>
+        <Transition fallback=|| view! { <div class="card"><Skeleton lines=3 /></div> }>{new_chat}</Transition>
+        <h2 class="section-title">{t.chat_conversations}</h2>
+        <SearchBox action="/chat" placeholder=t.chat_search value=q />
+        <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
+    }
+}
+
+#[component]
+fn ConversationRow(c: ConversationSummary) -> impl IntoView {
+    view! {
+        <li class="card card-link conversation-row">
+            <A href=format!("/chat/{}", c.id)><span class="card-title">{c.title}</span></A>
+            <p class="muted small">{c.agent_name} " · " {model::fields::format_utc(c.updated_at)}</p>
+        </li>
+    }
+}
+
+/// Pick an agent and write the first message; sending opens the new conversation.
+#[component]
+fn NewChat(agents: Vec<model::agents::AgentSummary>, preselect: String) -> impl IntoView {
+    let t = t();
+    let send = ServerAction::<SendMessage>::new();
+    let err = action_error(send);
+    let pending = send.pending();
+    view! {
+        <section class="card new-chat" aria-labelledby="new-chat-title">
+            <h2 id="new-chat-title">{t.chat_new}</h2>
+            <ErrorAlert error=err />
+            <ActionForm action=send attr:class="composer-form">
+                <div class="field">
+                    <label for="new-chat-agent">{t.chat_agent}</label>
+                    <select id="new-chat-agent" name="agent_id">
+                        {agents
+                            .into_iter()
+                            .map(|a| {
+                                let selected = a.id == preselect;
+                                view! { <option value=a.id selected=selected>{a.name}</option> }
+                            })
+                            .collect_view()}
+                    </select>
+                </div>
+                <Composer pending running=Signal::stored(false) />
+            </ActionForm>
+        </section>
+    }
+}
+
+/// The message box and its send button (Enter sends, Shift+Enter breaks the line).
+#[component]
+fn Composer(pending: Memo<bool>, #[prop(into)] running: Signal<bool>) -> impl IntoView {
+    let t = t();
+    let busy = move || pending.get() || running.get();
+    view! {
+        <div class="composer">
+            <label for="composer-text" class="visually-hidden">{t.chat_message}</label>
+            <textarea
+                id="composer-text"
+                name="text"
+                rows="2"
+                required
+                maxlength=MESSAGE_MAX
+                placeholder=t.chat_placeholder
+                on:keydown=enter_sends
+            ></textarea>
+            <button type="submit" class="btn btn-primary" disabled=busy data-testid="send">
+                {move || if pending.get() { t.chat_sending } else { t.chat_send }}
+            </button>
+        </div>
+    }
+}
+
+fn enter_sends(ev: leptos::ev::KeyboardEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        if ev.key() != "Enter" || ev.shift_key() || ev.is_composing() {
+            return;
+        }
+        let form =
+            ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlTextAreaElement>().ok()).and_then(|area| area.form());
+        if let Some(form) = form {
+            ev.prevent_default();
+            let _ = form.request_submit();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
+}
+
+/// What the conversation page's parts can do. Sending, regenerating, switching and
+/// renaming reload the conversation; stopping and answering a tool call show up in the
+/// live answer itself.
+#[derive(Clone, Copy)]
+struct ChatActions {
+    send: ServerAction<SendMessage>,
+    regenerate: ServerAction<Regenerate>,
+    switch: ServerAction<SwitchBranch>,
+    stop: ServerAction<StopRun>,
+    answer: ServerAction<AnswerTool>,
+    rename: ServerAction<RenameConversation>,
+    delete: ServerAction<DeleteConversation>,
+    /// An answer is being written (sending waits for it).
+    running: RwSignal<bool>,
+}
+
+impl ChatActions {
+    fn version(&self) -> usize {
+        self.send.version().get()
+            + self.regenerate.version().get()
+            + self.switch.version().get()
+            + self.rename.version().get()
+    }
+}
+
+#[component]
+pub fn ConversationPage() -> impl IntoView {
+    let t = t();
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let before = Memo::new(move |_| query.read().get("before").unwrap_or_default());
+    let acts = ChatActions {
+        send: ServerAction::new(),
+        regenerate: ServerAction::new(),
+        switch: ServerAction::new(),
+        stop: ServerAction::new(),
+        answer: ServerAction::new(),
+        rename: ServerAction::new(),
+        delete: ServerAction::new(),
+        running: RwSignal::new(false),
+    };
+    provide_context(acts);
+    let conv = Resource::new(move || (id.get(), before.get(), acts.version()), |(id, b, _)| get_conversation(id, b));
+    let content = move || {
+        conv.get().map(|r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| conv.refetch()) /> }.into_any(),
+            Ok(c) => view! { <Conversation c /> }.into_any(),
+        })
+    };
+    view! {
+        <p class="crumbs"><A href="/chat">"← " {t.chat_all}</A></p>
+        <Transition fallback=|| view! { <div class="card"><Skeleton lines=6 /></div> }>{content}</Transition>
+    }
+}
+
+#[component]
+fn Conversation(c: ConversationView) -> impl IntoView {
+    let t = t();
+    let acts = expect_context::<ChatActions>();
+    let send_err = action_error(acts.send);
+    let action_errors = Signal::derive(move || {
+        action_error(acts.regenerate)
+            .get()
+            .or_else(|| action_error(acts.switch).get())
+            .or_else(|| action_error(acts.stop).get())
+            .or_else(|| action_error(acts.answer).get())
+            .or_else(|| action_error(acts.rename).get())
+            .or_else(|| action_error(acts.delete).get())
+    });
+    let last_running = c.messages.last().and_then(|m| m.transcript.as_ref()).is_some_and(|tr| !tr.status.is_final());
+    acts.running.set(last_running);
+    let earlier = c.earlier.clone().map(|b| format!("/chat/{}?before={}", c.id, encode(&b)));
+    let totals = usage_line(c.input_tokens, c.output_tokens, c.cost_micros, "");
+    let (cid, agent_id) = (c.id.clone(), c.agent_id.clone());
+    let (rename_id, delete_id, send_cid, send_agent) = (c.id.clone(), c.id.clone(), c.id.clone(), c.agent_id.clone());
+    let pending = acts.send.pending();
+    let textarea_reset = NodeRef::<leptos::html::Form>::new();
+    // A sent message clears the box.
+    Effect::new(move |prev: Option<usize>| {
+        let v = acts.send.version().get();
+        if prev.is_some_and(|p| p != v)
+            && matches!(acts.send.value().get_untracked(), Some(Ok(_)))
+            && let Some(form) = textarea_reset.get()
+        {
+            form.reset();
+        }
+        v
+    });
+    let messages = c.messages.clone();
+    let last_id = messages.last().map(|m| m.id.clone()).unwrap_or_default();
+    view! {
+        <Title text=c.title.clone() />
+        <header class="chat-header">
+            <div>
+                <h1 class="chat-title">{c.title.clone()}</h1>
+                <p class="muted small">
+                    <A href=format!("/agents/{}", c.agent_id)>{c.agent_name.clone()}</A>
+                    {(!totals.is_empty()).then(|| view! { " · " <span data-testid="conversation-usage">{totals.clone()}</span> })}
+                </p>
+            </div>
+            <div class="row-actions">
+                <details class="popover">
+                    <summary class="btn btn-secondary btn-small">{t.chat_rename}</summary>
+                    <ActionForm action=acts.rename attr:class="inline-form">
+                        <input type="hidden" name="id" value=rename_id />
+                        <label for="rename-title" class="visually-hidden">{t.chat_title}</label>
+                        <input id="rename-title" name="title" value=c.title.clone() maxlength=TITLE_MAX required />
+                        <button type="submit" class="btn btn-primary btn-small">{t.save}</button>
+                    </ActionForm>
+                </details>
+                <details class="popover">
+                    <summary class="btn btn-danger-outline btn-small">{t.delete}</summary>
+                    <ActionForm action=acts.delete attr:class="inline-form">
+                        <input type="hidden" name="id" value=delete_id />
+                        <span class="small">{t.chat_delete_confirm}</span>
+                        <button type="submit" class="btn btn-danger btn-small">{t.chat_delete}</button>
+                    </ActionForm>
+                </details>
+            </div>
+        </header>
+        <ErrorAlert error=action_errors />
+        <section class="messages" aria-label=t.chat_messages aria-live="polite" on:click=copy_code>
+            {earlier.map(|href| view! { <p class="earlier"><A href=href>{t.chat_earlier}</A></p> })}
+            {messages
+                .into_iter()
+                .map(|m| {
+                    let is_last = m.id == last_id;
+                    view! { <MessageItem m conversation_id=cid.clone() agent_id=agent_id.clone() is_last /> }
+                })
+                .collect_view()}
+            {c.messages.is_empty().then(|| view! { <p class="empty">{t.chat_empty}</p> })}
+        </section>
+        {last_running.then(|| view! { <noscript><meta http-equiv="refresh" content="3" /></noscript> })}
+        <div class="composer-dock">
+            <ErrorAlert error=send_err />
+            <ActionForm action=acts.send node_ref=textarea_reset attr:class="composer-form">
+                <input type="hidden" name="agent_id" value=send_agent />
+                <input type="hidden" name="conversation_id" value=send_cid />
+                <Composer pending running=acts.running />
+            </ActionForm>
+        </div>
+    }
+}
+
+/// One message of the branch shown.
+#[component]
+fn MessageItem(m: MessageView, conversation_id: String, agent_id: String, is_last: bool) -> impl IntoView {
+    match m.transcript.clone() {
+        Some(tr) => view! { <AnswerItem m=m.clone() tr is_last /> }.into_any(),
+        None => view! { <QuestionItem m conversation_id agent_id /> }.into_any(),
+    }
+}
+
+/// `‹ 2 / 3 ›` between a message and its siblings (other answers or edits).
+fn branch_switcher(id: &str, siblings: &[String]) -> impl IntoView + use<> {
+    let t = t();
+    let acts = expect_context::<ChatActions>();
+    let pos = siblings.iter().position(|s| s == id).unwrap_or(0);
+    let prev = pos.checked_sub(1).and_then(|i| siblings.get(i)).cloned();
+    let next = siblings.get(pos + 1).cloned();
+    let total = siblings.len();
+    let button = move |target: Option<String>, label: &'static str, text: &'static str| {
+        view! {
+            <ActionForm action=acts.switch attr:class="inline">
+                <input type="hidden" name="message_id" value=target.clone().unwrap_or_default() />
+                <button type="submit" class="icon-btn" aria-label=label disabled=target.is_none()>{text}</button>
+            </ActionForm>
+        }
+    };
+    (total > 1).then(|| {
+        view! {
+            <nav class="branches" aria-label=t.chat_versions data-testid="branches">
+                {button(prev, t.chat_prev_version, "‹")}
+                <span class="small muted">{format!("{} / {total}", pos + 1)}</span>
+                {button(next, t.chat_next_version, "›")}
+            </nav>
+        }
+    })
+}
+
+#[component]
+fn QuestionItem(m: MessageView, conversation_id: String, agent_id: String) -> impl IntoView {
+    let t = t();
+    let acts = expect_context::<ChatActions>();
+    let switcher = branch_switcher(&m.id, &m.siblings);
+    let edit_id = format!("edit-{}", m.id);
+    view! {
+        <article class="msg msg-user" data-testid="user-message">
+            <div class="bubble">{m.text.clone()}</div>
+            <div class="msg-foot">
+                {switcher}
+                <details class="popover edit">
+                    <summary class="btn btn-secondary btn-small">{t.chat_edit}</summary>
+                    <ActionForm action=acts.send attr:class="edit-form">
+                        <input type="hidden" name="agent_id" value=agent_id />
+                        <input type="hidden" name="conversation_id" value=conversation_id />
+                        <input type="hidden" name="parent_id" value=m.id.clone() />
+                        <label for=edit_id.clone() class="visually-hidden">{t.chat_edit}</label>
+                        <textarea id=edit_id name="text" rows="3" required maxlength=MESSAGE_MAX>{m.text.clone()}</textarea>
+                        <button type="submit" class="btn btn-primary btn-small">{t.chat_edit_send}</button>
+                    </ActionForm>
+                </details>
+            </div>
+        </article>
+    }
+}
+
+#[component]
+fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
+    let t = t();
+    let acts = expect_context::<ChatActions>();
+    let live = RwSignal::new(tr);
+    let id = m.id.clone();
+    if is_last {
+        follow(id.clone(), live, acts.running);
+    }
+    let status = Memo::new(move |_| live.with(|t| t.status));
+    let count = Memo::new(move |_| live.with(|t| t.parts.len()));
+    let part_id = id.clone();
+    let body =
+        move || (0..count.get()).map(|i| view! { <PartView live i message_id=part_id.clone() /> }).collect_view();
+    let switcher = branch_switcher(&m.id, &m.siblings);
+    let (stop_id, regen_id) = (id.clone(), id.clone());
+    let foot = move || {
+        let (stop_id, regen_id) = (stop_id.clone(), regen_id.clone());
+        let (s, usage) =
+            live.with(|t| (t.status, usage_line(t.input_tokens, t.output_tokens, t.cost_micros, &t.model)));
+        let notice = match s {
+            RunStatus::Stopped => Some(("notice", t.chat_stopped)),
+            RunStatus::Incomplete => Some(("notice notice-warn", t.chat_incomplete)),
+            RunStatus::Interrupted => Some(("notice notice-warn", t.chat_interrupted)),
+            RunStatus::Failed => Some(("notice notice-error", t.chat_failed)),
+            _ => None,
+        };
+        let error = live.with(|t| t.error.clone());
+        view! {
+            {notice.map(|(class, text)| view! {
+                <div class=class role="status" data-testid="answer-status">
+                    <strong>{text}</strong>
+                    {(!error.is_empty()).then(|| view! { <span>" " {error.clone()}</span> })}
+                </div>
+            })}
+            <div class="msg-foot">
+                {(!usage.is_empty()).then(|| view! { <span class="small muted" data-testid="message-usage">{usage.clone()}</span> })}
+                {(!s.is_final()).then(|| view! {
+                    <ActionForm action=acts.stop attr:class="inline">
+                        <input type="hidden" name="message_id" value=stop_id />
+                        <button type="submit" class="btn btn-secondary btn-small" data-testid="stop">"■ " {t.chat_stop}</button>
+                    </ActionForm>
+                })}
+                {s.is_final().then(|| view! {
+                    <ActionForm action=acts.regenerate attr:class="inline">
+                        <input type="hidden" name="message_id" value=regen_id />
+                        <button type="submit" class="btn btn-secondary btn-small" data-testid="regenerate">
+                            {if matches!(s, RunStatus::Done | RunStatus::Stopped) { t.chat_regenerate } else { t.retry }}
+                        </button>
+                    </ActionForm>
+                })}
+            </div>
+        }
+    };
+    view! {
+        <article class="msg msg-assistant" data-testid="answer" data-status=move || status.get().as_str()>
+            <div class="answer-body">
+                {body}
+                {move || (status.get() == RunStatus::Running && live.with(|t| t.parts.is_empty()))
+                    .then(|| view! { <span class="typing" aria-label=t.chat_thinking><i></i><i></i><i></i></span> })}
+            </div>
+            {switcher}
+            {foot}
+        </article>
+    }
+}
+
+/// One part of an answer: text as markdown, or a tool call's card.
+#[component]
+fn PartView(live: RwSignal<Transcript>, i: usize, message_id: String) -> impl IntoView {
+    let part = Memo::new(move |_| live.with(|t| t.parts.get(i).cloned()));
+    let is_text = Memo::new(move |_| matches!(part.get(), Some(Part::Text { .. })));
+    move || {
+        if is_text.get() {
+            let text = Memo::new(move |_| match part.get() {
+                Some(Part::Text { text }) => text,
+                _ => String::new(),
+            });
+            view! { <TextPart text /> }.into_any()
+        } else {
+            match part.get() {
+                Some(Part::Tool { call }) => view! { <ToolCard call message_id=message_id.clone() /> }.into_any(),
+                Some(Part::Turn) | Some(Part::Text { .. }) | None => ().into_any(),
+            }
+        }
+    }
+}
+
+/// Markdown that may still grow: the settled part renders once per paragraph, the tail
+/// per change.
+#[component]
+fn TextPart(text: Memo<String>) -> impl IntoView {
+    let copy = t().copy;
+    let settled = Memo::new(move |_| text.with(|s| s[..markdown::settled_len(s)].to_owned()));
+    let settled_html = Memo::new(move |_| settled.with(|s| markdown::render_with(s, None, copy)));
+    let html = move || {
+        let tail = text.with(|s| markdown::render_with(&s[markdown::settled_len(s)..], None, copy));
+        format!("{}{tail}", settled_html.get())
+    };
+    view! { <div class="markdown" inner_html=html></div> }
+}
+
+fn shown(s: &str) -> String {
+    if s.len() <= SHOWN_MAX {
+        return s.to_owned();
+    }
+    let mut end = SHOWN_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n… ({} more bytes)", &s[..end], s.len() - end)
+}
+
+/// A tool call: what is called with which input, its state, the question when the policy
+/// asks, and the result.
+#[component]
+fn ToolCard(call: ToolCall, message_id: String) -> impl IntoView {
+    let t = t();
+    let acts = expect_context::<ChatActions>();
+    let (state_class, state_text) = match call.state {
+        CallState::Writing => ("badge", t.tool_writing),
+        CallState::Asking => ("badge badge-warn", t.tool_asking),
+        CallState::Running => ("badge", t.tool_running),
+        CallState::Done => ("badge badge-on", t.tool_done),
+        CallState::Failed => ("badge badge-off", t.tool_failed),
+        CallState::Denied => ("badge badge-off", t.tool_denied),
+    };
+    let name = if call.label.is_empty() { call.name.clone() } else { call.label.clone() };
+    let input = if call.input.is_null() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(&call.input).unwrap_or_default()
+    };
+    let asking = call.state == CallState::Asking;
+    let call_id = call.id.clone();
+    let answer_form = move |allow: bool| {
+        let (message_id, call_id) = (message_id.clone(), call_id.clone());
+        view! {
+            <ActionForm action=acts.answer attr:class="inline">
+                <input type="hidden" name="message_id" value=message_id />
+                <input type="hidden" name="call_id" value=call_id />
+                {allow.then(|| view! { <input type="hidden" name="allow" value="true" /> })}
+                <button
+                    type="submit"
+                    class=if allow { "btn btn-primary btn-small" } else { "btn btn-secondary btn-small" }
+                    data-testid=if allow { "allow" } else { "deny" }
+                >
+                    {if allow { t.tool_allow } else { t.tool_deny }}
+                </button>
+            </ActionForm>
+        }
+    };
+    view! {
+        <div class="tool-call" data-testid="tool-call" data-state=format!("{:?}", call.state).to_lowercase()>
+            <div class="tool-call-head">
+                <span class="tool-icon" aria-hidden="true">"⚙"</span>
+                <span class="tool-call-name mono">{name}</span>
+                <span class=state_class>{state_text}</span>
+            </div>
+            {(!input.is_empty()).then(|| view! {
+                <details open=asking>
+                    <summary>{t.tool_input}</summary>
+                    <pre class="tool-io">{shown(&input)}</pre>
+                </details>
+            })}
+            {asking.then(|| view! {
+                <div class="tool-ask">
+                    <p class="small">{t.tool_ask_question}</p>
+                    <div class="row-actions">{answer_form(true)}{answer_form(false)}</div>
+                </div>
+            })}
+            {(!call.result.is_empty()).then(|| view! {
+                <details>
+                    <summary>{t.tool_result}</summary>
+                    <pre class="tool-io" data-testid="tool-result">{shown(&call.result)}</pre>
+                </details>
+            })}
+        </div>
+    }
+}
+
+/// `model · 1,234 in / 56 out · $0.0123`, or empty when nothing is known yet.
+fn usage_line(input: u64, output: u64, cost_micros: u64, model: &str) -> String {
+    let t = t();
+    let mut parts = Vec::new();
+    if !model.is_empty() {
+        parts.push(model.to_owned());
+    }
+    if input + output > 0 {
+        parts.push(t.chat_tokens.replace("{in}", &thousands(input)).replace("{out}", &thousands(output)));
+    }
+    if cost_micros > 0 {
+        parts.push(dollars(cost_micros));
+    }
+    parts.join(" · ")
+}
+
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A cost in millionths of a dollar, to four places under a cent.
+pub fn dollars(micros: u64) -> String {
+    let d = micros as f64 / 1_000_000.0;
+    if d < 0.01 { format!("${d:.4}") } else { format!("${d:.2}") }
+}
+
+/// Follows a running answer: its events after the last one it has, folded into `live`.
+/// A dropped connection resumes from the last event; the task ends with the run or when
+/// the answer leaves the page.
+fn follow(message_id: String, live: RwSignal<Transcript>, running: RwSignal<bool>) {
+    Effect::new(move |_| {
+        if live.with_untracked(|t| t.status.is_final()) {
+            return;
+        }
+        let id = message_id.clone();
+        leptos::task::spawn_local_scoped_with_cancellation(async move {
+            use futures::StreamExt;
+            let mut failures = 0u32;
+            while !live.with_untracked(|t| t.status.is_final()) {
+                let after = live.with_untracked(|t| t.seq);
+                if let Ok(stream) = super::api::run_events(id.clone(), after).await {
+                    let mut stream = stream.into_inner();
+                    let mut buf: Vec<u8> = Vec::new();
+                    while let Some(Ok(chunk)) = stream.next().await {
+                        buf.extend_from_slice(&chunk);
+                        let mut events = Vec::new();
+                        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = buf.drain(..=end).collect();
+                            if let Ok(e) = serde_json::from_slice::<model::chat::SeqEvent>(&line) {
+                                events.push(e);
+                            }
+                        }
+                        if !events.is_empty() {
+                            failures = 0;
+                            live.update(|t| events.iter().for_each(|e| t.apply(e)));
+                            stick_to_bottom();
+                        }
+                    }
+                }
+                if live.with_untracked(|t| t.status.is_final()) {
+                    break;
+                }
+                failures += 1;
+                sleep_ms(250 * failures.min(8)).await;
+            }
+            running.set(false);
+        });
+    });
+}
+
+async fn sleep_ms(ms: u32) {
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    set_timeout(
+        move || {
+            let _ = tx.send(());
+        },
+        std::time::Duration::from_millis(ms.into()),
+    );
+    let _ = rx.await;
+}
+
+/// Keeps the newest text in view while it streams, unless the person scrolled up.
+fn stick_to_bottom() {
+    #[cfg(feature = "hydrate")]
+    if let Some(w) = web_sys::window()
+        && let Some(el) = w.document().and_then(|d| d.document_element())
+    {
+        let inner = w.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0);
+        let near = el.scroll_height() as f64 - (w.scroll_y().unwrap_or(0.0) + inner) < 160.0;
+        if near {
+            w.scroll_to_with_x_and_y(0.0, el.scroll_height() as f64);
+        }
+    }
+}
+
+/// The copy buttons of code blocks: one listener on the messages.
+fn copy_code(ev: leptos::ev::MouseEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let button = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|e| e.closest(".code-copy").ok().flatten());
+        let Some(button) = button else { return };
+        let code = button.closest(".code-block").ok().flatten().and_then(|b| b.query_selector("code").ok().flatten());
+        if let (Some(code), Some(w)) = (code, web_sys::window()) {
+            let _ = w.navigator().clipboard().write_text(&code.text_content().unwrap_or_default());
+            button.set_text_content(Some(t().copied));
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
+}
