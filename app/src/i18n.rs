@@ -107,7 +107,7 @@ strings! {
     chat_regenerate = "Regenerate",
     chat_thinking = "Thinking",
     chat_tokens = "{in} in / {out} out",
-    chat_with_agent = "Chat",
+    chat_with_agent = "Start a chat",
     copy = "Copy",
     copied = "Copied",
     tool_writing = "preparing",

@@ -91,3 +91,50 @@ export function watchPageErrors() {
     expect(pageErrors).toEqual([]);
   });
 }
+
+/** Our own stdio MCP server: `add` (read-only) and `write_note` (may write). */
+export const MCP_FIXTURE = `${__dirname}/../fixtures/mcp-fixture.mjs`;
+
+/** Adds the MCP fixture as "Fixture", approves, connects and attaches it to `agent`. */
+export async function attachFixtureMcp(page: Page, agent: string) {
+  await open(page, "/mcp/new");
+  await page.getByLabel("Name", { exact: true }).fill("Fixture");
+  await page.getByLabel("Command", { exact: true }).fill("node");
+  await page.getByLabel("Arguments").fill(MCP_FIXTURE);
+  await page.getByRole("button", { name: "Add server" }).click();
+  await expect(page).toHaveURL(/\/mcp\/[0-9a-f-]{36}$/);
+  await settle(page);
+  await page.getByRole("button", { name: "Approve and allow to run" }).click();
+  await expect(page.getByTestId("mcp-status")).toHaveText("Never connected");
+  await settle(page);
+  await page.getByRole("button", { name: "Connect and list tools" }).click();
+  await expect(page.getByTestId("mcp-status")).toHaveText("Connected");
+  await settle(page);
+  await page.getByLabel("Attach to").selectOption({ label: agent });
+  await page.getByRole("button", { name: "Attach", exact: true }).click();
+  await expect(page.getByRole("link", { name: agent })).toBeVisible();
+  await settle(page);
+}
+
+/** What the fake upstream answers the next chat requests with, in order (see
+ * fake-upstream's `Reply`: `steps` of `{text}`, `{tool_call}`, `{sleep_ms}`…). */
+export async function queueReplies(replies: object[]) {
+  const base = FAKE_UPSTREAM.replace(/\/v1$/, "");
+  const res = await fetch(`${base}/__fake/replies`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(replies),
+  });
+  expect(res.ok).toBeTruthy();
+}
+
+/** Empties the fake upstream's queue (a failed test must not leave replies for the next). */
+export async function clearReplies() {
+  const res = await fetch(`${FAKE_UPSTREAM.replace(/\/v1$/, "")}/__fake/replies`, { method: "DELETE" });
+  expect(res.ok).toBeTruthy();
+}
+
+/** A text reply a word at a time, `cadence` ms apart. */
+export function slowText(text: string, cadence = 0): object {
+  return { steps: text.split(/(?<= )/).map((w) => ({ text: w })), cadence_ms: cadence };
+}

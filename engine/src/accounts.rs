@@ -333,6 +333,7 @@ impl Engine {
         self.sessions.evict_user(user_id);
         if disabled {
             self.revoke_all_sessions(user_id, "disabled").await?;
+            self.stop_user_runs(user_id);
         }
         let action = if disabled { "user.disabled" } else { "user.enabled" };
         audit::record(self, Some(&admin.id), action, user_id, serde_json::json!({}), &client.ip).await;

@@ -175,7 +175,7 @@ impl Engine {
         out
     }
 
-    async fn insert_message(
+    pub(crate) async fn insert_message(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         conversation_id: &str,
         parent_id: Option<&str>,
@@ -267,19 +267,20 @@ impl Engine {
             now,
         )
         .await?;
-        let assistant_message_id = self.answer(user, tx, &conversation_id, &user_message_id, now).await?;
+        let assistant_message_id = self.answer(user, tx, &conversation_id, &user_message_id, now, true).await?;
         Ok(Sent { conversation_id, user_message_id, assistant_message_id })
     }
 
     /// Adds the (running) answer to `question_id`, shows its branch, commits `tx` and
     /// starts the run. Returns the answer's id.
-    async fn answer(
+    pub(crate) async fn answer(
         &self,
         user: &CurrentUser,
         mut tx: sqlx::Transaction<'_, sqlx::Any>,
         conversation_id: &str,
         question_id: &str,
         now: i64,
+        interactive: bool,
     ) -> Result<String, ChatError> {
         let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
         let id = Self::insert_message(
@@ -299,7 +300,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.start_run(user, conversation_id, &id);
+        self.start_run(user, conversation_id, &id, interactive);
         Ok(id)
     }
 
@@ -313,7 +314,7 @@ impl Engine {
             return Err(invalid("message_id", "invalid", None));
         };
         let tx = self.store.pool.begin().await?;
-        let assistant_message_id = self.answer(user, tx, &conversation_id, &parent, now_ms()).await?;
+        let assistant_message_id = self.answer(user, tx, &conversation_id, &parent, now_ms(), true).await?;
         Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
     }
 

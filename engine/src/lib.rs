@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod chat;
@@ -13,6 +14,7 @@ pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod net;
+pub mod openai;
 pub mod providers;
 pub mod runtime;
 pub mod secrets;

@@ -56,6 +56,9 @@ struct LiveState {
 /// A run in progress.
 pub struct Live {
     owner: String,
+    /// Someone can answer "ask" tool calls (the chat page); over the API nobody can, so
+    /// such calls are refused.
+    interactive: bool,
     state: Mutex<LiveState>,
     tx: broadcast::Sender<SeqEvent>,
     cancel: watch::Sender<Option<RunStatus>>,
@@ -106,11 +109,12 @@ impl End {
 
 impl Engine {
     /// Starts the run that writes the answer `message_id`.
-    pub(crate) fn start_run(&self, user: &CurrentUser, conversation_id: &str, message_id: &str) {
+    pub(crate) fn start_run(&self, user: &CurrentUser, conversation_id: &str, message_id: &str, interactive: bool) {
         let (tx, _) = broadcast::channel(1024);
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let live = Arc::new(Live {
             owner: user.id.clone(),
+            interactive,
             state: Mutex::new(LiveState {
                 log: Vec::new(),
                 transcript: Transcript::default(),
@@ -143,6 +147,19 @@ impl Engine {
             }
             let _ = live.done.send(true);
         });
+    }
+
+    /// Stops every run of a user (when the user is disabled): their streams end with them.
+    pub(crate) fn stop_user_runs(&self, user_id: &str) {
+        let lives: Vec<Arc<Live>> = self
+            .runs
+            .live
+            .lock()
+            .map(|l| l.values().filter(|x| x.owner == user_id).cloned().collect())
+            .unwrap_or_default();
+        for l in lives {
+            l.cancel(RunStatus::Stopped);
+        }
     }
 
     /// The owner's live run writing `message_id`.
@@ -488,7 +505,7 @@ async fn run_turns(
                     StreamEvent::ToolDelta { .. } => {}
                     StreamEvent::ToolEnd { id, name, input } => {
                         let policy = toolbox.policy(&name);
-                        let asking = policy == model::agents::ToolPolicy::Ask;
+                        let asking = policy == model::agents::ToolPolicy::Ask && live.interactive;
                         live.emit(RunEvent::ToolCall { id: id.clone(), input: input.clone(), asking });
                         calls.push((id, name, input, policy));
                     }
@@ -512,6 +529,11 @@ async fn run_turns(
                 model::agents::ToolPolicy::Deny => {
                     ("The agent's tool policy denies this tool.".to_owned(), model::chat::CallState::Denied)
                 }
+                model::agents::ToolPolicy::Ask if !live.interactive => (
+                    "This tool needs the user's approval, which can only be given in Agentry's chat, not over the API."
+                        .to_owned(),
+                    model::chat::CallState::Denied,
+                ),
                 model::agents::ToolPolicy::Ask => {
                     let (tx, rx) = oneshot::channel();
                     if let Ok(mut a) = live.answers.lock() {

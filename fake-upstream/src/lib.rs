@@ -123,7 +123,7 @@ fn router(shared: Shared) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/messages", post(anthropic))
         .route("/v1/chat/completions", post(openai))
-        .route("/__fake/replies", post(queue))
+        .route("/__fake/replies", post(queue).delete(clear))
         .with_state(shared)
 }
 
@@ -140,6 +140,14 @@ fn record_body(s: &Shared, path: &str, headers: &HeaderMap, body: Option<Value>)
 async fn queue(State(s): State<Shared>, axum::Json(replies): axum::Json<Vec<Reply>>) -> StatusCode {
     if let Ok(mut script) = s.script.lock() {
         script.replies.extend(replies);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// Forgets every queued reply (a test starts from a clean queue).
+async fn clear(State(s): State<Shared>) -> StatusCode {
+    if let Ok(mut script) = s.script.lock() {
+        script.replies.clear();
     }
     StatusCode::NO_CONTENT
 }

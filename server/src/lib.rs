@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod middleware;
+pub mod openai;
 pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -25,6 +25,8 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/register" | "/healthz" | "/readyz" | "/favicon.ico" | "/favicon.svg" | "/robots.txt")
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")
+        // The OpenAI-compatible API authenticates by API key and answers in its own shape.
+        || path.starts_with("/v1/")
 }
 
 fn is_api(path: &str) -> bool {

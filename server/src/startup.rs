@@ -130,6 +130,9 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/skills/{id}/files/{*path}", get(app::skills::download::skill_file))
+        .route("/v1/models", get(crate::openai::list_models))
+        .route("/v1/models/{id}", get(crate::openai::get_model))
+        .route("/v1/chat/completions", axum::routing::post(crate::openai::chat_completions))
         .leptos_routes(&state, routes, {
             let options = leptos_options.clone();
             move || shell(options.clone())

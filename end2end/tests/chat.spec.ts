@@ -1,0 +1,201 @@
+import { expect, Page, test } from "@playwright/test";
+import {
+  addProvider,
+  attachFixtureMcp,
+  clearReplies,
+  createAgent,
+  jsEnabled,
+  open,
+  queueReplies,
+  register,
+  settle,
+  slowText,
+  uniqueEmail,
+  watchPageErrors,
+} from "./support";
+
+watchPageErrors();
+test.beforeEach(clearReplies);
+
+const WORDS = Array.from({ length: 24 }, (_, i) => `w${i + 1}`).join(" ");
+
+/** From the agent's page: a new conversation with `text`; ends on the conversation. */
+async function startChat(page: Page, text: string) {
+  await page.getByRole("link", { name: "Start a chat" }).click();
+  await expect(page).toHaveURL(/\/chat\?agent=/);
+  await settle(page);
+  await page.getByLabel("Message", { exact: true }).fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}$/);
+  await settle(page);
+}
+
+function answer(page: Page) {
+  return page.getByTestId("answer").last();
+}
+
+async function send(page: Page, text: string) {
+  await page.getByLabel("Message", { exact: true }).fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+}
+
+test("an answer streams token by token; stop keeps it; regenerate and edit make versions", async ({ page }, info) => {
+  await register(page, uniqueEmail(info, "chat"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Helper");
+
+  // Streams: several different lengths of the same answer are seen before it is done.
+  await queueReplies([slowText(WORDS, 120)]);
+  await startChat(page, "Count for me");
+  await expect(page.getByTestId("user-message")).toHaveText(/Count for me/);
+  if (jsEnabled(page)) {
+    const seen = new Set<string>();
+    await expect(async () => {
+      seen.add((await answer(page).locator(".markdown").first().textContent()) ?? "");
+      expect(seen.size).toBeGreaterThanOrEqual(4);
+    }).toPass({ intervals: [50], timeout: 10_000 });
+    expect([...seen].some((s) => s.includes("w1") && !s.includes("w24"))).toBeTruthy();
+  }
+  await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
+  await expect(answer(page).locator(".markdown")).toHaveText(WORDS);
+  await expect(answer(page).getByTestId("message-usage")).toContainText("fake-large");
+  await expect(page.getByTestId("conversation-usage")).toContainText("out");
+
+  // Stop: what came is kept, marked stopped.
+  await queueReplies([slowText(WORDS, 250)]);
+  await send(page, "Count slowly");
+  await expect(page.getByTestId("answer")).toHaveCount(2);
+  await expect(answer(page).locator(".markdown")).toContainText("w2", { timeout: 10_000 });
+  await settle(page);
+  await answer(page).getByTestId("stop").click();
+  await expect(answer(page)).toHaveAttribute("data-status", "stopped");
+  await expect(answer(page).getByTestId("answer-status")).toContainText("Stopped.");
+  const kept = (await answer(page).locator(".markdown").textContent()) ?? "";
+  expect(kept).toContain("w1");
+  expect(kept).not.toContain("w24");
+  await settle(page);
+
+  // Regenerate: a second version of the answer; the first stays reachable.
+  await queueReplies([slowText("A fresh second answer.")]);
+  await answer(page).getByTestId("regenerate").click();
+  await expect(answer(page).locator(".markdown")).toHaveText("A fresh second answer.");
+  await expect(answer(page).getByTestId("branches")).toContainText("2 / 2");
+  await settle(page);
+  await answer(page).getByRole("button", { name: "Previous version" }).click();
+  await expect(answer(page).getByTestId("branches")).toContainText("1 / 2");
+  await expect(answer(page)).toHaveAttribute("data-status", "stopped");
+  await settle(page);
+
+  // Edit the first message: a new branch from there, the old one kept.
+  await queueReplies([slowText("Answer to the edit.")]);
+  const first = page.getByTestId("user-message").first();
+  await first.locator("summary", { hasText: "Edit" }).click();
+  await first.getByRole("textbox").fill("Count backwards");
+  await first.getByRole("button", { name: "Save and send" }).click();
+  await expect(page.getByTestId("user-message")).toHaveCount(1);
+  await expect(page.getByTestId("user-message").first()).toContainText("Count backwards");
+  await expect(page.getByTestId("user-message").first().getByTestId("branches")).toContainText("2 / 2");
+  await expect(answer(page).locator(".markdown")).toHaveText("Answer to the edit.");
+  await settle(page);
+  await page.getByTestId("user-message").first().getByRole("button", { name: "Previous version" }).click();
+  await expect(page.getByTestId("user-message").first()).toContainText("Count for me");
+  await expect(page.getByTestId("user-message")).toHaveCount(2);
+
+  // The conversation is in the list, found by a word of its text.
+  await open(page, "/chat?q=backwards");
+  await expect(page.getByRole("link", { name: "Count for me" })).toBeVisible();
+});
+
+test("reloading mid-answer picks it up where it was, without gaps or repeats", async ({ page }, info) => {
+  await register(page, uniqueEmail(info, "resume"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Helper");
+  await queueReplies([slowText(WORDS, 150)]);
+  await startChat(page, "Go");
+  await expect(answer(page).locator(".markdown")).toContainText("w3", { timeout: 10_000 });
+  await page.reload();
+  await settle(page);
+  await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
+  await expect(answer(page).locator(".markdown")).toHaveText(WORDS);
+});
+
+test("a tool call the policy asks about waits for approval; allowed it runs, denied it is refused", async ({
+  page,
+}, info) => {
+  await register(page, uniqueEmail(info, "tools"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Scribe");
+  await attachFixtureMcp(page, "Scribe");
+  await page.getByRole("link", { name: "Scribe" }).click();
+  await settle(page);
+
+  await queueReplies([
+    { steps: [{ text: "Saving it. " }, { tool_call: { id: "c1", name: "Fixture__write_note", input: { text: "milk" } } }] },
+    slowText("Your note is saved."),
+  ]);
+  await startChat(page, "Note: milk");
+  const card = answer(page).getByTestId("tool-call");
+  await expect(card).toHaveAttribute("data-state", "asking");
+  await expect(card).toContainText("Fixture/write_note");
+  await expect(card).toContainText('"text": "milk"');
+  await expect(answer(page)).toHaveAttribute("data-status", "waiting");
+  await card.getByTestId("allow").click();
+  await expect(answer(page)).toHaveAttribute("data-status", "done");
+  await expect(card).toHaveAttribute("data-state", "done");
+  await card.getByText("Result").click();
+  await expect(card.getByTestId("tool-result")).toHaveText("noted: milk");
+  await expect(answer(page).locator(".markdown").last()).toHaveText("Your note is saved.");
+  await settle(page);
+
+  await queueReplies([
+    { steps: [{ tool_call: { id: "c2", name: "Fixture__write_note", input: { text: "eggs" } } }] },
+    slowText("Understood, no note."),
+  ]);
+  await send(page, "Note: eggs");
+  const second = answer(page).getByTestId("tool-call");
+  await expect(second).toHaveAttribute("data-state", "asking");
+  await second.getByTestId("deny").click();
+  await expect(answer(page)).toHaveAttribute("data-status", "done");
+  await expect(second).toHaveAttribute("data-state", "denied");
+  await expect(answer(page).locator(".markdown").last()).toHaveText("Understood, no note.");
+});
+
+test("model output with scripts, handlers and javascript: links is shown inert", async ({ page }, info) => {
+  const dialogs: string[] = [];
+  page.on("dialog", async (d) => {
+    dialogs.push(d.message());
+    await d.dismiss();
+  });
+  await register(page, uniqueEmail(info, "xss"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Echo");
+  const evil = [
+    "Look: <img src=x onerror=\"window.__xss=1;alert('img')\">",
+    "<script>window.__xss=2;alert('script')</script>",
+    "<svg onload=\"alert('svg')\"><circle r=\"5\"/></svg>",
+    "[click me](javascript:alert('link'))",
+    "",
+    "```rust",
+    "fn main() {}",
+    "```",
+  ].join("\n");
+  await queueReplies([{ steps: [{ text: evil }] }]);
+  await startChat(page, "Say something nasty");
+  const body = answer(page).locator(".markdown");
+  await expect(answer(page)).toHaveAttribute("data-status", "done");
+  await expect(body).toContainText("<img src=x onerror=");
+  await expect(body).toContainText("<script>window.__xss=2;");
+  await expect(body.locator("img, script, svg, iframe")).toHaveCount(0);
+  await expect(body.getByRole("link", { name: "click me" })).toHaveCount(0);
+  await expect(body.getByText("click me")).toBeVisible();
+  await expect(body.locator(".code-lang")).toHaveText("rust");
+  if (jsEnabled(page)) {
+    await body.getByRole("button", { name: "Copy" }).click();
+    await expect(body.getByRole("button", { name: "Copied" })).toBeVisible();
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  }
+  await page.reload();
+  await settle(page);
+  await expect(body.locator("img, script, svg")).toHaveCount(0);
+  expect(dialogs).toEqual([]);
+});
