@@ -191,6 +191,17 @@ mod from_engine {
         }
     }
 
+    impl From<engine::api_keys::ApiKeyError> for AppError {
+        fn from(e: engine::api_keys::ApiKeyError) -> Self {
+            use engine::api_keys::ApiKeyError;
+            match e {
+                ApiKeyError::Invalid(f) => AppError::invalid(f),
+                ApiKeyError::NotFound => AppError::new(ErrorCode::NotFound, "API key not found."),
+                ApiKeyError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
+
     impl From<McpError> for AppError {
         fn from(e: McpError) -> Self {
             match e {

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 use model::accounts::Me;
+use model::api_keys::{ApiKeyView, NewApiKey};
 
 use crate::error::AppError;
 
@@ -17,4 +18,23 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     let tokens = engine.change_password(&user, &current_password, &new_password, &crate::ssr::client()).await?;
     crate::ssr::set_session(&engine, &tokens);
     Ok(())
+}
+
+#[server(endpoint = "settings/keys")]
+pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.list_api_keys(&user).await?)
+}
+
+/// Creates a personal API key; the answer is the only time the whole key is shown.
+#[server(endpoint = "settings/keys/create")]
+pub async fn create_api_key(name: String) -> Result<NewApiKey, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.create_api_key(&user, &name).await?)
+}
+
+#[server(endpoint = "settings/keys/revoke")]
+pub async fn revoke_api_key(id: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.revoke_api_key(&user, &id).await?)
 }

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::api::ChangePassword;
+use super::api::{ChangePassword, CreateApiKey, RevokeApiKey, list_api_keys};
 use crate::components::{
     ErrorAlert, Field, LoadError, PageHeader, Skeleton, SuccessNote, action_error, action_ok, field_error,
 };
@@ -17,6 +17,7 @@ pub fn SettingsPage() -> impl IntoView {
         <div class="stack">
             <ProfileSection />
             <PasswordSection />
+            <ApiKeysSection />
         </div>
     }
 }
@@ -84,6 +85,66 @@ fn PasswordSection() -> impl IntoView {
                 <button type="submit" class="btn btn-primary" disabled=pending>
                     {move || if pending.get() { t.saving } else { t.password_submit }}
                 </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// Personal API keys for the OpenAI-compatible API: create (shown once), list, revoke.
+#[component]
+fn ApiKeysSection() -> impl IntoView {
+    let t = t();
+    let create = ServerAction::<CreateApiKey>::new();
+    let revoke = ServerAction::<RevokeApiKey>::new();
+    let err = action_error(create);
+    let revoke_err = action_error(revoke);
+    let keys = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_api_keys());
+    let created = move || {
+        create.value().get().and_then(Result::ok).map(|k| {
+            view! {
+                <div class="alert alert-ok" role="status">
+                    <strong>{t.key_created}</strong>
+                    <p>{t.key_created_once}</p>
+                    <code class="key-once" data-testid="new-key">{k.key}</code>
+                </div>
+            }
+        })
+    };
+    let list = move || {
+        keys.get().map(|r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| keys.refetch()) /> }.into_any(),
+            Ok(v) if v.is_empty() => view! { <p class="muted">{t.keys_none}</p> }.into_any(),
+            Ok(v) => view! {
+                <ul class="plain-list" aria-label=t.keys_title>
+                    {v.into_iter().map(|k| view! {
+                        <li class="key-row" data-testid="api-key">
+                            <span><strong>{k.name}</strong> " " <code>{k.prefix} "…"</code></span>
+                            <span class="small muted">
+                                {t.key_created_at.replace("{at}", &model::format_utc(k.created_at))}
+                                " · "
+                                {k.last_used_at.map_or_else(|| t.key_never_used.to_owned(), |at| t.key_last_used.replace("{at}", &model::format_utc(at)))}
+                            </span>
+                            <ActionForm action=revoke attr:class="inline">
+                                <input type="hidden" name="id" value=k.id />
+                                <button type="submit" class="btn btn-danger-outline btn-small">{t.key_revoke}</button>
+                            </ActionForm>
+                        </li>
+                    }).collect_view()}
+                </ul>
+            }
+            .into_any(),
+        })
+    };
+    view! {
+        <section class="card" aria-labelledby="keys-title">
+            <h2 id="keys-title">{t.keys_title}</h2>
+            <p class="muted">{t.keys_lead}</p>
+            {created}
+            <ErrorAlert error=revoke_err />
+            <Transition fallback=|| view! { <Skeleton lines=2 /> }>{list}</Transition>
+            <ActionForm action=create attr:class="form">
+                <Field name="name" label=t.field_key_name required=true maxlength=model::api_keys::NAME_MAX error=field_error(err, "name") />
+                <button type="submit" class="btn btn-primary">{t.key_create}</button>
             </ActionForm>
         </section>
     }
