@@ -57,6 +57,17 @@ ensure_node_modules() {
   export PATH="$PWD/end2end/node_modules/.bin:$PATH"
 }
 
+# end2end/.venv holds the official `openai` Python client, pinned; the end-to-end suite
+# talks to Agentry's /v1 with it.
+OPENAI_PY_VERSION=3.51.0
+ensure_openai_client() {
+  if ! end2end/.venv/bin/python -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
+    log "installing the openai Python client $OPENAI_PY_VERSION"
+    python3 -m venv end2end/.venv
+    end2end/.venv/bin/pip install -q --disable-pip-version-check "openai==$OPENAI_PY_VERSION"
+  fi
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

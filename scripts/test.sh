@@ -62,6 +62,7 @@ step "wasm-bindgen tests in headless Chromium"
 
 build_release
 cargo build --release -p fake-upstream
+ensure_openai_client
 
 step "Playwright end-to-end (hydrated and without JavaScript)"
 # The fake LLM provider listens on 127.0.0.2, which the server lets members reach as if it

@@ -132,6 +132,30 @@ fn append_cookies(values: Vec<HeaderValue>) {
     }
 }
 
+/// Where a key just created waits for the page a plain form post returns to.
+const NEW_KEY_COOKIE: &str = "agentry_new_key";
+
+/// A form posted without JavaScript: its answer is a redirect back to the page, so what
+/// the server function returned never reaches it.
+pub fn plain_form_post() -> bool {
+    parts().is_some_and(|p| {
+        p.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+    })
+}
+
+/// Keeps a new API key for the next page, in an httpOnly cookie that lives two minutes
+/// and is cleared when read (for a form posted without JavaScript).
+pub fn flash_new_key(engine: &Engine, key: &str) {
+    append_cookies(cookie(NEW_KEY_COOKIE, key, 120, engine.settings.is_https()).into_iter().collect());
+}
+
+/// The key [`flash_new_key`] kept, once.
+pub fn take_new_key(engine: &Engine) -> Option<String> {
+    let key = parts().and_then(|p| cookie_value(&p.headers, NEW_KEY_COOKIE)).filter(|k| !k.is_empty())?;
+    append_cookies(cookie(NEW_KEY_COOKIE, "", 0, engine.settings.is_https()).into_iter().collect());
+    Some(key)
+}
+
 pub fn set_session(engine: &Engine, tokens: &IssuedTokens) {
     append_cookies(session_cookies(tokens, engine.settings.is_https()));
 }

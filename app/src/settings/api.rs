@@ -30,7 +30,19 @@ pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, AppError> {
 #[server(endpoint = "settings/keys/create")]
 pub async fn create_api_key(name: String) -> Result<NewApiKey, AppError> {
     let user = crate::ssr::user()?;
-    Ok(crate::ssr::engine()?.create_api_key(&user, &name).await?)
+    let engine = crate::ssr::engine()?;
+    let new = engine.create_api_key(&user, &name).await?;
+    if crate::ssr::plain_form_post() {
+        crate::ssr::flash_new_key(&engine, &new.key);
+    }
+    Ok(new)
+}
+
+/// The key just created by a form posted without JavaScript, once (see `create_api_key`).
+#[server(endpoint = "settings/keys/new")]
+pub async fn take_new_api_key() -> Result<Option<String>, AppError> {
+    crate::ssr::user()?;
+    Ok(crate::ssr::take_new_key(&crate::ssr::engine()?))
 }
 
 #[server(endpoint = "settings/keys/revoke")]

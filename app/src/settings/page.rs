@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::api::{ChangePassword, CreateApiKey, RevokeApiKey, list_api_keys};
+use super::api::{ChangePassword, CreateApiKey, RevokeApiKey, list_api_keys, take_new_api_key};
 use crate::components::{
     ErrorAlert, Field, LoadError, PageHeader, Skeleton, SuccessNote, action_error, action_ok, field_error,
 };
@@ -99,13 +99,21 @@ fn ApiKeysSection() -> impl IntoView {
     let err = action_error(create);
     let revoke_err = action_error(revoke);
     let keys = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_api_keys());
+    // Without JavaScript the form's answer is a redirect: the key waits in a cookie.
+    let flashed = Resource::new(|| (), |_| take_new_api_key());
     let created = move || {
-        create.value().get().and_then(Result::ok).map(|k| {
+        let key = create
+            .value()
+            .get()
+            .and_then(Result::ok)
+            .map(|k| k.key)
+            .or_else(|| flashed.get().and_then(Result::ok).flatten());
+        key.map(|key| {
             view! {
                 <div class="alert alert-ok" role="status">
                     <strong>{t.key_created}</strong>
                     <p>{t.key_created_once}</p>
-                    <code class="key-once" data-testid="new-key">{k.key}</code>
+                    <code class="key-once" data-testid="new-key">{key}</code>
                 </div>
             }
         })
@@ -139,7 +147,7 @@ fn ApiKeysSection() -> impl IntoView {
         <section class="card" aria-labelledby="keys-title">
             <h2 id="keys-title">{t.keys_title}</h2>
             <p class="muted">{t.keys_lead}</p>
-            {created}
+            <Transition fallback=|| ()>{created}</Transition>
             <ErrorAlert error=revoke_err />
             <Transition fallback=|| view! { <Skeleton lines=2 /> }>{list}</Transition>
             <ActionForm action=create attr:class="form">
