@@ -377,8 +377,9 @@ impl Engine {
         let start = end.saturating_sub(WINDOW);
         let shown = &branch[start..end];
         let (input_tokens, output_tokens, cost_micros): (i64, i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_micros), 0) \
-             FROM messages WHERE conversation_id = $1",
+            // PostgreSQL sums BIGINT as NUMERIC: cast back so both stores answer alike.
+            "SELECT CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM messages WHERE conversation_id = $1",
         )
         .bind(id)
         .fetch_one(&self.store.pool)
