@@ -41,7 +41,7 @@ impl From<sqlx::Error> for ChatError {
     }
 }
 
-fn invalid(field: &str, rule: &str, limit: Option<usize>) -> ChatError {
+pub(crate) fn invalid(field: &str, rule: &str, limit: Option<usize>) -> ChatError {
     let e = match limit {
         Some(n) => FieldError::with_limit(field, rule, n as u64),
         None => FieldError::new(field, rule),
@@ -175,6 +175,29 @@ impl Engine {
         out
     }
 
+    /// A new conversation of `user` with `agent_id`; returns its id.
+    pub(crate) async fn insert_conversation(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user: &CurrentUser,
+        agent_id: &str,
+        title: &str,
+        at: i64,
+    ) -> Result<String, ChatError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO conversations (id, owner_id, agent_id, title, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(&id)
+        .bind(&user.id)
+        .bind(agent_id)
+        .bind(title)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
     pub(crate) async fn insert_message(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         conversation_id: &str,
@@ -240,19 +263,7 @@ impl Engine {
         };
         let mut tx = self.store.pool.begin().await?;
         let conversation_id = if conversation_id.is_empty() {
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO conversations (id, owner_id, agent_id, title, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5)",
-            )
-            .bind(&id)
-            .bind(&user.id)
-            .bind(agent_id)
-            .bind(title_from(text))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            id
+            Self::insert_conversation(&mut tx, user, agent_id, &title_from(text), now).await?
         } else {
             conversation_id
         };

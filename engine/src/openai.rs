@@ -5,12 +5,11 @@
 //! tools are refused over the API (nobody is there to answer).
 
 use model::chat::{MESSAGE_MAX, Role, RunStatus, Sent, Transcript};
-use model::{FieldError, FieldErrors};
 
 use crate::Engine;
 use crate::auth::CurrentUser;
-use crate::chat::{ChatError, title_from};
-use crate::store::{new_id, now_ms};
+use crate::chat::{ChatError, invalid, title_from};
+use crate::store::now_ms;
 
 /// Messages one request may carry.
 pub const MESSAGES_MAX: usize = 1_000;
@@ -21,14 +20,6 @@ pub struct ApiMessage {
     /// `system`, `developer`, `user` or `assistant`.
     pub role: String,
     pub text: String,
-}
-
-fn invalid(field: &str, rule: &str, limit: Option<usize>) -> ChatError {
-    let e = match limit {
-        Some(n) => FieldError::with_limit(field, rule, n as u64),
-        None => FieldError::new(field, rule),
-    };
-    ChatError::Invalid(FieldErrors(vec![e]))
 }
 
 impl Engine {
@@ -90,19 +81,8 @@ impl Engine {
         }
         self.get_agent(user, &agent_id).await?;
         let now = now_ms();
-        let conversation_id = new_id();
         let mut tx = self.store.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO conversations (id, owner_id, agent_id, title, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(&conversation_id)
-        .bind(&user.id)
-        .bind(&agent_id)
-        .bind(title_from(&last))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let conversation_id = Self::insert_conversation(&mut tx, user, &agent_id, &title_from(&last), now).await?;
         let mut parent: Option<String> = None;
         for (role, text) in &turns {
             let content = match role {

@@ -386,10 +386,13 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
         move || (0..count.get()).map(|i| view! { <PartView live i message_id=part_id.clone() /> }).collect_view();
     let switcher = branch_switcher(&m.id, &m.siblings);
     let (stop_id, regen_id) = (id.clone(), id.clone());
+    // Only what the foot shows: it redraws when these change, not on every token.
+    let shown_foot = Memo::new(move |_| {
+        live.with(|t| (t.status, usage_line(t.input_tokens, t.output_tokens, t.cost_micros, &t.model), t.error.clone()))
+    });
     let foot = move || {
         let (stop_id, regen_id) = (stop_id.clone(), regen_id.clone());
-        let (s, usage) =
-            live.with(|t| (t.status, usage_line(t.input_tokens, t.output_tokens, t.cost_micros, &t.model)));
+        let (s, usage, error) = shown_foot.get();
         let notice = match s {
             RunStatus::Stopped => Some(("notice", t.chat_stopped)),
             RunStatus::Incomplete => Some(("notice notice-warn", t.chat_incomplete)),
@@ -397,7 +400,6 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
             RunStatus::Failed => Some(("notice notice-error", t.chat_failed)),
             _ => None,
         };
-        let error = live.with(|t| t.error.clone());
         view! {
             {notice.map(|(class, text)| view! {
                 <div class=class role="status" data-testid="answer-status">
