@@ -333,7 +333,9 @@ impl Engine {
         self.sessions.evict_user(user_id);
         if disabled {
             self.revoke_all_sessions(user_id, "disabled").await?;
-            self.stop_user_runs(user_id);
+            if let Err(e) = self.stop_user_runs(user_id).await {
+                tracing::error!(error = %e, user = user_id, "could not stop a disabled user's runs on other instances");
+            }
         }
         let action = if disabled { "user.disabled" } else { "user.enabled" };
         audit::record(self, Some(&admin.id), action, user_id, serde_json::json!({}), &client.ip).await;

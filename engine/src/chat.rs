@@ -304,6 +304,11 @@ impl Engine {
             now,
         )
         .await?;
+        sqlx::query("UPDATE messages SET run_instance = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(self.instance_id())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
             .bind(conversation_id)
             .bind(&id)
@@ -516,13 +521,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes a conversation; its running answers are stopped first.
+    /// Deletes a conversation; its running answers are stopped first (also those another
+    /// instance drives).
     pub async fn delete_conversation(&self, user: &CurrentUser, id: &str) -> Result<(), ChatError> {
         self.conversation(user, id).await?;
         for m in self.messages(id).await? {
             if let Some(live) = self.runs.live(&m.id) {
                 live.cancel(RunStatus::Stopped);
                 live.finished().await;
+            } else if matches!(RunStatus::parse(&m.status), RunStatus::Running | RunStatus::Waiting) {
+                match self.stop_run(user, &m.id).await {
+                    Ok(()) | Err(ChatError::NotRunning) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         sqlx::query("DELETE FROM conversations WHERE id = $1 AND owner_id = $2")

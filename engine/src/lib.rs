@@ -95,6 +95,11 @@ impl Engine {
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
         let runs = runtime::Runs::default();
-        Ok(Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs, runs })))
+        let engine = Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs, runs }));
+        if let Err(e) = engine.beat().await {
+            tracing::warn!(error = %e, "could not record this instance's heartbeat");
+        }
+        runtime::spawn_upkeep(Arc::downgrade(&engine.0));
+        Ok(engine)
     }
 }

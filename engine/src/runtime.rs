@@ -6,6 +6,7 @@
 //! the message's transcript). Subscribers start from any sequence number, so a reload or a
 //! second tab picks up without gaps or repeats.
 
+mod cluster;
 mod tools;
 
 use std::collections::{HashMap, VecDeque};
@@ -25,12 +26,21 @@ use crate::store::now_ms;
 /// How often the store gets what a run produced.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+pub(crate) use cluster::spawn_upkeep;
+
 /// The runs of this process.
-#[derive(Default)]
 pub struct Runs {
     live: Mutex<HashMap<String, Arc<Live>>>,
     /// Model call timeouts and retries (tests shorten them).
     pub policy: Mutex<Policy>,
+    /// This process among the instances sharing the store (new at every start).
+    instance: String,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Self { live: Mutex::default(), policy: Mutex::default(), instance: crate::store::new_id() }
+    }
 }
 
 impl Runs {
@@ -86,6 +96,12 @@ impl Live {
     /// Ends the run as `status` (stopped by the user, or interrupted by shutdown).
     pub fn cancel(&self, status: RunStatus) {
         let _ = self.cancel.send(Some(status));
+    }
+
+    /// Answers the "ask" call `call_id` the run waits on; false when it waits on no such call.
+    fn answer(&self, call_id: &str, allow: bool) -> bool {
+        let answer = self.answers.lock().ok().and_then(|mut a| a.remove(call_id));
+        answer.is_some_and(|tx| tx.send(allow).is_ok())
     }
 
     /// Waits until the run has ended and its last events are stored.
@@ -149,8 +165,9 @@ impl Engine {
         });
     }
 
-    /// Stops every run of a user (when the user is disabled): their streams end with them.
-    pub(crate) fn stop_user_runs(&self, user_id: &str) {
+    /// Stops every run of a user (when the user is disabled), on every instance: their
+    /// streams end with them.
+    pub(crate) async fn stop_user_runs(&self, user_id: &str) -> Result<(), ChatError> {
         let lives: Vec<Arc<Live>> = self
             .runs
             .live
@@ -160,22 +177,28 @@ impl Engine {
         for l in lives {
             l.cancel(RunStatus::Stopped);
         }
+        self.stop_user_runs_elsewhere(user_id).await
     }
 
-    /// The owner's live run writing `message_id`.
-    async fn owned_live(&self, user: &CurrentUser, message_id: &str) -> Result<Arc<Live>, ChatError> {
+    /// The owner's run writing `message_id`, if it is live in this process.
+    async fn owned_live(&self, user: &CurrentUser, message_id: &str) -> Result<Option<Arc<Live>>, ChatError> {
         self.message_conversation(user, message_id).await?;
-        match self.runs.live(message_id) {
-            Some(l) if l.owner == user.id => Ok(l),
-            _ => Err(ChatError::NotRunning),
-        }
+        Ok(self.runs.live(message_id).filter(|l| l.owner == user.id))
     }
 
-    /// Stops a run; what it produced so far is kept, marked stopped.
+    /// Stops a run; what it produced so far is kept, marked stopped. A run another instance
+    /// drives is asked to stop, and waited for a few seconds.
     pub async fn stop_run(&self, user: &CurrentUser, message_id: &str) -> Result<(), ChatError> {
-        let live = self.owned_live(user, message_id).await?;
-        live.cancel(RunStatus::Stopped);
-        live.finished().await;
+        match self.owned_live(user, message_id).await? {
+            Some(live) => {
+                live.cancel(RunStatus::Stopped);
+                live.finished().await;
+            }
+            None => {
+                self.send_control(message_id, "stop", "", false).await?;
+                self.wait_stored_end(message_id, Duration::from_secs(5)).await?;
+            }
+        }
         Ok(())
     }
 
@@ -187,14 +210,10 @@ impl Engine {
         call_id: &str,
         allow: bool,
     ) -> Result<(), ChatError> {
-        let live = self.owned_live(user, message_id).await?;
-        let answer = live.answers.lock().ok().and_then(|mut a| a.remove(call_id));
-        match answer {
-            Some(tx) => {
-                let _ = tx.send(allow);
-                Ok(())
-            }
-            None => Err(ChatError::NotRunning),
+        match self.owned_live(user, message_id).await? {
+            Some(live) if live.answer(call_id, allow) => Ok(()),
+            Some(_) => Err(ChatError::NotRunning),
+            None => self.send_control(message_id, "answer", call_id, allow).await,
         }
     }
 
@@ -215,52 +234,8 @@ impl Engine {
             };
             return Ok(live_stream(live, backlog, rx, from).boxed());
         }
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, event FROM run_events WHERE message_id = $1 AND seq > $2 ORDER BY seq")
-                .bind(message_id)
-                .bind(from as i64)
-                .fetch_all(&self.store.pool)
-                .await
-                .map_err(ChatError::from)?;
-        let events: Vec<SeqEvent> = rows
-            .into_iter()
-            .filter_map(|(seq, raw)| Some(SeqEvent { seq: seq as u64, event: serde_json::from_str(&raw).ok()? }))
-            .collect();
-        Ok(futures::stream::iter(events).boxed())
-    }
-
-    /// At start: runs left running or waiting by a process that died are marked
-    /// interrupted, their content kept. Returns how many.
-    pub async fn recover_runs(&self) -> Result<u64, ChatError> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE status IN ('running', 'waiting')")
-            .fetch_all(&self.store.pool)
-            .await?;
-        let error = "The server stopped while this answer was being written.";
-        for id in &ids {
-            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM run_events WHERE message_id = $1")
-                .bind(id)
-                .fetch_one(&self.store.pool)
-                .await?;
-            let event = RunEvent::Status { status: RunStatus::Interrupted, error: error.into() };
-            let mut tx = self.store.pool.begin().await?;
-            sqlx::query("INSERT INTO run_events (message_id, seq, event, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(last.unwrap_or(0) + 1)
-                .bind(serde_json::to_string(&event).unwrap_or_default())
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE messages SET status = 'interrupted', error = $2 WHERE id = $1")
-                .bind(id)
-                .bind(error)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        if !ids.is_empty() {
-            tracing::warn!(count = ids.len(), "runs interrupted by the last shutdown were marked interrupted");
-        }
-        Ok(ids.len() as u64)
+        // Driven by another instance (or over): from the store, as long as it runs.
+        Ok(self.follow_stored(message_id, from).boxed())
     }
 
     /// On shutdown: lets runs finish for up to `grace`, then ends the rest as interrupted
@@ -277,6 +252,7 @@ impl Engine {
         for live in rest {
             live.finished().await;
         }
+        self.leave().await;
     }
 }
 

@@ -295,13 +295,30 @@ async fn shutdown_interrupts_runs_and_a_crash_is_recovered_at_start() {
         assert_eq!(t.status, RunStatus::Interrupted);
         assert!(t.text().starts_with("a "), "content kept: {:?}", t.text());
 
-        // A run the store still says is running (the process was killed) is marked at start.
-        engine::sqlx::query("UPDATE messages SET status = 'running' WHERE id = $1")
+        // A run the store says is running on another instance that still beats is left
+        // alone (a second server starting must not end the first one's answers)…
+        let now = engine::store::now_ms();
+        engine::sqlx::query("INSERT INTO instances (id, started_at, heartbeat_at) VALUES ('other', $1, $1)")
+            .bind(now)
+            .execute(&e.store.pool)
+            .await
+            .expect("other instance");
+        engine::sqlx::query("UPDATE messages SET status = 'running', run_instance = 'other' WHERE id = $1")
             .bind(&sent.assistant_message_id)
             .execute(&e.store.pool)
             .await
             .expect("pretend");
-        assert_eq!(e.recover_runs().await.expect("recover"), 1);
+        assert_eq!(e.recover_runs().await.expect("recover"), 0);
+        let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+        assert_eq!(c.messages[1].transcript.as_ref().map(|t| t.status), Some(RunStatus::Running));
+
+        // …and once that instance has fallen silent (it was killed), the run is marked
+        // interrupted, content kept — by the start-up check or the periodic sweep.
+        engine::sqlx::query("UPDATE instances SET heartbeat_at = 0 WHERE id = 'other'")
+            .execute(&e.store.pool)
+            .await
+            .expect("silence");
+        assert!(e.recover_runs().await.expect("recover") <= 1);
         let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
         let t = c.messages[1].transcript.clone().expect("t");
         assert_eq!(t.status, RunStatus::Interrupted);
@@ -310,6 +327,56 @@ async fn shutdown_interrupts_runs_and_a_crash_is_recovered_at_start() {
         assert_eq!(fold(&events).status, RunStatus::Interrupted, "the stored events end with it too");
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_second_instance_follows_answers_and_stops_runs_the_first_one_drives() {
+    for backend in engine::testing::backends() {
+        // Two processes on one database (and one data dir, so one set of keys).
+        let settings = engine::testing::settings(backend).await;
+        let a = Engine::start(settings.clone()).await.expect("a");
+        let b = Engine::start(settings).await.expect("b");
+        assert_ne!(a.instance_id(), b.instance_id());
+        let s = setup(&a, true, "").await;
+        let me = &s.t.admin.user;
+        let words = "one two three four five six";
+        s.up.push([
+            Reply::tool_call("c1", "fx__write_note", json!({ "text": "from b" })),
+            Reply { cadence_ms: 60, ..Reply::text(words) },
+            Reply { cadence_ms: 200, ..Reply::text("slow slow slow slow slow slow slow slow slow slow") },
+        ]);
+        let sent = a.send_message(me, &s.agent, None, None, "Note it, then count.").await.expect("send");
+        let msg = sent.assistant_message_id.clone();
+        assert!(a.runs.live(&msg).is_some() && b.runs.live(&msg).is_none(), "a drives the run");
+
+        // B sees the run wait for approval and approves it; A's run goes on.
+        wait_for(&b, me, &msg, |ev| matches!(ev, RunEvent::Status { status: RunStatus::Waiting, .. })).await;
+        b.answer_tool(me, &msg, "c1", true).await.expect("allow through b");
+        let through_b = follow(&b, me, &msg, 0).await;
+        let seqs: Vec<u64> = through_b.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+        let t = fold(&through_b);
+        assert_eq!(t.status, RunStatus::Done, "{}", t.error);
+        assert!(t.text().ends_with(words), "{}", t.text());
+        assert!(t.parts.iter().any(|p| matches!(p, Part::Tool { call } if call.result == "noted: from b")));
+        if let Some(l) = a.runs.live(&msg) {
+            l.finished().await;
+        }
+        assert_eq!(follow(&a, me, &msg, 0).await, through_b, "both instances tell the same story");
+
+        // A stop through B ends A's run, what was written kept.
+        let slow = a.send_message(me, &s.agent, Some(&sent.conversation_id), None, "Slowly.").await.expect("send");
+        let slow_msg = slow.assistant_message_id.clone();
+        wait_for(&b, me, &slow_msg, |ev| matches!(ev, RunEvent::Text { .. })).await;
+        let err = b.stop_run(&s.t.member.user, &slow_msg).await.expect_err("not theirs");
+        assert!(matches!(err, ChatError::NotFound), "{err:?}");
+        assert!(b.subscribe_run(&s.t.member.user, &slow_msg, 0).await.is_err(), "not theirs to follow");
+        b.stop_run(me, &slow_msg).await.expect("stop through b");
+        let t = fold(&follow(&a, me, &slow_msg, 0).await);
+        assert_eq!(t.status, RunStatus::Stopped);
+        assert!(t.text().starts_with("slow"), "kept: {:?}", t.text());
+        assert!(matches!(b.stop_run(me, &slow_msg).await, Err(ChatError::NotRunning)));
+    }
 }
 
 #[tokio::test]

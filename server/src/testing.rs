@@ -56,8 +56,14 @@ impl TestApp {
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = engine::testing::settings(Backend::Sqlite).await;
-        settings.bind = "127.0.0.1:0".into();
         tweak(&mut settings);
+        Self::spawn_on(settings).await
+    }
+
+    /// A server on `settings` (on port 0): several on the same settings are instances
+    /// sharing one database and data dir.
+    pub async fn spawn_on(mut settings: Settings) -> Self {
+        settings.bind = "127.0.0.1:0".into();
         let app = Application::build(settings).await.unwrap_or_else(|e| panic!("build: {e}"));
         let base = format!("http://{}", app.addr);
         let engine = app.engine.clone();
@@ -110,5 +116,66 @@ impl TestApp {
         let mut jar = Jar::default();
         jar.update(&res);
         jar
+    }
+}
+
+/// The JSON body of a successful response (panics with the body otherwise).
+pub async fn json_ok(res: reqwest::Response) -> serde_json::Value {
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{status}: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// A provider on the fake upstream and an agent "Helper" (slug `helper`) of `jar`'s on it;
+/// returns the agent's id.
+pub async fn fake_agent(app: &TestApp, jar: &Jar, up: &fake_upstream::FakeUpstream) -> String {
+    let base = up.openai_base();
+    let form = [("name", "Fake"), ("kind", "openai"), ("base_url", base.as_str()), ("models", "fake-large")];
+    let p = json_ok(app.call(jar, "providers/create", &form).await).await;
+    let pid = p["id"].as_str().expect("provider id");
+    let form = [
+        ("name", "Helper"),
+        ("provider_id", pid),
+        ("model", "fake-large"),
+        ("max_output_tokens", "512"),
+        ("max_turns", "5"),
+    ];
+    json_ok(app.call(jar, "agents/create", &form).await).await["id"].as_str().expect("agent id").to_owned()
+}
+
+/// A run's events as `chat/events` streams them (NDJSON), read as they arrive.
+pub struct Events {
+    res: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl Events {
+    /// Subscribes to `message`'s run after sequence number `after`.
+    pub async fn open(app: &TestApp, jar: &Jar, message: &str, after: u64) -> Self {
+        let res = app.call(jar, "chat/events", &[("message_id", message), ("after", &after.to_string())]).await;
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+        assert_ne!(res.headers().get("content-encoding").map(|v| v.as_bytes()), Some(&b"gzip"[..]), "never compressed");
+        Self { res, buf: Vec::new() }
+    }
+
+    pub async fn next(&mut self) -> Option<model::chat::SeqEvent> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(serde_json::from_slice(&line).expect("an event per line"));
+            }
+            let chunk = self.res.chunk().await.expect("body")?;
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Every event until the stream ends (the run's final status).
+    pub async fn rest(mut self) -> Vec<model::chat::SeqEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            out.push(e);
+        }
+        out
     }
 }

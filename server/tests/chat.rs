@@ -3,81 +3,16 @@
 //! every chat function refuses another user's ids.
 
 use fake_upstream::{FakeUpstream, Reply, Script};
-use model::chat::{RunEvent, RunStatus, SeqEvent, Transcript};
+use model::chat::{RunEvent, RunStatus, Transcript};
 use reqwest::StatusCode;
-use serde_json::Value;
-use server::testing::{Jar, TestApp};
-
-async fn json(res: reqwest::Response) -> Value {
-    let status = res.status();
-    let text = res.text().await.unwrap_or_default();
-    assert!(status.is_success(), "{status}: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// An agent of `jar`'s on the fake upstream.
-async fn agent(app: &TestApp, jar: &Jar, up: &FakeUpstream) -> String {
-    let base = up.openai_base();
-    let p = json(
-        app.call(
-            jar,
-            "providers/create",
-            &[("name", "Fake"), ("kind", "openai"), ("base_url", &base), ("models", "fake-large")],
-        )
-        .await,
-    )
-    .await;
-    let pid = p["id"].as_str().expect("provider id");
-    let form = [
-        ("name", "Helper"),
-        ("provider_id", pid),
-        ("model", "fake-large"),
-        ("max_output_tokens", "512"),
-        ("max_turns", "5"),
-    ];
-    json(app.call(jar, "agents/create", &form).await).await["id"].as_str().expect("agent id").to_owned()
-}
-
-/// Reads NDJSON events from a streaming response until the run's final status.
-struct Lines {
-    res: reqwest::Response,
-    buf: Vec<u8>,
-}
-
-impl Lines {
-    async fn next(&mut self) -> Option<SeqEvent> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                return Some(serde_json::from_slice(&line).expect("an event per line"));
-            }
-            let chunk = self.res.chunk().await.expect("body")?;
-            self.buf.extend_from_slice(&chunk);
-        }
-    }
-
-    async fn rest(mut self) -> Vec<SeqEvent> {
-        let mut out = Vec::new();
-        while let Some(e) = self.next().await {
-            out.push(e);
-        }
-        out
-    }
-}
-
-async fn events(app: &TestApp, jar: &Jar, message: &str, after: u64) -> Lines {
-    let res = app.call(jar, "chat/events", &[("message_id", message), ("after", &after.to_string())]).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_ne!(res.headers().get("content-encoding").map(|v| v.as_bytes()), Some(&b"gzip"[..]), "never compressed");
-    Lines { res, buf: Vec::new() }
-}
+use server::testing::{Events, TestApp, fake_agent, json_ok as json};
 
 #[tokio::test]
 async fn an_answer_streams_live_and_a_second_reader_resumes_without_gaps() {
     let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
     let app = TestApp::spawn().await;
     let me = app.register("ada@example.com").await;
-    let agent = agent(&app, &me, &up).await;
+    let agent = fake_agent(&app, &me, &up).await;
     let words = "one two three four five six seven eight nine ten";
     up.push([Reply { cadence_ms: 80, ..Reply::text(words) }]);
     let sent = json(app.call(&me, "chat/send", &[("agent_id", &agent), ("text", "Count to ten.")]).await).await;
@@ -86,7 +21,7 @@ async fn an_answer_streams_live_and_a_second_reader_resumes_without_gaps() {
         sent["assistant_message_id"].as_str().expect("m").to_owned(),
     );
 
-    let mut live = events(&app, &me, &message, 0).await;
+    let mut live = Events::open(&app, &me, &message, 0).await;
     let mut first = Vec::new();
     while let Some(e) = live.next().await {
         let text = matches!(&e.event, RunEvent::Text { .. });
@@ -100,7 +35,7 @@ async fn an_answer_streams_live_and_a_second_reader_resumes_without_gaps() {
     assert_eq!(c["messages"][1]["transcript"]["status"], "running", "streamed before the end: {c}");
 
     let resume_at = first.last().map(|e| e.seq).expect("seq");
-    let resumed = events(&app, &me, &message, resume_at).await.rest().await;
+    let resumed = Events::open(&app, &me, &message, resume_at).await.rest().await;
     first.extend(live.rest().await);
     let mut whole = Transcript::default();
     first.iter().for_each(|e| whole.apply(e));
@@ -109,7 +44,7 @@ async fn an_answer_streams_live_and_a_second_reader_resumes_without_gaps() {
     assert_eq!(&first[resume_at as usize..], &resumed[..], "the same events, none repeated");
 
     // After the end the stored answer reads the same.
-    let again = events(&app, &me, &message, 0).await.rest().await;
+    let again = Events::open(&app, &me, &message, 0).await.rest().await;
     assert_eq!(again, first);
 }
 
@@ -118,7 +53,7 @@ async fn every_chat_function_refuses_another_users_ids() {
     let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
     let app = TestApp::spawn().await;
     let (admin, member) = app.two_users().await;
-    let agent = agent(&app, &admin, &up).await;
+    let agent = fake_agent(&app, &admin, &up).await;
     up.push([Reply { cadence_ms: 300, ..Reply::text("a slow answer that is still running") }]);
     let sent = json(app.call(&admin, "chat/send", &[("agent_id", &agent), ("text", "Hello")]).await).await;
     let c = sent["conversation_id"].as_str().expect("c");

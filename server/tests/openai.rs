@@ -6,24 +6,7 @@
 use fake_upstream::{FakeUpstream, Reply, Script};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use server::testing::{Jar, TestApp};
-
-async fn json_ok(res: reqwest::Response) -> Value {
-    let status = res.status();
-    let text = res.text().await.unwrap_or_default();
-    assert!(status.is_success(), "{status}: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// An agent "Helper" (slug `helper`) of `jar`'s on the fake upstream.
-async fn agent(app: &TestApp, jar: &Jar, up: &FakeUpstream) -> String {
-    let base = up.openai_base();
-    let form = [("name", "Fake"), ("kind", "openai"), ("base_url", base.as_str()), ("models", "fake-large")];
-    let p = json_ok(app.call(jar, "providers/create", &form).await).await;
-    let pid = p["id"].as_str().expect("provider id");
-    let form = [("name", "Helper"), ("provider_id", pid), ("model", "fake-large")];
-    json_ok(app.call(jar, "agents/create", &form).await).await["id"].as_str().expect("agent id").to_owned()
-}
+use server::testing::{Jar, TestApp, fake_agent as agent, json_ok};
 
 async fn new_key(app: &TestApp, jar: &Jar, name: &str) -> String {
     let k = json_ok(app.call(jar, "settings/keys/create", &[("name", name)]).await).await;

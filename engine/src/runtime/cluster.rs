@@ -1,0 +1,344 @@
+//! Several processes on one PostgreSQL. A run belongs to the instance that drives it
+//! (`messages.run_instance`); instances beat a heartbeat every [`BEAT_EVERY`], so a run
+//! whose instance has been silent for [`STALE_AFTER`] is known dead and is marked
+//! interrupted by whoever notices — never the run of a live instance. Another instance
+//! follows a run by reading its stored events (the owner flushes at least every 100 ms)
+//! and stops or answers it through `run_controls`, which the owner polls while it has runs.
+
+use std::collections::VecDeque;
+use std::sync::Weak;
+use std::time::Duration;
+
+use futures::Stream;
+use model::chat::{RunEvent, RunStatus, SeqEvent};
+use sqlx::Row;
+
+use crate::chat::ChatError;
+use crate::store::{new_id, now_ms};
+use crate::{Engine, Inner};
+
+const BEAT_EVERY: Duration = Duration::from_secs(2);
+/// An instance silent this long is taken for dead and its runs for interrupted.
+const STALE_AFTER: Duration = Duration::from_secs(15);
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often a follower on another instance looks for new events, and the owner for controls.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+/// Controls nobody picked up (their instance died) are dropped after this.
+const CONTROL_TTL: Duration = Duration::from_secs(60);
+
+const INTERRUPTED: &str = "The server stopped while this answer was being written.";
+
+/// The instance's background upkeep: heartbeat, controls for its runs, the sweep for runs
+/// of dead instances. Ends when the engine is dropped or its pool closed.
+pub(crate) fn spawn_upkeep(engine: Weak<Inner>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POLL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut beat_at, mut sweep_at) = (tokio::time::Instant::now(), tokio::time::Instant::now() + SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            let Some(inner) = engine.upgrade() else { return };
+            let engine = Engine(inner);
+            if engine.store.pool.is_closed() {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= beat_at {
+                beat_at = now + BEAT_EVERY;
+                if let Err(e) = engine.beat().await {
+                    tracing::warn!(error = %e, "could not record this instance's heartbeat");
+                }
+            }
+            if engine.runs.count() > 0
+                && let Err(e) = engine.apply_controls().await
+            {
+                tracing::warn!(error = %e, "could not read run controls");
+            }
+            if now >= sweep_at {
+                sweep_at = now + SWEEP_EVERY;
+                if let Err(e) = engine.recover_runs().await {
+                    tracing::warn!(error = %e, "could not look for runs of stopped instances");
+                }
+            }
+        }
+    });
+}
+
+fn is_active(status: &str) -> bool {
+    matches!(RunStatus::parse(status), RunStatus::Running | RunStatus::Waiting)
+}
+
+impl Engine {
+    /// This process's id among the instances sharing the store.
+    pub fn instance_id(&self) -> &str {
+        &self.runs.instance
+    }
+
+    pub(crate) async fn beat(&self) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = $2",
+        )
+        .bind(self.instance_id())
+        .bind(now)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Leaves the cluster on a clean shutdown (its runs are all stored by then).
+    pub(crate) async fn leave(&self) {
+        let _ =
+            sqlx::query("DELETE FROM instances WHERE id = $1").bind(self.instance_id()).execute(&self.store.pool).await;
+    }
+
+    /// Runs left running or waiting by an instance that is gone — killed, or stopped
+    /// without its heartbeat row being removed — are marked interrupted, their content
+    /// kept; runs of live instances are left alone. At start and every few seconds.
+    /// Returns how many.
+    pub async fn recover_runs(&self) -> Result<u64, ChatError> {
+        let alive_since = now_ms() - STALE_AFTER.as_millis() as i64;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE status IN ('running', 'waiting') AND (run_instance IS NULL OR \
+             (run_instance <> $1 AND run_instance NOT IN (SELECT id FROM instances WHERE heartbeat_at >= $2)))",
+        )
+        .bind(self.instance_id())
+        .bind(alive_since)
+        .fetch_all(&self.store.pool)
+        .await?;
+        let mut marked = 0;
+        for id in &ids {
+            marked += self.mark_interrupted(id).await?;
+        }
+        if marked > 0 {
+            tracing::warn!(count = marked, "runs of a stopped server were marked interrupted");
+        }
+        sqlx::query("DELETE FROM instances WHERE heartbeat_at < $1")
+            .bind(alive_since - STALE_AFTER.as_millis() as i64)
+            .execute(&self.store.pool)
+            .await?;
+        sqlx::query("DELETE FROM run_controls WHERE created_at < $1")
+            .bind(now_ms() - CONTROL_TTL.as_millis() as i64)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(marked)
+    }
+
+    /// Ends one orphaned run as interrupted: a final status event after its last one and the
+    /// row's status, together. Another instance doing the same at once changes nothing.
+    async fn mark_interrupted(&self, id: &str) -> Result<u64, ChatError> {
+        let mut tx = self.store.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE messages SET status = 'interrupted', error = $2 WHERE id = $1 AND status IN ('running', 'waiting')",
+        )
+        .bind(id)
+        .bind(INTERRUPTED)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(0);
+        }
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM run_events WHERE message_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let event = RunEvent::Status { status: RunStatus::Interrupted, error: INTERRUPTED.into() };
+        sqlx::query(
+            "INSERT INTO run_events (message_id, seq, event, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (message_id, seq) DO NOTHING",
+        )
+        .bind(id)
+        .bind(last.unwrap_or(0) + 1)
+        .bind(serde_json::to_string(&event).unwrap_or_default())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(1)
+    }
+
+    /// A run's `(status, instance)` as stored.
+    async fn run_row(&self, message_id: &str) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+        let row = sqlx::query("SELECT status, run_instance FROM messages WHERE id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("status")?, r.try_get("run_instance")?))).transpose()
+    }
+
+    /// Asks the instance driving `message_id` (not this one) to stop it or answer a call.
+    /// `Err(NotRunning)` when the store says the run is over.
+    pub(crate) async fn send_control(
+        &self,
+        message_id: &str,
+        kind: &str,
+        call_id: &str,
+        allow: bool,
+    ) -> Result<(), ChatError> {
+        let Some((status, Some(instance))) = self.run_row(message_id).await? else {
+            return Err(ChatError::NotRunning);
+        };
+        if !is_active(&status) || (kind == "answer" && RunStatus::parse(&status) != RunStatus::Waiting) {
+            return Err(ChatError::NotRunning);
+        }
+        let beat: Option<i64> = sqlx::query_scalar("SELECT heartbeat_at FROM instances WHERE id = $1")
+            .bind(&instance)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        if beat.is_none_or(|at| at < now_ms() - STALE_AFTER.as_millis() as i64) {
+            // Nobody drives it any more: it ends here, as the sweep would end it.
+            self.mark_interrupted(message_id).await?;
+            return Err(ChatError::NotRunning);
+        }
+        sqlx::query(
+            "INSERT INTO run_controls (id, instance_id, message_id, kind, call_id, allow, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id())
+        .bind(instance)
+        .bind(message_id)
+        .bind(kind)
+        .bind(call_id)
+        .bind(i64::from(allow))
+        .bind(now_ms())
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Waits (up to `limit`) until the store says the run is over.
+    pub(crate) async fn wait_stored_end(&self, message_id: &str, limit: Duration) -> Result<(), ChatError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            match self.run_row(message_id).await? {
+                Some((status, _)) if is_active(&status) => tokio::time::sleep(POLL_EVERY).await,
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the controls other instances left for this one's runs.
+    async fn apply_controls(&self) -> Result<(), sqlx::Error> {
+        let rows = sqlx::query("SELECT id, message_id, kind, call_id, allow FROM run_controls WHERE instance_id = $1")
+            .bind(self.instance_id())
+            .fetch_all(&self.store.pool)
+            .await?;
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let message_id: String = r.try_get("message_id")?;
+            if let Some(live) = self.runs.live(&message_id) {
+                match r.try_get::<String, _>("kind")?.as_str() {
+                    "stop" => live.cancel(RunStatus::Stopped),
+                    "answer" => {
+                        let allow = r.try_get::<i64, _>("allow")? != 0;
+                        live.answer(&r.try_get::<String, _>("call_id")?, allow);
+                    }
+                    other => tracing::warn!(kind = other, "unknown run control"),
+                }
+            }
+            sqlx::query("DELETE FROM run_controls WHERE id = $1").bind(&id).execute(&self.store.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks every run of `user_id` on other instances to stop (the user was disabled).
+    pub(crate) async fn stop_user_runs_elsewhere(&self, user_id: &str) -> Result<(), ChatError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE c.owner_id = $1 AND m.status IN ('running', 'waiting') AND m.run_instance <> $2",
+        )
+        .bind(user_id)
+        .bind(self.instance_id())
+        .fetch_all(&self.store.pool)
+        .await?;
+        for id in ids {
+            match self.send_control(&id, "stop", "", false).await {
+                Ok(()) | Err(ChatError::NotRunning) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The events of a run driven by another instance, from the store: those after `from`,
+    /// then new ones as the owner flushes them, until the run's final status.
+    pub(crate) fn follow_stored(&self, message_id: &str, from: u64) -> impl Stream<Item = SeqEvent> + Send + 'static {
+        struct Follow {
+            engine: Engine,
+            id: String,
+            last: u64,
+            pending: VecDeque<SeqEvent>,
+            over: bool,
+            idle: u32,
+        }
+        let start = Follow {
+            engine: self.clone(),
+            id: message_id.to_owned(),
+            last: from,
+            pending: VecDeque::new(),
+            over: false,
+            idle: 0,
+        };
+        futures::stream::unfold(start, |mut f| async move {
+            loop {
+                if let Some(e) = f.pending.pop_front() {
+                    if e.seq <= f.last {
+                        continue;
+                    }
+                    f.last = e.seq;
+                    if matches!(&e.event, RunEvent::Status { status, .. } if status.is_final()) {
+                        f.over = true;
+                        f.pending.clear();
+                    }
+                    return Some((e, f));
+                }
+                if f.over {
+                    return None;
+                }
+                match f.engine.stored_events(&f.id, f.last).await {
+                    Ok(events) if !events.is_empty() => {
+                        f.idle = 0;
+                        f.pending.extend(events);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, message = %f.id, "could not read run events"),
+                }
+                f.idle += 1;
+                // Now and then, make sure there is still something to wait for: a run whose
+                // row says it is over (or is gone) has all its events stored already.
+                if f.idle % 10 == 0 {
+                    match f.engine.run_row(&f.id).await {
+                        Ok(Some((status, _))) if is_active(&status) => {}
+                        Ok(_) => {
+                            f.over = true;
+                            if let Ok(events) = f.engine.stored_events(&f.id, f.last).await {
+                                f.pending.extend(events);
+                            }
+                            continue;
+                        }
+                        Err(e) => tracing::warn!(error = %e, message = %f.id, "could not read a run"),
+                    }
+                }
+                tokio::time::sleep(POLL_EVERY).await;
+            }
+        })
+    }
+
+    /// A run's stored events after `from`, in order.
+    pub(crate) async fn stored_events(&self, message_id: &str, from: u64) -> Result<Vec<SeqEvent>, sqlx::Error> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, event FROM run_events WHERE message_id = $1 AND seq > $2 ORDER BY seq")
+                .bind(message_id)
+                .bind(from as i64)
+                .fetch_all(&self.store.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, raw)| Some(SeqEvent { seq: seq as u64, event: serde_json::from_str(&raw).ok()? }))
+            .collect())
+    }
+}
