@@ -19,6 +19,7 @@ pub mod shell;
 pub mod skills;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod usage;
 
 pub use error::{AppError, ErrorCode};
 pub use shell::{App, shell};

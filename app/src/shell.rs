@@ -109,7 +109,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("chat") view=ChatListPage ssr=SsrMode::Async />
                     <Route path=path!("chat/:id") view=ConversationPage ssr=SsrMode::Async />
                     <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } ssr=SsrMode::Async />
-                    <Route path=path!("usage") view=|| view! { <ComingSoon section=Section::Usage /> } ssr=SsrMode::Async />
+                    <Route path=path!("usage") view=crate::usage::UsagePage ssr=SsrMode::Async />
                     <Route path=path!("providers") view=ProvidersPage ssr=SsrMode::Async />
                     <Route path=path!("providers/new") view=NewProviderPage ssr=SsrMode::Async />
                     <Route path=path!("providers/:id") view=ProviderPage ssr=SsrMode::Async />

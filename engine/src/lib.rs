@@ -24,6 +24,7 @@ pub mod storage;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub struct Inner {
     pub blobs: storage::Blobs,
     /// The agent runs of this process.
     pub runs: runtime::Runs,
+    /// Pooled clients for model calls, one per reach (members', admins'): built once, so a
+    /// run reuses a warm connection (and TLS session) instead of opening its own.
+    model_http: [std::sync::OnceLock<reqwest::Client>; 2],
 }
 
 impl std::ops::Deref for Engine {
@@ -95,7 +99,8 @@ impl Engine {
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
         let runs = runtime::Runs::default();
-        let engine = Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs, runs }));
+        let model_http = Default::default();
+        let engine = Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs, runs, model_http }));
         if let Err(e) = engine.beat().await {
             tracing::warn!(error = %e, "could not record this instance's heartbeat");
         }

@@ -336,10 +336,18 @@ impl Engine {
         provider_id: &str,
     ) -> Result<(reqwest::Client, ProviderSecrets), LlmError> {
         let secrets = self.provider_secrets(user, provider_id).await.map_err(|e| LlmError::Provider(e.to_string()))?;
-        let guard = self.guard(secrets.shared || user.is_admin);
+        let admin_made = secrets.shared || user.is_admin;
+        let guard = self.guard(admin_made);
         let url = reqwest::Url::parse(&secrets.base_url).map_err(|e| LlmError::Provider(e.to_string()))?;
         guard.check_url(&url).map_err(LlmError::Provider)?;
-        let client = guard.streaming_client().map_err(LlmError::Provider)?;
+        let slot = &self.model_http[usize::from(admin_made)];
+        let client = match slot.get() {
+            Some(c) => c.clone(),
+            None => {
+                let c = guard.pooled_streaming_client().map_err(LlmError::Provider)?;
+                slot.get_or_init(|| c).clone()
+            }
+        };
         Ok((client, secrets))
     }
 }

@@ -183,6 +183,18 @@ impl Guard {
             .map_err(|e| e.to_string())
     }
 
+    /// Like [`Guard::streaming_client`], keeping idle connections for reuse: for model
+    /// calls, where a fresh connection (and TLS handshake) per answer would add to the time
+    /// to first token. Only ever shared between callers of the same reach.
+    pub fn pooled_streaming_client(&self) -> Result<reqwest::Client, String> {
+        self.builder(true)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
     /// What both clients share: the guarded resolver, no proxies (they would resolve names
     /// for us), and redirects checked against the guard and kept within the origin, so keys
     /// and headers never follow to another host. `keep_method`: only 307/308 are followed

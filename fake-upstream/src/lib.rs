@@ -33,6 +33,10 @@ pub struct Script {
     pub redirect_models_to: Option<String>,
     /// Replies to chat requests, taken in order (the first one for the request's model).
     pub replies: Vec<Reply>,
+    /// The reply when none is queued (else one quoting the last user message).
+    pub fallback: Option<Reply>,
+    /// Keep every request for [`FakeUpstream::seen`] (a benchmark turns it off).
+    pub record: bool,
 }
 
 impl Default for Script {
@@ -42,6 +46,8 @@ impl Default for Script {
             api_key: None,
             redirect_models_to: None,
             replies: Vec::new(),
+            fallback: None,
+            record: true,
         }
     }
 }
@@ -75,7 +81,7 @@ impl FakeUpstream {
         let addr = listener.local_addr()?;
         let app = router(shared.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(nodelay(listener), app).await;
         });
         Ok(Self { addr, shared })
     }
@@ -114,6 +120,14 @@ impl FakeUpstream {
     }
 }
 
+/// Each token goes out as it is written, as with a real provider: without TCP_NODELAY,
+/// Nagle's algorithm and the client's delayed ACK would hold every other one back 40 ms.
+pub fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
 pub fn router_for_bin(script: Script) -> Router {
     router(Shared { script: Arc::new(Mutex::new(script)), seen: Arc::default() })
 }
@@ -132,6 +146,9 @@ fn record(s: &Shared, path: &str, headers: &HeaderMap) {
 }
 
 fn record_body(s: &Shared, path: &str, headers: &HeaderMap, body: Option<Value>) {
+    if !s.script.lock().is_ok_and(|s| s.record) {
+        return;
+    }
     if let Ok(mut seen) = s.seen.lock() {
         seen.push(Seen { path: path.to_owned(), headers: headers.clone(), body });
     }
@@ -152,11 +169,13 @@ async fn clear(State(s): State<Shared>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// The next queued reply for `model`, taken off the queue.
+/// The next queued reply for `model`, taken off the queue, or the fallback.
 fn next_reply(s: &Shared, model: &str) -> Option<Reply> {
     let mut script = s.script.lock().ok()?;
-    let i = script.replies.iter().position(|r| r.model.as_deref().is_none_or(|m| m == model))?;
-    Some(script.replies.remove(i))
+    match script.replies.iter().position(|r| r.model.as_deref().is_none_or(|m| m == model)) {
+        Some(i) => Some(script.replies.remove(i)),
+        None => script.fallback.clone(),
+    }
 }
 
 async fn chat(s: Shared, headers: HeaderMap, body: Bytes, wire: Wire, path: &str) -> Response {
@@ -165,7 +184,8 @@ async fn chat(s: Shared, headers: HeaderMap, body: Bytes, wire: Wire, path: &str
         Err(e) => return (StatusCode::BAD_REQUEST, format!("not JSON: {e}")).into_response(),
     };
     record_body(&s, path, &headers, Some(request.clone()));
-    if !authorized(&script(&s), &headers) {
+    let key = s.script.lock().ok().and_then(|s| s.api_key.clone());
+    if !authorized(key.as_deref(), &headers) {
         return unauthorized(&headers);
     }
     let model = request["model"].as_str().unwrap_or_default().to_owned();
@@ -189,8 +209,8 @@ fn script(s: &Shared) -> Script {
 }
 
 /// Whether the request carries the scripted key, if one is scripted.
-fn authorized(script: &Script, headers: &HeaderMap) -> bool {
-    let Some(key) = &script.api_key else { return true };
+fn authorized(key: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(key) = key else { return true };
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let x_api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
@@ -217,7 +237,7 @@ async fn models(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(to) = script.redirect_models_to {
         return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
     }
-    if !authorized(&script, &headers) {
+    if !authorized(script.api_key.as_deref(), &headers) {
         return unauthorized(&headers);
     }
     let data: Vec<_> = script.models.iter().map(|m| json!({ "id": m, "object": "model", "type": "model" })).collect();

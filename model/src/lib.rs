@@ -12,5 +12,6 @@ pub mod markdown;
 pub mod mcp;
 pub mod providers;
 pub mod skills;
+pub mod usage;
 
 pub use fields::{FieldError, FieldErrors, Page, format_utc};

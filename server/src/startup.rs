@@ -73,7 +73,14 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = Duration::from_secs(self.engine.settings.shutdown_grace_secs);
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let serve = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        // Streams write many small chunks: without TCP_NODELAY, Nagle's algorithm and the
+        // client's delayed ACK hold each second one back for up to 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let serve = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 let _ = tx.send(true);

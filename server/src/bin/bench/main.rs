@@ -3,8 +3,11 @@
 //! time to first byte, memory and WASM size, as a table and, on the last line, as JSON.
 #![forbid(unsafe_code)]
 
+mod streams;
+
 use std::time::{Duration, Instant};
 
+use fake_upstream::{FakeUpstream, Reply, Script};
 use serde_json::json;
 
 const ORIGIN_HEADER: &str = "origin";
@@ -187,12 +190,13 @@ async fn bench() {
         .collect::<Vec<_>>()
         .join("; ");
 
-    // Warm-up, then the measured runs.
+    // Warm-up, then the measured runs (`BENCH_ONLY=streams` skips to the streams).
     let addr = format!("127.0.0.1:{port}");
+    let all = std::env::var("BENCH_ONLY").map_or(true, |o| o != "streams");
     load(&addr, &cookie, 10, 1000).await;
     let mut rows = Vec::new();
     let mut figures = serde_json::Map::new();
-    for (c, total) in [(1usize, 2000usize), (50, 10_000), (200, 20_000)] {
+    for (c, total) in [(1usize, 2000usize), (50, 10_000), (200, 20_000)].into_iter().filter(|_| all) {
         let cpu_before = cpu_secs(pid);
         let (lat, rps) = load(&addr, &cookie, c, total).await;
         let server_us = (cpu_secs(pid) - cpu_before) / lat.len() as f64 * 1e6;
@@ -220,6 +224,9 @@ async fn bench() {
     rows.push(format!("SSR page /          ttfb p50 {t50:>7.3} ms   p99 {t99:>7.3} ms"));
     let loaded_rss = rss_mb(pid);
     rows.push(format!("resident memory     idle {idle_rss:.1} MB   after load {loaded_rss:.1} MB"));
+
+    let agent_id = answer_streams(&http, &base, &cookie, pid, &mut rows, &mut figures).await;
+    open_long_conversation(&http, &base, &cookie, &dir, &agent_id, &mut rows, &mut figures).await;
     let wasm = wasm_gzip_kb();
     rows.push(match wasm {
         Some(kb) => format!("release WASM        {kb:.1} KB gzip"),
@@ -241,6 +248,217 @@ async fn bench() {
         println!("  {r}");
     }
     println!("{}", serde_json::Value::Object(figures));
+}
+
+/// Calls a server function as the signed-in bench user; its JSON answer.
+async fn server_fn(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> serde_json::Value {
+    let res = http
+        .post(format!("{base}/api/{endpoint}"))
+        .header(ORIGIN_HEADER, base)
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    let status = res.status();
+    let body = res.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{endpoint}: {status} {body}");
+    serde_json::from_str(&body).unwrap_or_default()
+}
+
+/// Streaming: an agent on the fake upstream answers 64 tokens through Agentry's
+/// OpenAI-compatible API, compared with the fake upstream answering the same client
+/// directly. Returns the agent's id.
+async fn answer_streams(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    pid: u32,
+    rows: &mut Vec<String>,
+    figures: &mut serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let up = FakeUpstream::start("127.0.0.1:0", Script { record: false, ..Script::default() }).await.expect("upstream");
+    let upstream = up.openai_base();
+    let form = [("name", "Fake"), ("kind", "openai"), ("base_url", upstream.as_str()), ("models", "fake-large")];
+    let provider = server_fn(http, base, cookie, "providers/create", &form).await;
+    let pid_field = provider["id"].as_str().expect("provider id").to_owned();
+    let form = [("name", "Bench"), ("provider_id", pid_field.as_str()), ("model", "fake-large")];
+    let agent = server_fn(http, base, cookie, "agents/create", &form).await;
+    let key = server_fn(http, base, cookie, "settings/keys/create", &[("name", "bench")]).await;
+    let through = streams::Target {
+        addr: base.trim_start_matches("http://").to_owned(),
+        path: "/v1/chat/completions".into(),
+        bearer: Some(key["key"].as_str().expect("key").to_owned()),
+        model: "bench".into(),
+    };
+    let direct = streams::Target {
+        addr: up.addr.to_string(),
+        path: "/v1/chat/completions".into(),
+        bearer: None,
+        model: "fake-large".into(),
+    };
+    let answer = |cadence_ms: u64| Script {
+        record: false,
+        fallback: Some(Reply { cadence_ms, ..Reply::text(&"tok ".repeat(streams::TOKENS)) }),
+        ..Script::default()
+    };
+    let nothing = async { 0.0 };
+
+    up.set_script(answer(0));
+    streams::run(&through, 10, 5, Duration::from_millis(100), nothing).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The upstream paces tokens 20 ms apart, as real models do; `c` streams run at once.
+    // Measured per answer: the first token's delay, then the gaps between tokens.
+    up.set_script(answer(20));
+    let stream_time = Duration::from_millis(20 * streams::TOKENS as u64);
+    let ttft = |s: &[streams::Sample]| {
+        let mut t: Vec<Duration> = s.iter().filter_map(streams::Sample::ttft).collect();
+        t.sort();
+        t
+    };
+    let gaps = |s: &[streams::Sample]| {
+        let mut g: Vec<Duration> = s.iter().flat_map(streams::Sample::gaps).collect();
+        g.sort();
+        g
+    };
+    for (c, per) in [(1000usize, 2usize), (100, 4), (1, 20)] {
+        let before = rss_mb(pid);
+        let (via, during) = streams::run(&through, c, per, stream_time, async { rss_mb(pid) }).await;
+        let (straight, _) = streams::run(&direct, c, per, stream_time, async { 0.0 }).await;
+        let (tv, ts) = (ttft(&via), ttft(&straight));
+        let (a50, a99) = (percentile(&tv, 0.5) - percentile(&ts, 0.5), percentile(&tv, 0.99) - percentile(&ts, 0.99));
+        rows.push(format!(
+            "first token c={c:<5} added by Agentry p50 {a50:>7.3} ms p99 {a99:>7.3} ms   (through p50 {:.3} ms, direct p50 {:.3} ms)",
+            percentile(&tv, 0.5),
+            percentile(&ts, 0.5)
+        ));
+        figures.insert(format!("ttft_added_ms_p50_c{c}"), json!(round3(a50)));
+        figures.insert(format!("ttft_added_ms_p99_c{c}"), json!(round3(a99)));
+        let (gv, gs) = (gaps(&via), gaps(&straight));
+        let (v50, v99, s99) = (percentile(&gv, 0.5), percentile(&gv, 0.99), percentile(&gs, 0.99));
+        rows.push(format!(
+            "token cadence c={c:<5} through Agentry p50 {v50:>6.2} ms p99 {v99:>6.2} ms   upstream direct p99 {s99:>6.2} ms"
+        ));
+        figures.insert(format!("cadence_p50_ms_c{c}"), json!(round3(v50)));
+        figures.insert(format!("cadence_p99_ms_c{c}"), json!(round3(v99)));
+        figures.insert(format!("cadence_upstream_p99_ms_c{c}"), json!(round3(s99)));
+        if c == 1000 {
+            let kb = (during - before) * 1024.0 / c as f64;
+            rows.push(format!(
+                "memory per stream   {kb:.1} KB   ({before:.1} MB before, {during:.1} MB with {c} streams)"
+            ));
+            figures.insert("rss_kb_per_stream".into(), json!(round3(kb)));
+            figures.insert("rss_mb_streams_c1000".into(), json!(round3(during)));
+        }
+    }
+
+    // Unpaced: tokens as fast as the upstream writes them. One stream at a time shows the
+    // bare overhead; 100 at once saturate the two cores that client, fake upstream and
+    // server share, so that line measures throughput and queueing, not Agentry's delay.
+    up.set_script(answer(0));
+    for (c, per) in [(1usize, 200usize), (100, 10)] {
+        let spread = Duration::from_millis(if c == 1 { 0 } else { 200 });
+        let started = Instant::now();
+        let (via, _) = streams::run(&through, c, per, spread, async { 0.0 }).await;
+        let rate = via.len() as f64 / started.elapsed().as_secs_f64();
+        let (straight, _) = streams::run(&direct, c, per, spread, async { 0.0 }).await;
+        let (tv, ts) = (ttft(&via), ttft(&straight));
+        let a50 = percentile(&tv, 0.5) - percentile(&ts, 0.5);
+        rows.push(format!(
+            "unpaced c={c:<5}      first token added p50 {a50:>7.3} ms   {rate:>6.0} answers/s of {} tokens",
+            streams::TOKENS
+        ));
+        figures.insert(format!("ttft_unpaced_added_ms_p50_c{c}"), json!(round3(a50)));
+        figures.insert(format!("answers_per_s_unpaced_c{c}"), json!(rate.round()));
+    }
+    agent["id"].as_str().expect("agent id").to_owned()
+}
+
+/// A conversation of 10,000 messages (5,000 questions and answers), written straight into
+/// the server's database, then opened as a person would: the page, whole.
+async fn open_long_conversation(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    dir: &std::path::Path,
+    agent_id: &str,
+    rows: &mut Vec<String>,
+    figures: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    use engine::sqlx;
+    let store = engine::Store::connect(&format!("sqlite://{}/agentry.db", dir.display())).await.expect("store");
+    let owner: String = sqlx::query_scalar("SELECT id FROM users WHERE email = 'bench@example.com'")
+        .fetch_one(&store.pool)
+        .await
+        .expect("owner");
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut tx = store.pool.begin().await.expect("tx");
+    let now = 1_700_000_000_000i64;
+    sqlx::query("INSERT INTO conversations (id, owner_id, agent_id, title, created_at, updated_at) VALUES ($1, $2, $3, 'Long', $4, $4)")
+        .bind(&id)
+        .bind(&owner)
+        .bind(agent_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .expect("conversation");
+    let mut parent: Option<String> = None;
+    for i in 0..10_000i64 {
+        let mid = format!("{id}-{i:05}");
+        let (role, content) = if i % 2 == 0 {
+            ("user", serde_json::to_string(&format!("Question {i}: what comes next?")).unwrap_or_default())
+        } else {
+            let mut t = model::chat::Transcript { status: model::chat::RunStatus::Done, ..Default::default() };
+            t.parts.push(model::chat::Part::Text {
+                text: format!("Answer {i}: **this** comes next, with `code` and a [link](https://example.com)."),
+            });
+            ("assistant", serde_json::to_string(&t).unwrap_or_default())
+        };
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'done', $6, $6)",
+        )
+        .bind(&mid)
+        .bind(&id)
+        .bind(parent.as_deref())
+        .bind(role)
+        .bind(content)
+        .bind(now + i)
+        .execute(&mut *tx)
+        .await
+        .expect("message");
+        parent = Some(mid);
+    }
+    sqlx::query("UPDATE conversations SET leaf_id = $2 WHERE id = $1")
+        .bind(&id)
+        .bind(parent)
+        .execute(&mut *tx)
+        .await
+        .expect("leaf");
+    tx.commit().await.expect("commit");
+    store.pool.close().await;
+
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let r = http.get(format!("{base}/chat/{id}")).header("cookie", cookie).send().await.expect("page");
+        assert!(r.status().is_success(), "conversation page: {}", r.status());
+        let body = r.text().await.unwrap_or_default();
+        times.push(t.elapsed());
+        assert!(body.contains("Answer 9999"), "the newest answer is on the page");
+    }
+    times.sort();
+    let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+    rows.push(format!("open 10k-message conversation (whole page)  p50 {p50:>7.2} ms   max {p99:>7.2} ms"));
+    figures.insert("open_10k_ms".into(), json!(round3(p50)));
+    figures.insert("open_10k_ms_max".into(), json!(round3(p99)));
 }
 
 fn round3(x: f64) -> f64 {
