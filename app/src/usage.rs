@@ -33,10 +33,12 @@ pub fn UsagePage() -> impl IntoView {
     let content = move || {
         report.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| report.refetch()) /> }.into_any(),
-            Ok(r) if r.total.answers == 0 => {
-                view! { <EmptyState icon="▤" title=t.usage_none_title body=t.usage_none_body>{()}</EmptyState> }
-                    .into_any()
+            Ok(r) if r.total.answers == 0 => view! {
+                <EmptyState icon="▤" title=t.usage_none_title body=t.usage_none_body>
+                    <A href="/chat" attr:class="btn btn-primary">{t.chat_new}</A>
+                </EmptyState>
             }
+            .into_any(),
             Ok(r) => view! { <Report r /> }.into_any(),
         })
     };

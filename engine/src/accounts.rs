@@ -264,7 +264,7 @@ impl Engine {
             return Err(FieldError::new("current_password", "wrong_password").into());
         }
         let new_hash = self.hash_password(&new).await?;
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(&user.id)
             .bind(&new_hash)
@@ -277,6 +277,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(turn);
         self.sessions.evict_user(&user.id);
         audit::record(self, Some(&user.id), "user.password_changed", &user.id, serde_json::json!({}), &client.ip).await;
         Ok(self.start_session(&user.id, client).await?)

@@ -189,6 +189,21 @@ impl Engine {
         Ok((from_json(&row.try_get::<String, _>("spec")?)?, row.try_get("version")?, row.try_get("updated_at")?))
     }
 
+    /// What a run needs of an agent: its spec and its skills' and MCP servers' names (not
+    /// the provider's name or the tool catalogue the editor shows).
+    pub(crate) async fn agent_for_run(&self, user: &CurrentUser, id: &str) -> Result<AgentView, AgentError> {
+        let (spec, version, updated_at) = self.agent_row(user, id).await?;
+        let skill_names = self.attachment_names(user, Attachment::Skill, &spec).await?;
+        let mcp_names = self.attachment_names(user, Attachment::Mcp, &spec).await?;
+        let (provider_name, tools) = (String::new(), Vec::new());
+        Ok(AgentView { id: id.to_owned(), version, spec, provider_name, skill_names, mcp_names, tools, updated_at })
+    }
+
+    /// That `user` has the agent `id` (one query, for callers that need nothing of it).
+    pub(crate) async fn check_agent(&self, user: &CurrentUser, id: &str) -> Result<(), AgentError> {
+        self.agent_row(user, id).await.map(|_| ())
+    }
+
     async fn agent_view(&self, user: &CurrentUser, id: &str) -> Result<AgentView, AgentError> {
         let (spec, version, updated_at) = self.agent_row(user, id).await?;
         let provider_name = self.get_provider(user, &spec.provider_id).await.map(|p| p.name).unwrap_or_default();
@@ -203,7 +218,7 @@ impl Engine {
         let id = new_id();
         let now = now_ms();
         let json = to_json(spec)?;
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         sqlx::query(
             "INSERT INTO agents (id, owner_id, slug, name, description, model, spec, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)",
@@ -228,6 +243,7 @@ impl Engine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        drop(turn);
         Ok(id)
     }
 
@@ -243,7 +259,7 @@ impl Engine {
     ) -> Result<(), AgentError> {
         let json = to_json(spec)?;
         let now = now_ms();
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         let moved = sqlx::query(
             "UPDATE agents SET slug = $3, name = $4, description = $5, model = $6, spec = $7, version = version + 1, \
              updated_at = $8 WHERE id = $1 AND owner_id = $2 AND version = $9",
@@ -278,6 +294,7 @@ impl Engine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 

@@ -120,7 +120,7 @@ impl Engine {
             return Err(AuthError::Unauthenticated);
         }
         let row = sqlx::query(
-            "SELECT k.id AS key_id, u.id, u.email, u.display_name, u.is_admin, u.disabled, u.locale \
+            "SELECT k.id AS key_id, k.last_used_at, u.id, u.email, u.display_name, u.is_admin, u.disabled, u.locale \
              FROM api_keys k JOIN users u ON u.id = k.owner_id WHERE k.hash = $1",
         )
         .bind(hash_token(key))
@@ -131,16 +131,19 @@ impl Engine {
             return Err(AuthError::Disabled);
         }
         let key_id: String = row.try_get("key_id")?;
-        // When a key was last used, to the minute (not a write per request).
+        // When a key was last used, to the minute: a write once a minute, not per request.
         let now = now_ms();
-        sqlx::query(
-            "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
-        )
-        .bind(&key_id)
-        .bind(now)
-        .bind(now - 60_000)
-        .execute(&self.store.pool)
-        .await?;
+        let last_used: Option<i64> = row.try_get("last_used_at")?;
+        if last_used.is_none_or(|at| at < now - 60_000) {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(&key_id)
+            .bind(now)
+            .bind(now - 60_000)
+            .execute(&self.store.pool)
+            .await?;
+        }
         Ok(CurrentUser {
             id: row.try_get("id")?,
             email: row.try_get("email")?,

@@ -252,7 +252,7 @@ impl Engine {
         let sid = new_id();
         let refresh = new_refresh_token()?;
         let expires = now + (self.settings.auth.refresh_ttl_secs as i64) * 1000;
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, user_agent, ip) \
              VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -267,6 +267,7 @@ impl Engine {
         .await?;
         insert_refresh_token(&mut tx, &refresh, &sid, now, expires).await?;
         tx.commit().await?;
+        drop(turn);
         Ok(self.tokens(self.access_token(user_id, &sid)?, Some(refresh)))
     }
 
@@ -306,7 +307,7 @@ impl Engine {
         }
         let next = new_refresh_token()?;
         let next_expires = now + (self.settings.auth.refresh_ttl_secs as i64) * 1000;
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         let spent =
             sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
                 .bind(&hash)
@@ -326,6 +327,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(turn);
         let access = self.access_token(&user.id, &sid)?;
         Ok((user, self.tokens(access, Some(next))))
     }

@@ -204,13 +204,15 @@ impl Engine {
         parent_id: Option<&str>,
         role: Role,
         content: &str,
-        status: RunStatus,
         at: i64,
+        run_instance: Option<&str>,
     ) -> Result<String, ChatError> {
+        // A message an instance is writing (an answer) runs; any other is done.
+        let status = if run_instance.is_some() { RunStatus::Running } else { RunStatus::Done };
         let id = new_id();
         sqlx::query(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at, \
+             run_instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         )
         .bind(&id)
         .bind(conversation_id)
@@ -219,6 +221,7 @@ impl Engine {
         .bind(content)
         .bind(status.as_str())
         .bind(at)
+        .bind(run_instance)
         .execute(&mut **tx)
         .await?;
         Ok(id)
@@ -238,7 +241,7 @@ impl Engine {
     ) -> Result<Sent, ChatError> {
         check_text(text)?;
         let now = now_ms();
-        let (conversation_id, parent) = match conversation_id {
+        let (conversation_id, parent, agent_id) = match conversation_id {
             Some(id) => {
                 let (agent, leaf) = self.conversation(user, id).await?;
                 let parent = match parent_id {
@@ -253,32 +256,25 @@ impl Engine {
                     }
                     None => leaf,
                 };
-                self.get_agent(user, &agent).await?;
-                (id.to_owned(), parent)
+                self.check_agent(user, &agent).await?;
+                (id.to_owned(), parent, agent)
             }
             None => {
-                self.get_agent(user, agent_id).await?;
-                (String::new(), None)
+                self.check_agent(user, agent_id).await?;
+                (String::new(), None, agent_id.to_owned())
             }
         };
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         let conversation_id = if conversation_id.is_empty() {
-            Self::insert_conversation(&mut tx, user, agent_id, &title_from(text), now).await?
+            Self::insert_conversation(&mut tx, user, &agent_id, &title_from(text), now).await?
         } else {
             conversation_id
         };
         let content = serde_json::to_string(text).unwrap_or_default();
-        let user_message_id = Self::insert_message(
-            &mut tx,
-            &conversation_id,
-            parent.as_deref(),
-            Role::User,
-            &content,
-            RunStatus::Done,
-            now,
-        )
-        .await?;
-        let assistant_message_id = self.answer(user, tx, &conversation_id, &user_message_id, now, true).await?;
+        let user_message_id =
+            Self::insert_message(&mut tx, &conversation_id, parent.as_deref(), Role::User, &content, now, None).await?;
+        let assistant_message_id =
+            self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id, true).await?;
         Ok(Sent { conversation_id, user_message_id, assistant_message_id })
     }
 
@@ -287,12 +283,13 @@ impl Engine {
     pub(crate) async fn answer(
         &self,
         user: &CurrentUser,
-        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        (mut tx, turn): (sqlx::Transaction<'_, sqlx::Any>, crate::store::WriteTurn),
         conversation_id: &str,
+        agent_id: &str,
         question_id: &str,
-        now: i64,
         interactive: bool,
     ) -> Result<String, ChatError> {
+        let now = now_ms();
         let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
         let id = Self::insert_message(
             &mut tx,
@@ -300,15 +297,10 @@ impl Engine {
             Some(question_id),
             Role::Assistant,
             &empty,
-            RunStatus::Running,
             now,
+            Some(self.instance_id()),
         )
         .await?;
-        sqlx::query("UPDATE messages SET run_instance = $2 WHERE id = $1")
-            .bind(&id)
-            .bind(self.instance_id())
-            .execute(&mut *tx)
-            .await?;
         sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
             .bind(conversation_id)
             .bind(&id)
@@ -316,7 +308,8 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.start_run(user, conversation_id, &id, interactive);
+        drop(turn);
+        self.start_run(user, conversation_id, &id, agent_id, interactive);
         Ok(id)
     }
 
@@ -329,8 +322,9 @@ impl Engine {
         let (Role::Assistant, Some(parent)) = (m.role, m.parent_id.clone()) else {
             return Err(invalid("message_id", "invalid", None));
         };
-        let tx = self.store.pool.begin().await?;
-        let assistant_message_id = self.answer(user, tx, &conversation_id, &parent, now_ms(), true).await?;
+        let (agent_id, _) = self.conversation(user, &conversation_id).await?;
+        let (tx, turn) = self.store.begin().await?;
+        let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &parent, true).await?;
         Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
     }
 

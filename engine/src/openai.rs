@@ -35,7 +35,12 @@ impl Engine {
     /// answering the last (a person's) message. System and developer messages go before
     /// the first person's message as context (the agent keeps its own system prompt).
     #[tracing::instrument(skip_all, fields(user = %user.id, agent = slug))]
-    pub async fn api_chat(&self, user: &CurrentUser, slug: &str, messages: &[ApiMessage]) -> Result<Sent, ChatError> {
+    pub async fn api_chat(
+        &self,
+        user: &CurrentUser,
+        slug: &str,
+        messages: &[ApiMessage],
+    ) -> Result<(Sent, futures::stream::BoxStream<'static, model::chat::SeqEvent>), ChatError> {
         let agent_id: String = sqlx::query_scalar("SELECT id FROM agents WHERE owner_id = $1 AND slug = $2")
             .bind(&user.id)
             .bind(slug)
@@ -79,9 +84,8 @@ impl Engine {
         {
             *first = format!("{context}{first}");
         }
-        self.get_agent(user, &agent_id).await?;
         let now = now_ms();
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         let conversation_id = Self::insert_conversation(&mut tx, user, &agent_id, &title_from(&last), now).await?;
         let mut parent: Option<String> = None;
         for (role, text) in &turns {
@@ -93,20 +97,14 @@ impl Engine {
                     serde_json::to_string(&t).unwrap_or_default()
                 }
             };
-            let id = Self::insert_message(
-                &mut tx,
-                &conversation_id,
-                parent.as_deref(),
-                *role,
-                &content,
-                RunStatus::Done,
-                now,
-            )
-            .await?;
+            let id =
+                Self::insert_message(&mut tx, &conversation_id, parent.as_deref(), *role, &content, now, None).await?;
             parent = Some(id);
         }
         let user_message_id = parent.unwrap_or_default();
-        let assistant_message_id = self.answer(user, tx, &conversation_id, &user_message_id, now, false).await?;
-        Ok(Sent { conversation_id, user_message_id, assistant_message_id })
+        let assistant_message_id =
+            self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id, false).await?;
+        let events = self.run_events(&assistant_message_id, 0);
+        Ok((Sent { conversation_id, user_message_id, assistant_message_id }, events))
     }
 }

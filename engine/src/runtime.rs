@@ -125,7 +125,14 @@ impl End {
 
 impl Engine {
     /// Starts the run that writes the answer `message_id`.
-    pub(crate) fn start_run(&self, user: &CurrentUser, conversation_id: &str, message_id: &str, interactive: bool) {
+    pub(crate) fn start_run(
+        &self,
+        user: &CurrentUser,
+        conversation_id: &str,
+        message_id: &str,
+        agent_id: &str,
+        interactive: bool,
+    ) {
         let (tx, _) = broadcast::channel(1024);
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let live = Arc::new(Live {
@@ -145,10 +152,10 @@ impl Engine {
             l.insert(message_id.to_owned(), live.clone());
         }
         let writer = tokio::spawn(write_events(self.clone(), message_id.to_owned(), live.clone(), writer_rx));
-        let (engine, user, conversation_id, message_id) =
-            (self.clone(), user.clone(), conversation_id.to_owned(), message_id.to_owned());
+        let (engine, user, conversation_id, message_id, agent_id) =
+            (self.clone(), user.clone(), conversation_id.to_owned(), message_id.to_owned(), agent_id.to_owned());
         tokio::spawn(async move {
-            let end = drive(&engine, &user, &conversation_id, &message_id, &live).await;
+            let end = drive(&engine, &user, &conversation_id, &message_id, &agent_id, &live).await;
             let (status, error) = match end {
                 Ok(()) => (RunStatus::Done, String::new()),
                 Err(e) => (e.status, e.error),
@@ -226,16 +233,23 @@ impl Engine {
         from: u64,
     ) -> Result<impl Stream<Item = SeqEvent> + Send + 'static, ChatError> {
         self.message_conversation(user, message_id).await?;
+        Ok(self.run_events(message_id, from))
+    }
+
+    /// A run's events from `from` on, for a caller that has checked ownership.
+    pub(crate) fn run_events(&self, message_id: &str, from: u64) -> futures::stream::BoxStream<'static, SeqEvent> {
         if let Some(live) = self.runs.live(message_id) {
-            let (backlog, rx) = {
-                let s = live.state.lock().map_err(|_| ChatError::NotRunning)?;
+            // The backlog and the subscription under one lock: no event falls between them.
+            let start = live.state.lock().ok().map(|s| {
                 let backlog: VecDeque<SeqEvent> = s.log.iter().filter(|e| e.seq > from).cloned().collect();
                 (backlog, live.tx.subscribe())
-            };
-            return Ok(live_stream(live, backlog, rx, from).boxed());
+            });
+            if let Some((backlog, rx)) = start {
+                return live_stream(live, backlog, rx, from).boxed();
+            }
         }
         // Driven by another instance (or over): from the store, as long as it runs.
-        Ok(self.follow_stored(message_id, from).boxed())
+        self.follow_stored(message_id, from).boxed()
     }
 
     /// On shutdown: lets runs finish for up to `grace`, then ends the rest as interrupted
@@ -328,7 +342,7 @@ async fn write_events(engine: Engine, message_id: String, live: Arc<Live>, mut r
 
 async fn store_batch(engine: &Engine, message_id: &str, batch: &[SeqEvent], t: &Transcript) -> Result<(), sqlx::Error> {
     let now = now_ms();
-    let mut tx = engine.store.pool.begin().await?;
+    let (mut tx, _turn) = engine.store.begin().await?;
     for e in batch {
         sqlx::query(
             "INSERT INTO run_events (message_id, seq, event, created_at) VALUES ($1, $2, $3, $4) \
@@ -386,18 +400,14 @@ async fn drive(
     user: &CurrentUser,
     conversation_id: &str,
     message_id: &str,
+    agent_id: &str,
     live: &Live,
 ) -> Result<(), End> {
     let mut cancel = live.cancel.subscribe();
     let store_err = |e: ChatError| End::new(RunStatus::Failed, format!("The conversation could not be read: {e}"));
     let all = engine.messages(conversation_id).await.map_err(store_err)?;
-    let (agent_id,): (String,) = sqlx::query_as("SELECT agent_id FROM conversations WHERE id = $1")
-        .bind(conversation_id)
-        .fetch_one(&engine.store.pool)
-        .await
-        .map_err(|e| store_err(e.into()))?;
     let agent = engine
-        .get_agent(user, &agent_id)
+        .agent_for_run(user, agent_id)
         .await
         .map_err(|e| End::new(RunStatus::Failed, format!("The agent could not be loaded: {e}")))?;
     // The conversation so far: the branch up to this answer's question.

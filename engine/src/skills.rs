@@ -116,7 +116,7 @@ impl Engine {
         html: &str,
     ) -> Result<(), SkillError> {
         let now = now_ms();
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         if new {
             sqlx::query(
                 "INSERT INTO skills (id, owner_id, name, description, version, created_at, updated_at) \
@@ -163,6 +163,7 @@ impl Engine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 

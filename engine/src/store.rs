@@ -16,7 +16,14 @@ pub enum Backend {
 pub struct Store {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite has one writer at a time; a second one waits in SQLite's busy handler, which
+    /// sleeps in steps of 1 to 100 ms while holding a pooled connection. Write transactions
+    /// on the busy paths (sending, storing run events) queue here instead, in order.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Held with a write transaction on SQLite (see [`Store::begin`]); nothing on PostgreSQL.
+pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -86,7 +93,17 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(StoreError::Connect)?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, writer: Default::default() })
+    }
+
+    /// A write transaction and, on SQLite, this process's turn to write: keep the turn until
+    /// the transaction is committed (never begin another while holding one).
+    pub async fn begin(&self) -> Result<(sqlx::Transaction<'static, sqlx::Any>, WriteTurn), sqlx::Error> {
+        let turn = match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        Ok((self.pool.begin().await?, turn))
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -216,11 +216,7 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         };
         messages.push(ApiMessage { role: m.role, text });
     }
-    let sent = match engine.api_chat(&user, &req.model, &messages).await {
-        Ok(s) => s,
-        Err(e) => return chat_error(e),
-    };
-    let events = match engine.subscribe_run(&user, &sent.assistant_message_id, 0).await {
+    let (sent, events) = match engine.api_chat(&user, &req.model, &messages).await {
         Ok(s) => s,
         Err(e) => return chat_error(e),
     };

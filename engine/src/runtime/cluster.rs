@@ -128,7 +128,7 @@ impl Engine {
     /// Ends one orphaned run as interrupted: a final status event after its last one and the
     /// row's status, together. Another instance doing the same at once changes nothing.
     async fn mark_interrupted(&self, id: &str) -> Result<u64, ChatError> {
-        let mut tx = self.store.pool.begin().await?;
+        let (mut tx, turn) = self.store.begin().await?;
         let updated = sqlx::query(
             "UPDATE messages SET status = 'interrupted', error = $2 WHERE id = $1 AND status IN ('running', 'waiting')",
         )
@@ -156,6 +156,7 @@ impl Engine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        drop(turn);
         Ok(1)
     }
 
