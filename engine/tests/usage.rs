@@ -17,7 +17,8 @@ async fn agent(e: &Engine, user: &engine::CurrentUser, up: &FakeUpstream, name: 
         ..Default::default()
     };
     let p = e.create_provider(user, form.parse().expect("p")).await.expect("provider");
-    let form = model::agents::AgentForm { name: name.into(), provider_id: p.id, model: model.into(), ..Default::default() };
+    let form =
+        model::agents::AgentForm { name: name.into(), provider_id: p.id, model: model.into(), ..Default::default() };
     e.create_agent(user, form.parse().expect("spec")).await.expect("agent").id
 }
 
