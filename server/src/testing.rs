@@ -170,6 +170,19 @@ impl Events {
         }
     }
 
+    /// The events up to and including the first piece of text (the answer is under way).
+    pub async fn until_text(&mut self) -> Vec<model::chat::SeqEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            let text = matches!(&e.event, model::chat::RunEvent::Text { .. });
+            out.push(e);
+            if text {
+                break;
+            }
+        }
+        out
+    }
+
     /// Every event until the stream ends (the run's final status).
     pub async fn rest(mut self) -> Vec<model::chat::SeqEvent> {
         let mut out = Vec::new();

@@ -3,7 +3,7 @@
 //! every chat function refuses another user's ids.
 
 use fake_upstream::{FakeUpstream, Reply, Script};
-use model::chat::{RunEvent, RunStatus, Transcript};
+use model::chat::{RunStatus, Transcript};
 use reqwest::StatusCode;
 use server::testing::{Events, TestApp, fake_agent, json_ok as json};
 
@@ -22,14 +22,7 @@ async fn an_answer_streams_live_and_a_second_reader_resumes_without_gaps() {
     );
 
     let mut live = Events::open(&app, &me, &message, 0).await;
-    let mut first = Vec::new();
-    while let Some(e) = live.next().await {
-        let text = matches!(&e.event, RunEvent::Text { .. });
-        first.push(e);
-        if text {
-            break;
-        }
-    }
+    let mut first = live.until_text().await;
     // The first words arrive while the answer is still being written.
     let c = json(app.call(&me, "chat/get", &[("id", &conversation)]).await).await;
     assert_eq!(c["messages"][1]["transcript"]["status"], "running", "streamed before the end: {c}");

@@ -22,14 +22,7 @@ async fn an_answer_started_through_one_server_is_followed_live_through_another()
         assert!(one.engine.runs.live(&message).is_some(), "the first server drives the answer");
 
         let mut live = Events::open(&two, &me, &message, 0).await;
-        let mut seen = Vec::new();
-        while let Some(e) = live.next().await {
-            let text = matches!(&e.event, RunEvent::Text { .. });
-            seen.push(e);
-            if text {
-                break;
-            }
-        }
+        let mut seen = live.until_text().await;
         // Words come through the second server while the first is still writing…
         let c = json_ok(two.call(&me, "chat/get", &[("id", sent["conversation_id"].as_str().expect("c"))]).await).await;
         assert_eq!(c["messages"][1]["transcript"]["status"], "running", "followed before the end: {c}");
