@@ -309,9 +309,9 @@ impl Engine {
                     Err(e) => tracing::warn!(error = %e, message = %f.id, "could not read run events"),
                 }
                 f.idle += 1;
-                // Now and then, make sure there is still something to wait for: a run whose
-                // row says it is over (or is gone) has all its events stored already.
-                if f.idle % 10 == 0 {
+                // At once and then now and then, make sure there is still something to wait
+                // for: a run whose row says it is over (or is gone) has all its events stored.
+                if f.idle % 10 == 1 {
                     match f.engine.run_row(&f.id).await {
                         Ok(Some((status, _))) if is_active(&status) => {}
                         Ok(_) => {
