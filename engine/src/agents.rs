@@ -193,10 +193,33 @@ impl Engine {
     /// the provider's name or the tool catalogue the editor shows).
     pub(crate) async fn agent_for_run(&self, user: &CurrentUser, id: &str) -> Result<AgentView, AgentError> {
         let (spec, version, updated_at) = self.agent_row(user, id).await?;
+        self.run_view(user, id.to_owned(), spec, version, updated_at).await
+    }
+
+    /// [`Self::agent_for_run`] for the agent with the slug `slug`.
+    pub(crate) async fn agent_for_run_by_slug(&self, user: &CurrentUser, slug: &str) -> Result<AgentView, AgentError> {
+        let row = sqlx::query("SELECT id, spec, version, updated_at FROM agents WHERE owner_id = $1 AND slug = $2")
+            .bind(&user.id)
+            .bind(slug)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or(AgentError::NotFound)?;
+        let spec = from_json(&row.try_get::<String, _>("spec")?)?;
+        self.run_view(user, row.try_get("id")?, spec, row.try_get("version")?, row.try_get("updated_at")?).await
+    }
+
+    async fn run_view(
+        &self,
+        user: &CurrentUser,
+        id: String,
+        spec: AgentSpec,
+        version: i64,
+        updated_at: i64,
+    ) -> Result<AgentView, AgentError> {
         let skill_names = self.attachment_names(user, Attachment::Skill, &spec).await?;
         let mcp_names = self.attachment_names(user, Attachment::Mcp, &spec).await?;
         let (provider_name, tools) = (String::new(), Vec::new());
-        Ok(AgentView { id: id.to_owned(), version, spec, provider_name, skill_names, mcp_names, tools, updated_at })
+        Ok(AgentView { id, version, spec, provider_name, skill_names, mcp_names, tools, updated_at })
     }
 
     /// That `user` has the agent `id` (one query, for callers that need nothing of it).

@@ -110,6 +110,7 @@ impl Engine {
         if res.rows_affected() == 0 {
             return Err(ApiKeyError::NotFound);
         }
+        self.sessions.evict_session(&format!("key:{id}"));
         audit::record(self, Some(&user.id), "api_key.revoke", id, serde_json::json!({}), "").await;
         Ok(())
     }
@@ -119,11 +120,17 @@ impl Engine {
         if !key.starts_with(KEY_PREFIX) || key.len() > 200 {
             return Err(AuthError::Unauthenticated);
         }
+        let hash = hash_token(key);
+        let cached = format!("apikey:{hash}");
+        let now = now_ms();
+        if let Some(user) = self.sessions.get(&cached, now) {
+            return Ok(user);
+        }
         let row = sqlx::query(
             "SELECT k.id AS key_id, k.last_used_at, u.id, u.email, u.display_name, u.is_admin, u.disabled, u.locale \
              FROM api_keys k JOIN users u ON u.id = k.owner_id WHERE k.hash = $1",
         )
-        .bind(hash_token(key))
+        .bind(&hash)
         .fetch_optional(&self.store.pool)
         .await?
         .ok_or(AuthError::Unauthenticated)?;
@@ -131,8 +138,8 @@ impl Engine {
             return Err(AuthError::Disabled);
         }
         let key_id: String = row.try_get("key_id")?;
-        // When a key was last used, to the minute: a write once a minute, not per request.
-        let now = now_ms();
+        // When a key was last used, to the minute: a write once a minute, not per request
+        // (a cached key is read again, and this written, when its entry ages out).
         let last_used: Option<i64> = row.try_get("last_used_at")?;
         if last_used.is_none_or(|at| at < now - 60_000) {
             sqlx::query(
@@ -144,13 +151,15 @@ impl Engine {
             .execute(&self.store.pool)
             .await?;
         }
-        Ok(CurrentUser {
+        let user = CurrentUser {
             id: row.try_get("id")?,
             email: row.try_get("email")?,
             display_name: row.try_get("display_name")?,
             is_admin: row.try_get::<i64, _>("is_admin")? != 0,
             locale: row.try_get("locale")?,
             session_id: format!("key:{key_id}"),
-        })
+        };
+        self.sessions.put(&cached, user.clone(), now + crate::cache::TTL_MS, now);
+        Ok(user)
     }
 }

@@ -96,60 +96,21 @@ fn new_refresh_token() -> Result<String, StoreError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Signed-in users by session id, so an authenticated request costs no query. Only on
-/// SQLite, where one process owns the database and so sees every change: every write
-/// that ends a session or changes a user evicts here first. On PostgreSQL several
-/// instances may share the store, so each request reads it (until invalidation is
-/// broadcast with NOTIFY). Entries also age out after a minute, a bound on any staleness.
-pub struct SessionCache {
-    enabled: bool,
-    shards: Vec<std::sync::Mutex<std::collections::HashMap<String, (CurrentUser, i64)>>>,
-}
-
-const CACHE_SHARDS: usize = 16;
-const CACHE_TTL_MS: i64 = 60_000;
-const CACHE_MAX_PER_SHARD: usize = 8192;
+/// Signed-in users by session id (and API-key owners by the key's hash, under
+/// `apikey:<hash>`), so an authenticated request costs no query; see [`crate::cache`].
+/// Every write that ends a session, revokes a key or changes a user evicts here.
+pub type SessionCache = crate::cache::Cache<CurrentUser>;
 
 impl SessionCache {
-    pub fn new(enabled: bool) -> Self {
-        Self { enabled, shards: (0..CACHE_SHARDS).map(|_| Default::default()).collect() }
-    }
-
-    fn shard(&self, sid: &str) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (CurrentUser, i64)>> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        sid.hash(&mut h);
-        self.shards[(h.finish() as usize) % CACHE_SHARDS].lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get(&self, sid: &str, now: i64) -> Option<CurrentUser> {
-        if !self.enabled {
-            return None;
-        }
-        self.shard(sid).get(sid).filter(|(_, until)| *until > now).map(|(u, _)| u.clone())
-    }
-
-    fn put(&self, user: &CurrentUser, session_expires: i64, now: i64) {
-        if !self.enabled {
-            return;
-        }
-        let mut shard = self.shard(&user.session_id);
-        if shard.len() >= CACHE_MAX_PER_SHARD {
-            shard.retain(|_, (_, until)| *until > now);
-        }
-        shard.insert(user.session_id.clone(), (user.clone(), session_expires.min(now + CACHE_TTL_MS)));
-    }
-
-    /// Forgets one session.
+    /// Forgets one session (an API key's is `key:<id>`).
     pub fn evict_session(&self, sid: &str) {
-        self.shard(sid).remove(sid);
+        self.remove(sid);
+        self.remove_where(|u| u.session_id == sid);
     }
 
-    /// Forgets every session of a user (password change, disabled, profile edited).
+    /// Forgets every session and API key of a user (password change, disabled, profile edited).
     pub fn evict_user(&self, user_id: &str) {
-        for s in &self.shards {
-            s.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (u, _)| u.id != user_id);
-        }
+        self.remove_where(|u| u.id == user_id);
     }
 }
 
@@ -242,7 +203,7 @@ impl Engine {
         if user.id != data.claims.sub {
             return Err(AuthError::Unauthenticated);
         }
-        self.sessions.put(&user, expires, now);
+        self.sessions.put(&user.session_id, user.clone(), expires, now);
         Ok(user)
     }
 

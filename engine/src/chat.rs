@@ -112,6 +112,19 @@ impl StoredMessage {
     }
 }
 
+/// A message to insert.
+pub(crate) struct NewMessage<'a> {
+    pub id: &'a str,
+    pub conversation_id: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub role: Role,
+    /// JSON: the text of a person's message, the transcript of an answer.
+    pub content: &'a str,
+    pub at: i64,
+    /// The instance writing it, for an answer being written (it is then running).
+    pub run_instance: Option<&'a str>,
+}
+
 impl Engine {
     /// The conversation's `(agent_id, leaf_id)`, if the user owns it.
     async fn conversation(&self, user: &CurrentUser, id: &str) -> Result<(String, Option<String>), ChatError> {
@@ -175,56 +188,50 @@ impl Engine {
         out
     }
 
-    /// A new conversation of `user` with `agent_id`; returns its id.
+    /// A new conversation `id` of `user` with `agent_id`.
     pub(crate) async fn insert_conversation(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
         user: &CurrentUser,
         agent_id: &str,
         title: &str,
         at: i64,
-    ) -> Result<String, ChatError> {
-        let id = new_id();
+    ) -> Result<(), ChatError> {
         sqlx::query(
             "INSERT INTO conversations (id, owner_id, agent_id, title, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(&user.id)
         .bind(agent_id)
         .bind(title)
         .bind(at)
         .execute(&mut **tx)
         .await?;
-        Ok(id)
+        Ok(())
     }
 
     pub(crate) async fn insert_message(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        conversation_id: &str,
-        parent_id: Option<&str>,
-        role: Role,
-        content: &str,
-        at: i64,
-        run_instance: Option<&str>,
-    ) -> Result<String, ChatError> {
+        m: &NewMessage<'_>,
+    ) -> Result<(), ChatError> {
         // A message an instance is writing (an answer) runs; any other is done.
-        let status = if run_instance.is_some() { RunStatus::Running } else { RunStatus::Done };
-        let id = new_id();
+        let status = if m.run_instance.is_some() { RunStatus::Running } else { RunStatus::Done };
         sqlx::query(
             "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at, \
              run_instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         )
-        .bind(&id)
-        .bind(conversation_id)
-        .bind(parent_id)
-        .bind(if role == Role::User { "user" } else { "assistant" })
-        .bind(content)
+        .bind(m.id)
+        .bind(m.conversation_id)
+        .bind(m.parent_id)
+        .bind(if m.role == Role::User { "user" } else { "assistant" })
+        .bind(m.content)
         .bind(status.as_str())
-        .bind(at)
-        .bind(run_instance)
+        .bind(m.at)
+        .bind(m.run_instance)
         .execute(&mut **tx)
         .await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Sends a message to an agent and starts its answer. With no `conversation_id` a new
@@ -266,13 +273,24 @@ impl Engine {
         };
         let (mut tx, turn) = self.store.begin().await?;
         let conversation_id = if conversation_id.is_empty() {
-            Self::insert_conversation(&mut tx, user, &agent_id, &title_from(text), now).await?
+            let id = new_id();
+            Self::insert_conversation(&mut tx, &id, user, &agent_id, &title_from(text), now).await?;
+            id
         } else {
             conversation_id
         };
         let content = serde_json::to_string(text).unwrap_or_default();
-        let user_message_id =
-            Self::insert_message(&mut tx, &conversation_id, parent.as_deref(), Role::User, &content, now, None).await?;
+        let user_message_id = new_id();
+        let question = NewMessage {
+            id: &user_message_id,
+            conversation_id: &conversation_id,
+            parent_id: parent.as_deref(),
+            role: Role::User,
+            content: &content,
+            at: now,
+            run_instance: None,
+        };
+        Self::insert_message(&mut tx, &question).await?;
         let assistant_message_id =
             self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id, true).await?;
         Ok(Sent { conversation_id, user_message_id, assistant_message_id })
@@ -291,16 +309,17 @@ impl Engine {
     ) -> Result<String, ChatError> {
         let now = now_ms();
         let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
-        let id = Self::insert_message(
-            &mut tx,
+        let id = new_id();
+        let answer = NewMessage {
+            id: &id,
             conversation_id,
-            Some(question_id),
-            Role::Assistant,
-            &empty,
-            now,
-            Some(self.instance_id()),
-        )
-        .await?;
+            parent_id: Some(question_id),
+            role: Role::Assistant,
+            content: &empty,
+            at: now,
+            run_instance: Some(self.instance_id()),
+        };
+        Self::insert_message(&mut tx, &answer).await?;
         sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
             .bind(conversation_id)
             .bind(&id)
@@ -309,7 +328,15 @@ impl Engine {
             .await?;
         tx.commit().await?;
         drop(turn);
-        self.start_run(user, conversation_id, &id, agent_id, interactive);
+        let run = crate::runtime::NewRun {
+            conversation_id: conversation_id.to_owned(),
+            message_id: id.clone(),
+            agent_id: agent_id.to_owned(),
+            interactive,
+            prepared: None,
+            row: crate::runtime::Row::Ready,
+        };
+        self.start_run(user, run);
         Ok(id)
     }
 

@@ -8,6 +8,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod keys;
 pub mod limits;
@@ -45,6 +46,8 @@ pub struct Inner {
     pub keys: keys::Keys,
     pub limits: limits::Limits,
     pub sessions: auth::SessionCache,
+    /// Providers' decrypted connection details by id, with their scope (see [`cache`]).
+    pub provider_cache: cache::Cache<(String, providers::ProviderSecrets)>,
     /// Private address blocks members may reach anyway (`allow_private_networks`).
     pub exempt: Arc<net::Exempt>,
     /// Skill files and build artifacts.
@@ -98,13 +101,26 @@ impl Engine {
         store.migrate().await?;
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
+        let provider_cache = cache::Cache::new(store.backend == store::Backend::Sqlite);
         let runs = runtime::Runs::default();
         let model_http = Default::default();
-        let engine = Self(Arc::new(Inner { settings, store, keys, limits, sessions, exempt, blobs, runs, model_http }));
+        let engine = Self(Arc::new(Inner {
+            settings,
+            store,
+            keys,
+            limits,
+            sessions,
+            provider_cache,
+            exempt,
+            blobs,
+            runs,
+            model_http,
+        }));
         if let Err(e) = engine.beat().await {
             tracing::warn!(error = %e, "could not record this instance's heartbeat");
         }
         runtime::spawn_upkeep(Arc::downgrade(&engine.0));
+        runtime::spawn_flusher(Arc::downgrade(&engine.0));
         Ok(engine)
     }
 }

@@ -4,12 +4,14 @@
 //! one a person's; the answer is an ordinary run that the HTTP layer follows. "Ask"
 //! tools are refused over the API (nobody is there to answer).
 
-use model::chat::{MESSAGE_MAX, Role, RunStatus, Sent, Transcript};
+use model::chat::{MESSAGE_MAX, Message, Role, RunStatus, Sent, Transcript};
 
 use crate::Engine;
+use crate::agents::AgentError;
 use crate::auth::CurrentUser;
-use crate::chat::{ChatError, invalid, title_from};
-use crate::store::now_ms;
+use crate::chat::{ChatError, NewMessage, invalid, title_from};
+use crate::runtime::{NewRun, Prepared, Row};
+use crate::store::{new_id, now_ms};
 
 /// Messages one request may carry.
 pub const MESSAGES_MAX: usize = 1_000;
@@ -34,6 +36,10 @@ impl Engine {
     /// Starts the agent `slug` on `messages`: a new conversation holding them, and a run
     /// answering the last (a person's) message. System and developer messages go before
     /// the first person's message as context (the agent keeps its own system prompt).
+    ///
+    /// The run starts from the request's messages at once; the conversation is written
+    /// beside the first model call, and the run's events are stored once it is (if it
+    /// cannot be, the run ends as failed with the reason).
     #[tracing::instrument(skip_all, fields(user = %user.id, agent = slug))]
     pub async fn api_chat(
         &self,
@@ -41,70 +47,141 @@ impl Engine {
         slug: &str,
         messages: &[ApiMessage],
     ) -> Result<(Sent, futures::stream::BoxStream<'static, model::chat::SeqEvent>), ChatError> {
-        let agent_id: String = sqlx::query_scalar("SELECT id FROM agents WHERE owner_id = $1 AND slug = $2")
-            .bind(&user.id)
-            .bind(slug)
-            .fetch_optional(&self.store.pool)
-            .await?
-            .ok_or_else(|| invalid("model", "not_found", None))?;
-        if messages.is_empty() {
-            return Err(invalid("messages", "required", None));
-        }
-        if messages.len() > MESSAGES_MAX {
-            return Err(invalid("messages", "too_many", Some(MESSAGES_MAX)));
-        }
-        let mut context = String::new();
-        let mut turns: Vec<(Role, String)> = Vec::new();
-        for (i, m) in messages.iter().enumerate() {
-            let field = format!("messages[{i}].content");
-            if model::fields::char_len(&m.text) > MESSAGE_MAX {
-                return Err(invalid(&field, "too_long", Some(MESSAGE_MAX)));
-            }
-            if m.text.contains('\0') {
-                return Err(invalid(&field, "control_chars", None));
-            }
-            match m.role.as_str() {
-                "system" | "developer" => {
-                    context.push_str(&m.text);
-                    context.push_str("\n\n");
-                }
-                "user" => turns.push((Role::User, m.text.clone())),
-                "assistant" => turns.push((Role::Assistant, m.text.clone())),
-                _ => return Err(invalid(&format!("messages[{i}].role"), "invalid", None)),
-            }
-        }
-        let Some((Role::User, last)) = turns.last().cloned() else {
-            return Err(invalid("messages", "last_not_user", None));
+        let turns = turns(messages)?;
+        let agent = match self.agent_for_run_by_slug(user, slug).await {
+            Err(AgentError::NotFound) => return Err(invalid("model", "not_found", None)),
+            r => r?,
         };
-        if last.trim().is_empty() {
-            return Err(invalid(&format!("messages[{}].content", messages.len() - 1), "required", None));
-        }
-        if !context.is_empty()
-            && let Some((_, first)) = turns.iter_mut().find(|(r, _)| *r == Role::User)
-        {
-            *first = format!("{context}{first}");
-        }
         let now = now_ms();
-        let (mut tx, turn) = self.store.begin().await?;
-        let conversation_id = Self::insert_conversation(&mut tx, user, &agent_id, &title_from(&last), now).await?;
+        let conversation_id = new_id();
+        let mut stored = Vec::with_capacity(turns.len() + 1);
+        let mut history = Vec::with_capacity(turns.len());
         let mut parent: Option<String> = None;
         for (role, text) in &turns {
+            let id = new_id();
             let content = match role {
-                Role::User => serde_json::to_string(text).unwrap_or_default(),
+                Role::User => {
+                    history.push(Message::user(text));
+                    serde_json::to_string(text).unwrap_or_default()
+                }
                 Role::Assistant => {
                     let mut t = Transcript { status: RunStatus::Done, ..Transcript::default() };
                     t.parts.push(model::chat::Part::Text { text: text.clone() });
+                    history.extend(t.to_messages());
                     serde_json::to_string(&t).unwrap_or_default()
                 }
             };
-            let id =
-                Self::insert_message(&mut tx, &conversation_id, parent.as_deref(), *role, &content, now, None).await?;
-            parent = Some(id);
+            stored.push((id.clone(), parent.replace(id), *role, content));
         }
         let user_message_id = parent.unwrap_or_default();
-        let assistant_message_id =
-            self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id, false).await?;
+        let assistant_message_id = new_id();
+        let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
+        stored.push((assistant_message_id.clone(), Some(user_message_id.clone()), Role::Assistant, empty));
+        let title = turns.last().map(|(_, last)| title_from(last)).unwrap_or_default();
+        let run = NewRun {
+            conversation_id: conversation_id.clone(),
+            message_id: assistant_message_id.clone(),
+            agent_id: agent.id.clone(),
+            interactive: false,
+            prepared: Some(Prepared { agent, history }),
+            row: Row::Pending,
+        };
+        let agent_id = run.agent_id.clone();
+        let live = self.start_run(user, run);
         let events = self.run_events(&assistant_message_id, 0);
+        let (engine, owner, conversation) = (self.clone(), user.clone(), conversation_id.clone());
+        tokio::spawn(async move {
+            let written = engine.write_api_conversation(&owner, &conversation, &agent_id, &title, &stored, now).await;
+            match written {
+                Ok(()) => live.set_row(Row::Ready, &engine.runs),
+                Err(e) => {
+                    tracing::error!(error = %e, conversation = %conversation, "could not store an API conversation");
+                    live.set_row(Row::Gone, &engine.runs);
+                    live.fail(RunStatus::Failed, &format!("The conversation could not be stored: {e}"));
+                }
+            }
+        });
         Ok((Sent { conversation_id, user_message_id, assistant_message_id }, events))
     }
+
+    /// The conversation of an API request, its answer last (running, on this instance),
+    /// shown as its branch; all or nothing.
+    async fn write_api_conversation(
+        &self,
+        user: &CurrentUser,
+        conversation_id: &str,
+        agent_id: &str,
+        title: &str,
+        messages: &[(String, Option<String>, Role, String)],
+        now: i64,
+    ) -> Result<(), ChatError> {
+        let (mut tx, turn) = self.store.begin().await?;
+        Self::insert_conversation(&mut tx, conversation_id, user, agent_id, title, now).await?;
+        let last = messages.len().saturating_sub(1);
+        for (i, (id, parent_id, role, content)) in messages.iter().enumerate() {
+            let m = NewMessage {
+                id,
+                conversation_id,
+                parent_id: parent_id.as_deref(),
+                role: *role,
+                content,
+                at: now,
+                run_instance: (i == last).then(|| self.instance_id()),
+            };
+            Self::insert_message(&mut tx, &m).await?;
+        }
+        if let Some((leaf, ..)) = messages.last() {
+            sqlx::query("UPDATE conversations SET leaf_id = $2 WHERE id = $1")
+                .bind(conversation_id)
+                .bind(leaf)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        drop(turn);
+        Ok(())
+    }
+}
+
+/// The request's messages checked and as turns: system and developer text goes before the
+/// first person's message; the last must be a person's, not empty.
+fn turns(messages: &[ApiMessage]) -> Result<Vec<(Role, String)>, ChatError> {
+    if messages.is_empty() {
+        return Err(invalid("messages", "required", None));
+    }
+    if messages.len() > MESSAGES_MAX {
+        return Err(invalid("messages", "too_many", Some(MESSAGES_MAX)));
+    }
+    let mut context = String::new();
+    let mut turns: Vec<(Role, String)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let field = format!("messages[{i}].content");
+        if model::fields::char_len(&m.text) > MESSAGE_MAX {
+            return Err(invalid(&field, "too_long", Some(MESSAGE_MAX)));
+        }
+        if m.text.contains('\0') {
+            return Err(invalid(&field, "control_chars", None));
+        }
+        match m.role.as_str() {
+            "system" | "developer" => {
+                context.push_str(&m.text);
+                context.push_str("\n\n");
+            }
+            "user" => turns.push((Role::User, m.text.clone())),
+            "assistant" => turns.push((Role::Assistant, m.text.clone())),
+            _ => return Err(invalid(&format!("messages[{i}].role"), "invalid", None)),
+        }
+    }
+    let Some((Role::User, last)) = turns.last() else {
+        return Err(invalid("messages", "last_not_user", None));
+    };
+    if last.trim().is_empty() {
+        return Err(invalid(&format!("messages[{}].content", messages.len() - 1), "required", None));
+    }
+    if !context.is_empty()
+        && let Some((_, first)) = turns.iter_mut().find(|(r, _)| *r == Role::User)
+    {
+        *first = format!("{context}{first}");
+    }
+    Ok(turns)
 }

@@ -267,6 +267,7 @@ impl Engine {
         .execute(&self.store.pool)
         .await
         .map_err(Self::name_taken)?;
+        self.provider_cache.remove(id);
         audit::record(
             self,
             Some(&user.id),
@@ -282,13 +283,20 @@ impl Engine {
     pub async fn delete_provider(&self, user: &CurrentUser, id: &str) -> Result<(), ProviderError> {
         self.editable_provider(user, id).await?;
         sqlx::query("DELETE FROM providers WHERE id = $1").bind(id).execute(&self.store.pool).await?;
+        self.provider_cache.remove(id);
         audit::record(self, Some(&user.id), "provider.delete", id, serde_json::json!({}), "").await;
         Ok(())
     }
 
     /// Decrypted connection details, for calling the provider from the server.
+    /// Kept in [`crate::cache`] (on SQLite), so a run does not wait on a read and a decryption.
     pub async fn provider_secrets(&self, user: &CurrentUser, id: &str) -> Result<ProviderSecrets, ProviderError> {
+        let now = crate::store::now_ms();
+        if let Some((scope, secrets)) = self.provider_cache.get(id, now) {
+            return if scope == user.id || scope == SHARED { Ok(secrets) } else { Err(ProviderError::NotFound) };
+        }
         let row = self.visible_provider(user, id).await?;
+        let scope: String = row.try_get("scope")?;
         let kind: String = row.try_get("kind")?;
         let key: Option<String> = row.try_get("api_key_sealed")?;
         let headers: Option<String> = row.try_get("headers_sealed")?;
@@ -297,12 +305,14 @@ impl Engine {
                 .map_err(|_| SecretError::Open)?,
             None => Vec::new(),
         };
-        Ok(ProviderSecrets {
+        let secrets = ProviderSecrets {
             kind: ProviderKind::parse("kind", &kind).unwrap_or(ProviderKind::Openai),
             base_url: row.try_get("base_url")?,
             api_key: key.map(|k| secrets::open(&self.keys, &key_context(id), &k)).transpose()?,
             headers: headers.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect(),
-            shared: row.try_get::<String, _>("scope")? == SHARED,
-        })
+            shared: scope == SHARED,
+        };
+        self.provider_cache.put(id, (scope, secrets.clone()), now + crate::cache::TTL_MS, now);
+        Ok(secrets)
     }
 }

@@ -2,31 +2,34 @@
 //! owns. The loop calls the model with the agent's tools, streams, runs the tool calls
 //! (allow / ask / deny), feeds the results back, and repeats until the model stops or a
 //! limit is hit. Every event gets a sequence number, goes into the run's log in memory and
-//! to live subscribers at once, and into the store in batches at least every 100 ms (with
-//! the message's transcript). Subscribers start from any sequence number, so a reload or a
+//! to live subscribers at once, and into the store at least every 100 ms (with the
+//! message's transcript; [`flush`] writes all runs in one transaction). Subscribers start from any sequence number, so a reload or a
 //! second tab picks up without gaps or repeats.
 
 mod cluster;
+mod flush;
 mod tools;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use model::agents::AgentView;
 use model::chat::{Message, Role, RunEvent, RunStatus, SeqEvent, StopReason, StreamEvent, Transcript, Usage};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, oneshot, watch};
 
 use crate::Engine;
 use crate::auth::CurrentUser;
 use crate::chat::ChatError;
 use crate::llm::{self, ChatRequest, LlmError, Policy};
-use crate::store::now_ms;
 
 /// How often the store gets what a run produced.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 pub(crate) use cluster::spawn_upkeep;
+pub(crate) use flush::spawn_flusher;
 
 /// The runs of this process.
 pub struct Runs {
@@ -35,11 +38,18 @@ pub struct Runs {
     pub policy: Mutex<Policy>,
     /// This process among the instances sharing the store (new at every start).
     instance: String,
+    /// Wakes the flusher (a run started, ended, or its message row was written).
+    flush_now: Arc<Notify>,
 }
 
 impl Default for Runs {
     fn default() -> Self {
-        Self { live: Mutex::default(), policy: Mutex::default(), instance: crate::store::new_id() }
+        Self {
+            live: Mutex::default(),
+            policy: Mutex::default(),
+            instance: crate::store::new_id(),
+            flush_now: Arc::default(),
+        }
     }
 }
 
@@ -55,12 +65,44 @@ impl Runs {
     fn all(&self) -> Vec<Arc<Live>> {
         self.live.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
     }
+
+    fn all_named(&self) -> Vec<(String, Arc<Live>)> {
+        self.live.lock().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+    }
+}
+
+/// Whether a run's message row is in the store, so its events can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Row {
+    /// Being written beside the run's first model call; events wait in the log.
+    Pending,
+    Ready,
+    /// It could not be written: the run's events go to its subscribers only.
+    Gone,
 }
 
 struct LiveState {
     log: Vec<SeqEvent>,
     transcript: Transcript,
-    writer: Option<mpsc::UnboundedSender<SeqEvent>>,
+    row: Row,
+}
+
+/// What a run starts from when the caller already has it (the OpenAI-compatible API has
+/// the whole conversation in its request): the store is not read before the model call.
+pub(crate) struct Prepared {
+    pub agent: AgentView,
+    pub history: Vec<Message>,
+}
+
+/// A run to start.
+pub(crate) struct NewRun {
+    pub conversation_id: String,
+    pub message_id: String,
+    pub agent_id: String,
+    /// Someone can answer "ask" tool calls.
+    pub interactive: bool,
+    pub prepared: Option<Prepared>,
+    pub row: Row,
 }
 
 /// A run in progress.
@@ -71,22 +113,31 @@ pub struct Live {
     interactive: bool,
     state: Mutex<LiveState>,
     tx: broadcast::Sender<SeqEvent>,
-    cancel: watch::Sender<Option<RunStatus>>,
+    /// How far the log is in the store.
+    stored: watch::Sender<u64>,
+    /// Store writes that failed in a row.
+    failures: AtomicU32,
+    cancel: watch::Sender<Option<End>>,
     answers: Mutex<HashMap<String, oneshot::Sender<bool>>>,
     done: watch::Sender<bool>,
 }
 
 impl Live {
-    /// Appends an event: numbered, in the log, to subscribers and to the store's writer.
+    /// Appends an event: numbered, in the log (which the flusher stores) and to subscribers.
     fn emit(&self, event: RunEvent) {
         let Ok(mut s) = self.state.lock() else { return };
         let e = SeqEvent { seq: s.log.len() as u64 + 1, event };
         s.transcript.apply(&e);
         s.log.push(e.clone());
-        if let Some(w) = &s.writer {
-            let _ = w.send(e.clone());
-        }
         let _ = self.tx.send(e);
+    }
+
+    /// Says whether the run's message row is now in the store.
+    pub(crate) fn set_row(&self, row: Row, runs: &Runs) {
+        if let Ok(mut s) = self.state.lock() {
+            s.row = row;
+        }
+        runs.flush_now.notify_one();
     }
 
     pub fn transcript(&self) -> Transcript {
@@ -95,7 +146,12 @@ impl Live {
 
     /// Ends the run as `status` (stopped by the user, or interrupted by shutdown).
     pub fn cancel(&self, status: RunStatus) {
-        let _ = self.cancel.send(Some(status));
+        self.fail(status, "");
+    }
+
+    /// Ends the run as `status` with `error` shown.
+    pub(crate) fn fail(&self, status: RunStatus, error: &str) {
+        let _ = self.cancel.send(Some(End::new(status, error)));
     }
 
     /// Answers the "ask" call `call_id` the run waits on; false when it waits on no such call.
@@ -112,6 +168,7 @@ impl Live {
 }
 
 /// How a run ended, when not by finishing its answer.
+#[derive(Clone)]
 struct End {
     status: RunStatus,
     error: String,
@@ -124,52 +181,42 @@ impl End {
 }
 
 impl Engine {
-    /// Starts the run that writes the answer `message_id`.
-    pub(crate) fn start_run(
-        &self,
-        user: &CurrentUser,
-        conversation_id: &str,
-        message_id: &str,
-        agent_id: &str,
-        interactive: bool,
-    ) {
+    /// Starts the run that writes the answer `run.message_id`.
+    pub(crate) fn start_run(&self, user: &CurrentUser, run: NewRun) -> Arc<Live> {
         let (tx, _) = broadcast::channel(1024);
-        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let live = Arc::new(Live {
             owner: user.id.clone(),
-            interactive,
-            state: Mutex::new(LiveState {
-                log: Vec::new(),
-                transcript: Transcript::default(),
-                writer: Some(writer_tx),
-            }),
+            interactive: run.interactive,
+            state: Mutex::new(LiveState { log: Vec::new(), transcript: Transcript::default(), row: run.row }),
             tx,
+            stored: watch::channel(0).0,
+            failures: AtomicU32::new(0),
             cancel: watch::channel(None).0,
             answers: Mutex::default(),
             done: watch::channel(false).0,
         });
         if let Ok(mut l) = self.runs.live.lock() {
-            l.insert(message_id.to_owned(), live.clone());
+            l.insert(run.message_id.clone(), live.clone());
         }
-        let writer = tokio::spawn(write_events(self.clone(), message_id.to_owned(), live.clone(), writer_rx));
-        let (engine, user, conversation_id, message_id, agent_id) =
-            (self.clone(), user.clone(), conversation_id.to_owned(), message_id.to_owned(), agent_id.to_owned());
+        self.runs.flush_now.notify_one();
+        let (engine, user, handle) = (self.clone(), user.clone(), live.clone());
         tokio::spawn(async move {
-            let end = drive(&engine, &user, &conversation_id, &message_id, &agent_id, &live).await;
+            let end = drive(&engine, &user, &run, &live).await;
             let (status, error) = match end {
                 Ok(()) => (RunStatus::Done, String::new()),
                 Err(e) => (e.status, e.error),
             };
             live.emit(RunEvent::Status { status, error });
-            if let Ok(mut s) = live.state.lock() {
-                s.writer = None;
-            }
-            let _ = writer.await;
+            // Its end stored before it counts as finished.
+            let last = live.state.lock().map(|s| s.log.len() as u64).unwrap_or_default();
+            engine.runs.flush_now.notify_one();
+            let _ = live.stored.subscribe().wait_for(|s| *s >= last).await;
             if let Ok(mut l) = engine.runs.live.lock() {
-                l.remove(&message_id);
+                l.remove(&run.message_id);
             }
             let _ = live.done.send(true);
         });
+        handle
     }
 
     /// Stops every run of a user (when the user is disabled), on every instance: their
@@ -309,70 +356,6 @@ fn live_stream(
     )
 }
 
-/// Stores events in batches: the first of a batch waits at most [`FLUSH_EVERY`] for more.
-async fn write_events(engine: Engine, message_id: String, live: Arc<Live>, mut rx: mpsc::UnboundedReceiver<SeqEvent>) {
-    let mut closed = false;
-    while !closed {
-        let Some(first) = rx.recv().await else { break };
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(e)) => batch.push(e),
-                Ok(None) => {
-                    closed = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        let transcript = live.transcript();
-        // The store may be briefly unavailable: try again rather than lose the batch.
-        for attempt in 0..5u32 {
-            match store_batch(&engine, &message_id, &batch, &transcript).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, attempt, message = %message_id, "could not store run events");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
-                }
-            }
-        }
-    }
-}
-
-async fn store_batch(engine: &Engine, message_id: &str, batch: &[SeqEvent], t: &Transcript) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    let (mut tx, _turn) = engine.store.begin().await?;
-    for e in batch {
-        sqlx::query(
-            "INSERT INTO run_events (message_id, seq, event, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (message_id, seq) DO NOTHING",
-        )
-        .bind(message_id)
-        .bind(e.seq as i64)
-        .bind(serde_json::to_string(&e.event).unwrap_or_default())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query(
-        "UPDATE messages SET content = $2, status = $3, error = $4, model = $5, input_tokens = $6, \
-         output_tokens = $7, cost_micros = $8, updated_at = $9 WHERE id = $1",
-    )
-    .bind(message_id)
-    .bind(serde_json::to_string(t).unwrap_or_default())
-    .bind(t.status.as_str())
-    .bind(&t.error)
-    .bind(&t.model)
-    .bind(t.input_tokens as i64)
-    .bind(t.output_tokens as i64)
-    .bind(t.cost_micros as i64)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
-}
-
 /// Micro-dollars for `usage` of `model` by the pricing table (USD per million tokens, so
 /// one unit of price is one micro-dollar per token).
 fn cost_micros(engine: &Engine, model: &str, usage: Usage) -> u64 {
@@ -383,10 +366,10 @@ fn cost_micros(engine: &Engine, model: &str, usage: Usage) -> u64 {
 }
 
 /// Waits for the cancel signal (stop or shutdown).
-async fn cancelled(rx: &mut watch::Receiver<Option<RunStatus>>) -> RunStatus {
+async fn cancelled(rx: &mut watch::Receiver<Option<End>>) -> End {
     loop {
-        if let Some(s) = *rx.borrow_and_update() {
-            return s;
+        if let Some(end) = rx.borrow_and_update().clone() {
+            return end;
         }
         if rx.changed().await.is_err() {
             std::future::pending::<()>().await;
@@ -394,31 +377,32 @@ async fn cancelled(rx: &mut watch::Receiver<Option<RunStatus>>) -> RunStatus {
     }
 }
 
-/// The run itself. `Ok` when the model finished its answer.
-async fn drive(
-    engine: &Engine,
-    user: &CurrentUser,
-    conversation_id: &str,
-    message_id: &str,
-    agent_id: &str,
-    live: &Live,
-) -> Result<(), End> {
-    let mut cancel = live.cancel.subscribe();
+/// The agent and the conversation so far (the branch up to this answer's question).
+async fn load_run(engine: &Engine, user: &CurrentUser, run: &NewRun) -> Result<(AgentView, Vec<Message>), End> {
     let store_err = |e: ChatError| End::new(RunStatus::Failed, format!("The conversation could not be read: {e}"));
-    let all = engine.messages(conversation_id).await.map_err(store_err)?;
+    let all = engine.messages(&run.conversation_id).await.map_err(store_err)?;
     let agent = engine
-        .agent_for_run(user, agent_id)
+        .agent_for_run(user, &run.agent_id)
         .await
         .map_err(|e| End::new(RunStatus::Failed, format!("The agent could not be loaded: {e}")))?;
-    // The conversation so far: the branch up to this answer's question.
     let mut history = Vec::new();
-    let parent = all.iter().find(|m| m.id == message_id).and_then(|m| m.parent_id.clone());
+    let parent = all.iter().find(|m| m.id == run.message_id).and_then(|m| m.parent_id.clone());
     for m in Engine::branch(&all, parent.as_deref()) {
         match m.role {
             Role::User => history.push(Message::user(&m.text())),
             Role::Assistant => history.extend(m.transcript().to_messages()),
         }
     }
+    Ok((agent, history))
+}
+
+/// The run itself. `Ok` when the model finished its answer.
+async fn drive(engine: &Engine, user: &CurrentUser, run: &NewRun, live: &Live) -> Result<(), End> {
+    let mut cancel = live.cancel.subscribe();
+    let (agent, history) = match &run.prepared {
+        Some(p) => (p.agent.clone(), p.history.clone()),
+        None => load_run(engine, user, run).await?,
+    };
     let mut toolbox = tools::Toolbox::build(engine, user, &agent).await;
     let result = run_turns(engine, user, &agent, history, &mut toolbox, live, &mut cancel).await;
     toolbox.shutdown().await;
@@ -433,7 +417,7 @@ async fn run_turns(
     history: Vec<Message>,
     toolbox: &mut tools::Toolbox,
     live: &Live,
-    cancel: &mut watch::Receiver<Option<RunStatus>>,
+    cancel: &mut watch::Receiver<Option<End>>,
 ) -> Result<(), End> {
     let spec = &agent.spec;
     let (client, secrets) =
@@ -454,7 +438,7 @@ async fn run_turns(
         let has_output = || !live.transcript().parts.is_empty();
         let started = tokio::select! {
             s = llm::start(&client, &secrets, &req, &spec.fallback_models, policy) => s,
-            status = cancelled(cancel) => return Err(End::new(status, "")),
+            end = cancelled(cancel) => return Err(end),
         };
         let started = match started {
             Ok(s) => s,
@@ -471,9 +455,9 @@ async fn run_turns(
         loop {
             let next = tokio::select! {
                 n = events.next() => n,
-                status = cancelled(cancel) => {
+                end = cancelled(cancel) => {
                     add_usage(engine, live, &mut total, call_usage, &model_used);
-                    return Err(End::new(status, ""));
+                    return Err(end);
                 }
             };
             match next {
@@ -528,7 +512,7 @@ async fn run_turns(
                     live.emit(RunEvent::Status { status: RunStatus::Waiting, error: String::new() });
                     let allowed = tokio::select! {
                         a = rx => a.unwrap_or(false),
-                        status = cancelled(cancel) => return Err(End::new(status, "")),
+                        end = cancelled(cancel) => return Err(end),
                     };
                     live.emit(RunEvent::Status { status: RunStatus::Running, error: String::new() });
                     if allowed {
@@ -559,14 +543,14 @@ async fn run_tool(
     user: &CurrentUser,
     name: &str,
     input: serde_json::Value,
-    cancel: &mut watch::Receiver<Option<RunStatus>>,
+    cancel: &mut watch::Receiver<Option<End>>,
 ) -> Result<(String, model::chat::CallState), End> {
     tokio::select! {
         r = toolbox.call(engine, user, name, input) => Ok(match r {
             Ok(text) => (text, model::chat::CallState::Done),
             Err(text) => (text, model::chat::CallState::Failed),
         }),
-        status = cancelled(cancel) => Err(End::new(status, "")),
+        end = cancelled(cancel) => Err(end),
     }
 }
 

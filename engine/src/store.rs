@@ -76,6 +76,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 20 })
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before each query: a dead connection shows in the query itself, and
+            // the ping was a round trip on every request.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

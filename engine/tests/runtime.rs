@@ -453,3 +453,78 @@ async fn bad_messages_are_refused_by_field() {
     }
     assert_eq!(e.list_conversations(me, None, "", 1).await.expect("l").total, 0, "nothing was written");
 }
+
+#[tokio::test]
+async fn a_changed_or_deleted_provider_counts_from_the_next_answer() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        let ask = |text: &'static str| {
+            let (e, agent) = (e.clone(), s.agent.clone());
+            async move {
+                let sent = e.send_message(me, &agent, None, None, text).await.expect("send");
+                fold(&follow(&e, me, &sent.assistant_message_id, 0).await)
+            }
+        };
+        s.up.push([Reply::text("From the first.")]);
+        assert_eq!(ask("One").await.text(), "From the first.");
+
+        // The connection moves to another upstream: the next answer comes from there.
+        let other = FakeUpstream::start("127.0.0.1:0", fake_upstream::Script::default()).await.expect("upstream");
+        other.push([Reply::text("From the second.")]);
+        let p = e.list_providers(me).await.expect("providers").remove(0);
+        let form = model::providers::ProviderForm {
+            name: "Fake".into(),
+            kind: "openai".into(),
+            base_url: other.openai_base(),
+            ..Default::default()
+        };
+        e.update_provider(me, &p.id, form.parse().expect("p")).await.expect("update");
+        assert_eq!(ask("Two").await.text(), "From the second.");
+        assert_eq!(s.up.chat_requests().len(), 1, "the old address is not called again");
+
+        // Deleted, it is gone for the next answer too.
+        e.delete_provider(me, &p.id).await.expect("delete");
+        let t = ask("Three").await;
+        assert_eq!(t.status, RunStatus::Failed, "{t:?}");
+        assert_eq!(other.chat_requests().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn many_runs_at_once_are_all_stored_whole() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        let n = 30;
+        s.up.push((0..n).map(|i| Reply { cadence_ms: 3, ..Reply::text(&format!("Answer {i} in a few words")) }));
+        let mut sent = Vec::new();
+        for i in 0..n {
+            sent.push(e.send_message(me, &s.agent, None, None, &format!("Question {i}")).await.expect("send"));
+        }
+        for m in &sent {
+            follow(&e, me, &m.assistant_message_id, 0).await;
+            if let Some(l) = e.runs.live(&m.assistant_message_id) {
+                l.finished().await;
+            }
+        }
+        let mut texts = Vec::new();
+        for m in &sent {
+            // The row and the stored events (read by a later subscriber) agree, whole.
+            let c = e.get_conversation(me, &m.conversation_id).await.expect("conversation");
+            let stored = c.messages[1].transcript.clone().expect("transcript");
+            assert_eq!(stored.status, RunStatus::Done);
+            let events = follow(&e, me, &m.assistant_message_id, 0).await;
+            let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "stored without gaps");
+            assert_eq!(fold(&events).text(), stored.text());
+            texts.push(stored.text());
+        }
+        texts.sort();
+        let mut expected: Vec<String> = (0..n).map(|i| format!("Answer {i} in a few words")).collect();
+        expected.sort();
+        assert_eq!(texts, expected);
+    })
+    .await;
+}

@@ -328,7 +328,12 @@ async fn answer_streams(
         g.sort();
         g
     };
+    let only_c: Option<Vec<usize>> =
+        std::env::var("BENCH_C").ok().map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect());
     for (c, per) in [(1000usize, 2usize), (100, 4), (1, 20)] {
+        if only_c.as_ref().is_some_and(|o| !o.contains(&c)) {
+            continue;
+        }
         let before = rss_mb(pid);
         let (via, during) = streams::run(&through, c, per, stream_time, async { rss_mb(pid) }).await;
         let (straight, _) = streams::run(&direct, c, per, stream_time, async { 0.0 }).await;
@@ -363,7 +368,7 @@ async fn answer_streams(
     // bare overhead; 100 at once saturate the two cores that client, fake upstream and
     // server share, so that line measures throughput and queueing, not Agentry's delay.
     up.set_script(answer(0));
-    for (c, per) in [(1usize, 200usize), (100, 10)] {
+    for (c, per) in [(1usize, 200usize), (100, 10)].into_iter().filter(|_| only_c.is_none()) {
         let spread = Duration::from_millis(if c == 1 { 0 } else { 200 });
         let started = Instant::now();
         let (via, _) = streams::run(&through, c, per, spread, async { 0.0 }).await;
