@@ -16,6 +16,9 @@ use crate::{Engine, Inner};
 /// conversation was deleted, say); the run's events stay with its live subscribers.
 const TRIES: u32 = 5;
 
+/// Runs prepared between two yields to the scheduler.
+const YIELD_EVERY: usize = 32;
+
 /// Rows per multi-row insert, largest first: a few statement shapes, each prepared once.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
@@ -54,7 +57,11 @@ pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
 /// Stores what every run produced since the last round.
 async fn flush(engine: &Engine) {
     let mut work = Vec::new();
-    for (message_id, live) in engine.runs.all_named() {
+    for (i, (message_id, live)) in engine.runs.all_named().into_iter().enumerate() {
+        // With a thousand runs this loop is long: let the streams on this thread go on.
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
         let Ok(s) = live.state.lock() else { continue };
         let stored = *live.stored.borrow();
         let upto = s.log.len() as u64;
@@ -128,22 +135,19 @@ fn insert_sql(rows: usize) -> &'static str {
 /// One transaction: the events of every run in `work`, then each run's transcript.
 async fn store(engine: &Engine, work: &[Pending]) -> Result<(), sqlx::Error> {
     let now = now_ms();
-    let rows: Vec<(&str, i64, String)> = work
-        .iter()
-        .flat_map(|p| {
-            p.events
-                .iter()
-                .map(|e| (p.message_id.as_str(), e.seq as i64, serde_json::to_string(&e.event).unwrap_or_default()))
-        })
-        .collect();
+    // Serialized a chunk at a time, between the statements' awaits: no long stretch
+    // without yielding to the streams sharing this thread.
+    let rows: Vec<(&str, &SeqEvent)> =
+        work.iter().flat_map(|p| p.events.iter().map(|e| (p.message_id.as_str(), e))).collect();
     let (mut tx, turn) = engine.store.begin().await?;
     let mut rest = &rows[..];
     while !rest.is_empty() {
         let n = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
         let (chunk, tail) = rest.split_at(n);
         let mut q = sqlx::query(insert_sql(n));
-        for (message_id, seq, event) in chunk {
-            q = q.bind(*message_id).bind(*seq).bind(event.as_str()).bind(now);
+        for (message_id, e) in chunk {
+            let event = serde_json::to_string(&e.event).unwrap_or_default();
+            q = q.bind(*message_id).bind(e.seq as i64).bind(event).bind(now);
         }
         q.execute(&mut *tx).await?;
         rest = tail;
