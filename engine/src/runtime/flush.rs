@@ -4,7 +4,6 @@
 //! from each run's log in memory, which keeps them until they are stored.
 
 use std::sync::Weak;
-use std::time::Duration;
 
 use model::chat::{SeqEvent, Transcript};
 
@@ -12,9 +11,10 @@ use super::{FLUSH_EVERY, Live, Row};
 use crate::store::now_ms;
 use crate::{Engine, Inner};
 
-/// A run's store writes that keep failing are given up after this many tries (its
-/// conversation was deleted, say); the run's events stay with its live subscribers.
-const TRIES: u32 = 5;
+/// A run's store writes that keep failing are given up after this many rounds, about five
+/// seconds (the store gone for longer, or the run's conversation deleted under it); until
+/// then its events wait in memory and go in whole once the store answers again.
+const TRIES: u32 = 50;
 
 /// Runs prepared between two yields to the scheduler.
 const YIELD_EVERY: usize = 32;
@@ -29,6 +29,13 @@ struct Pending {
     events: Vec<SeqEvent>,
     transcript: Transcript,
     upto: u64,
+}
+
+impl Pending {
+    fn stored(&self) {
+        self.live.stored.send_replace(self.upto);
+        self.live.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The flusher: wakes every [`FLUSH_EVERY`] while runs are live (or at once when a run
@@ -84,26 +91,21 @@ async fn flush(engine: &Engine) {
         return;
     }
     if store(engine, &work).await.is_ok() {
-        for p in &work {
-            p.live.stored.send_replace(p.upto);
-            p.live.failures.store(0, std::sync::atomic::Ordering::Relaxed);
-        }
+        work.iter().for_each(Pending::stored);
         return;
     }
     // One run's trouble must not hold back the others: each on its own.
     for p in work {
         match store(engine, std::slice::from_ref(&p)).await {
-            Ok(()) => {
-                p.live.stored.send_replace(p.upto);
-                p.live.failures.store(0, std::sync::atomic::Ordering::Relaxed);
-            }
+            Ok(()) => p.stored(),
             Err(e) => {
+                // Tried again next round, 100 ms on.
                 let tries = p.live.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                tracing::error!(error = %e, tries, message = %p.message_id, "could not store run events");
                 if tries >= TRIES {
+                    tracing::error!(error = %e, tries, message = %p.message_id, "gave up storing run events");
                     p.live.stored.send_replace(p.upto);
                 } else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tracing::warn!(error = %e, tries, message = %p.message_id, "could not store run events");
                 }
             }
         }
