@@ -2,6 +2,7 @@
 //! skeletons and empty states.
 
 use leptos::prelude::*;
+use leptos_router::components::A;
 
 use crate::error::AppError;
 use crate::i18n::t;
@@ -254,4 +255,78 @@ pub fn encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The agents a skill or MCP server is attached to, each with a detach button, and a form
+/// to attach it to one more of the user's agents. `form` wraps the given fields in the
+/// page's own attach `ActionForm` with the item's hidden id. The page creates `agents`
+/// at its top, outside any `Transition`: a resource created inside a `Transition`'s
+/// content while the server renders can leave the render waiting forever.
+#[component]
+pub fn UsedByCard<F>(
+    used_by: Vec<(String, String)>,
+    agents: Resource<Result<model::agents::AgentPage, AppError>>,
+    none: &'static str,
+    error: Signal<Option<AppError>>,
+    form: F,
+) -> impl IntoView
+where
+    F: Fn(AnyView) -> AnyView + Clone + Send + Sync + 'static,
+{
+    let t = t();
+    let attached: Vec<String> = used_by.iter().map(|(a, _)| a.clone()).collect();
+    let attach_form = {
+        let form = form.clone();
+        move || {
+            let (form, attached) = (form.clone(), attached.clone());
+            agents.get().map(move |r| {
+                let free: Vec<_> =
+                    r.map(|p| p.items).unwrap_or_default().into_iter().filter(|a| !attached.contains(&a.id)).collect();
+                (!free.is_empty()).then(|| {
+                    form(
+                        view! {
+                            <label for="f-agent_id">{t.skill_attach_to}</label>
+                            <select id="f-agent_id" name="agent_id">
+                                {free.into_iter().map(|a| view! { <option value=a.id.clone()>{a.name.clone()}</option> }).collect_view()}
+                            </select>
+                            <button type="submit" class="btn btn-secondary btn-small">{t.skill_attach}</button>
+                        }
+                        .into_any(),
+                    )
+                })
+            })
+        }
+    };
+    let list = if used_by.is_empty() {
+        view! { <p class="muted">{none}</p> }.into_any()
+    } else {
+        view! {
+            <ul class="plain-list">
+                {used_by
+                    .into_iter()
+                    .map(|(aid, name)| {
+                        let label = format!("{} {name}", t.skill_detach);
+                        let detach = form(
+                            view! {
+                                <input type="hidden" name="agent_id" value=aid.clone() />
+                                <input type="hidden" name="detach" value="true" />
+                                <button type="submit" class="btn btn-small btn-secondary" aria-label=label>{t.skill_detach}</button>
+                            }
+                            .into_any(),
+                        );
+                        view! { <li><A href=format!("/agents/{aid}")>{name}</A>{detach}</li> }
+                    })
+                    .collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    view! {
+        <section class="card" aria-labelledby="used-title">
+            <h2 id="used-title">{t.skill_used_by}</h2>
+            <ErrorAlert error />
+            {list}
+            <Transition fallback=|| ()>{attach_form}</Transition>
+        </section>
+    }
 }

@@ -128,8 +128,17 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The app's routes, found once per process. Finding them renders the app with every
+/// resource held back by a process-wide flag (leptos_server's `SuppressResourceLoad`): a
+/// page rendering at that moment on another server in the same process (tests start
+/// many) would wait forever for a resource that never loads (leptos issue #4773).
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let settings = engine.settings.clone();
     let state = AppState { leptos_options: leptos_options.clone(), engine: engine.clone() };
 

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
+use model::agents::AgentPage;
 use model::mcp::{McpView, Status, ToolInfo, Transport, tool_changes};
 
 use super::api::{
@@ -10,7 +11,7 @@ use super::api::{
 use crate::agents::api::list_agents;
 use crate::components::{
     EmptyState, ErrorAlert, Field, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea,
-    action_error, action_ok, field_error, list_query,
+    UsedByCard, action_error, action_ok, field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -169,10 +170,11 @@ pub fn McpServerPage() -> impl IntoView {
         delete: ServerAction::new(),
     };
     let server = Resource::new(move || (id(), actions.version()), |(id, _)| get_mcp(id));
+    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
     let content = move || {
         server.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| server.refetch()) /> }.into_any(),
-            Ok(m) => view! { <McpDetail m actions /> }.into_any(),
+            Ok(m) => view! { <McpDetail m actions agents /> }.into_any(),
         })
     };
     view! {
@@ -203,7 +205,7 @@ impl Actions {
 }
 
 #[component]
-fn McpDetail(m: McpView, actions: Actions) -> impl IntoView {
+fn McpDetail(m: McpView, actions: Actions, agents: Resource<Result<AgentPage, AppError>>) -> impl IntoView {
     let t = t();
     let Actions { update, approve, connect, approve_tools, attach, delete } = actions;
     let connecting = connect.pending();
@@ -286,6 +288,19 @@ fn McpDetail(m: McpView, actions: Actions) -> impl IntoView {
     };
     let tools = m.tools.clone();
     let used_by = m.used_by.clone();
+    let attach_form = {
+        let id = id.clone();
+        move |fields: AnyView| {
+            let id = id.clone();
+            view! {
+                <ActionForm action=attach attr:class="inline-form">
+                    <input type="hidden" name="mcp_id" value=id />
+                    {fields}
+                </ActionForm>
+            }
+            .into_any()
+        }
+    };
     let (edit_id, delete_id) = (id.clone(), id.clone());
     view! {
         <Title text=m.name.clone() />
@@ -310,7 +325,7 @@ fn McpDetail(m: McpView, actions: Actions) -> impl IntoView {
                     .into_any()
                 }}
             </section>
-            <UsedBy id=id.clone() used_by attach />
+            <UsedByCard used_by agents none=t.mcp_used_by_none error=action_error(attach) form=attach_form />
             <section class="card" aria-labelledby="edit-title">
                 <h2 id="edit-title">{t.mcp_edit_title}</h2>
                 <SuccessNote show=action_ok(update) text=t.mcp_saved />
@@ -362,67 +377,5 @@ fn ToolItem(tool: ToolInfo) -> impl IntoView {
                 <pre class="log">{schema}</pre>
             </details>
         </li>
-    }
-}
-
-/// The agents using the server, with detach buttons and a form to attach it to another.
-#[component]
-fn UsedBy(id: String, used_by: Vec<(String, String)>, attach: ServerAction<AttachMcp>) -> impl IntoView {
-    let t = t();
-    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
-    let attached: Vec<String> = used_by.iter().map(|(a, _)| a.clone()).collect();
-    let detach_id = id.clone();
-    let attach_form = {
-        let id = id.clone();
-        move || {
-            let (id, attached) = (id.clone(), attached.clone());
-            agents.get().map(move |r| {
-                let free: Vec<_> =
-                    r.map(|p| p.items).unwrap_or_default().into_iter().filter(|a| !attached.contains(&a.id)).collect();
-                (!free.is_empty()).then(|| {
-                    view! {
-                        <ActionForm action=attach attr:class="inline-form">
-                            <input type="hidden" name="mcp_id" value=id.clone() />
-                            <label for="f-agent_id">{t.skill_attach_to}</label>
-                            <select id="f-agent_id" name="agent_id">
-                                {free.into_iter().map(|a| view! { <option value=a.id.clone()>{a.name.clone()}</option> }).collect_view()}
-                            </select>
-                            <button type="submit" class="btn btn-secondary btn-small">{t.skill_attach}</button>
-                        </ActionForm>
-                    }
-                })
-            })
-        }
-    };
-    view! {
-        <section class="card" aria-labelledby="used-title">
-            <h2 id="used-title">{t.skill_used_by}</h2>
-            <ErrorAlert error=action_error(attach) />
-            {if used_by.is_empty() {
-                view! { <p class="muted">{t.mcp_used_by_none}</p> }.into_any()
-            } else {
-                view! {
-                    <ul class="plain-list">
-                        {used_by.into_iter().map(|(aid, name)| {
-                            let label = format!("{} {name}", t.skill_detach);
-                            let mid = detach_id.clone();
-                            view! {
-                                <li>
-                                    <A href=format!("/agents/{aid}")>{name}</A>
-                                    <ActionForm action=attach attr:class="inline-form">
-                                        <input type="hidden" name="mcp_id" value=mid />
-                                        <input type="hidden" name="agent_id" value=aid />
-                                        <input type="hidden" name="detach" value="true" />
-                                        <button type="submit" class="btn btn-small btn-secondary" aria-label=label>{t.skill_detach}</button>
-                                    </ActionForm>
-                                </li>
-                            }
-                        }).collect_view()}
-                    </ul>
-                }
-                .into_any()
-            }}
-            <Transition fallback=|| ()>{attach_form}</Transition>
-        </section>
     }
 }

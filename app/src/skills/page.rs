@@ -2,11 +2,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
+use model::agents::AgentPage;
 use model::skills::{SkillSummary, SkillView};
 
 use super::api::{AttachSkill, DeleteSkill, UploadSkill, get_skill, list_skills, upload_skill};
 use crate::agents::api::list_agents;
-use crate::components::{EmptyState, ErrorAlert, LoadError, Pager, SearchBox, Skeleton, action_error, list_query};
+use crate::components::{
+    EmptyState, ErrorAlert, LoadError, Pager, SearchBox, Skeleton, UsedByCard, action_error, list_query,
+};
 use crate::error::AppError;
 use crate::i18n::t;
 
@@ -136,10 +139,11 @@ pub fn SkillPage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     let attach = ServerAction::<AttachSkill>::new();
     let skill = Resource::new(move || (id(), attach.version().get()), |(id, _)| get_skill(id));
+    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
     let content = move || {
         skill.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| skill.refetch()) /> }.into_any(),
-            Ok(s) => view! { <SkillDetail s attach /> }.into_any(),
+            Ok(s) => view! { <SkillDetail s attach agents /> }.into_any(),
         })
     };
     view! {
@@ -149,36 +153,32 @@ pub fn SkillPage() -> impl IntoView {
 }
 
 #[component]
-fn SkillDetail(s: SkillView, attach: ServerAction<AttachSkill>) -> impl IntoView {
+fn SkillDetail(
+    s: SkillView,
+    attach: ServerAction<AttachSkill>,
+    agents: Resource<Result<AgentPage, AppError>>,
+) -> impl IntoView {
     let t = t();
     let delete = ServerAction::<DeleteSkill>::new();
     let attach_err = action_error(attach);
     let delete_err = action_error(delete);
-    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
     let id = s.id.clone();
-    let attached: Vec<String> = s.used_by.iter().map(|(a, _)| a.clone()).collect();
     let attach_form = {
         let id = id.clone();
-        move || {
-            let (id, attached) = (id.clone(), attached.clone());
-            agents.get().map(move |r| {
-                let free: Vec<_> = r.map(|p| p.items).unwrap_or_default().into_iter().filter(|a| !attached.contains(&a.id)).collect();
-                (!free.is_empty()).then(|| view! {
-                    <ActionForm action=attach attr:class="inline-form">
-                        <input type="hidden" name="skill_id" value=id.clone() />
-                        <label for="f-agent_id">{t.skill_attach_to}</label>
-                        <select id="f-agent_id" name="agent_id">
-                            {free.into_iter().map(|a| view! { <option value=a.id.clone()>{a.name.clone()}</option> }).collect_view()}
-                        </select>
-                        <button type="submit" class="btn btn-secondary btn-small">{t.skill_attach}</button>
-                    </ActionForm>
-                })
-            })
+        move |fields: AnyView| {
+            let id = id.clone();
+            view! {
+                <ActionForm action=attach attr:class="inline-form">
+                    <input type="hidden" name="skill_id" value=id />
+                    {fields}
+                </ActionForm>
+            }
+            .into_any()
         }
     };
     let files_base = format!("/skills/{id}/files/");
     let used_by = s.used_by.clone();
-    let (detach_id, delete_id) = (id.clone(), id.clone());
+    let delete_id = id.clone();
     view! {
         <Title text=s.name.clone() />
         <header class="page-header">
@@ -189,36 +189,7 @@ fn SkillDetail(s: SkillView, attach: ServerAction<AttachSkill>) -> impl IntoView
             </p>
         </header>
         <div class="stack wide">
-            <section class="card" aria-labelledby="used-title">
-                <h2 id="used-title">{t.skill_used_by}</h2>
-                <ErrorAlert error=attach_err />
-                {if used_by.is_empty() {
-                    view! { <p class="muted">{t.skill_used_by_none}</p> }.into_any()
-                } else {
-                    view! {
-                        <ul class="plain-list">
-                            {used_by.into_iter().map(|(aid, name)| {
-                                let href = format!("/agents/{aid}");
-                                let label = format!("{} {name}", t.skill_detach);
-                                let sid = detach_id.clone();
-                                view! {
-                                    <li>
-                                        <A href=href>{name}</A>
-                                        <ActionForm action=attach attr:class="inline-form">
-                                            <input type="hidden" name="skill_id" value=sid />
-                                            <input type="hidden" name="agent_id" value=aid />
-                                            <input type="hidden" name="detach" value="true" />
-                                            <button type="submit" class="btn btn-small btn-secondary" aria-label=label>{t.skill_detach}</button>
-                                        </ActionForm>
-                                    </li>
-                                }
-                            }).collect_view()}
-                        </ul>
-                    }
-                    .into_any()
-                }}
-                <Transition fallback=|| ()>{attach_form}</Transition>
-            </section>
+            <UsedByCard used_by agents none=t.skill_used_by_none error=attach_err form=attach_form />
             <article class="card markdown" aria-label="SKILL.md" inner_html=s.html.clone()></article>
             <section class="card" aria-labelledby="files-title">
                 <h2 id="files-title">{t.skill_files}</h2>
