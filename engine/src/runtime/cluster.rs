@@ -10,7 +10,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use futures::Stream;
-use model::chat::{RunEvent, RunStatus, SeqEvent};
+use model::chat::{RunEvent, RunStatus, SeqEvent, Transcript};
 use sqlx::Row;
 
 use crate::chat::ChatError;
@@ -125,8 +125,9 @@ impl Engine {
         Ok(marked)
     }
 
-    /// Ends one orphaned run as interrupted: a final status event after its last one and the
-    /// row's status, together. Another instance doing the same at once changes nothing.
+    /// Ends one orphaned run as interrupted: its stored transcript brought up to its last
+    /// stored event, then a final status event after that one, all together. Another
+    /// instance doing the same at once changes nothing.
     async fn mark_interrupted(&self, id: &str) -> Result<u64, ChatError> {
         let (mut tx, turn) = self.store.begin().await?;
         let updated = sqlx::query(
@@ -140,21 +141,39 @@ impl Engine {
         if updated == 0 {
             return Ok(0);
         }
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM run_events WHERE message_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let event = RunEvent::Status { status: RunStatus::Interrupted, error: INTERRUPTED.into() };
-        sqlx::query(
-            "INSERT INTO run_events (message_id, seq, event, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (message_id, seq) DO NOTHING",
+        let content: String =
+            sqlx::query_scalar("SELECT content FROM messages WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+        // The transcript is stored about once a second, the events every 100 ms.
+        let mut transcript: Transcript = serde_json::from_str(&content).unwrap_or_default();
+        let batches: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT first_seq, last_seq, events FROM run_event_batches WHERE message_id = $1 AND last_seq > $2 \
+             ORDER BY first_seq",
         )
         .bind(id)
-        .bind(last.unwrap_or(0) + 1)
-        .bind(serde_json::to_string(&event).unwrap_or_default())
-        .bind(now_ms())
+        .bind(transcript.seq as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let last = batches.iter().map(|b| b.1 as u64).max().unwrap_or(0).max(transcript.seq);
+        for e in unbatch(batches.into_iter().map(|(first, _, raw)| (first, raw))) {
+            transcript.apply(&e);
+        }
+        let end = SeqEvent {
+            seq: last + 1,
+            event: RunEvent::Status { status: RunStatus::Interrupted, error: INTERRUPTED.into() },
+        };
+        transcript.apply(&end);
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO run_event_batches (message_id, first_seq, last_seq, events, created_at) \
+             VALUES ($1, $2, $2, $3, $4) ON CONFLICT (message_id, first_seq) DO NOTHING",
+        )
+        .bind(id)
+        .bind(end.seq as i64)
+        .bind(super::flush::batch_json(std::slice::from_ref(&end)))
+        .bind(now)
         .execute(&mut *tx)
         .await?;
+        super::flush::write_transcript(&mut tx, id, &transcript, now).await?;
         tx.commit().await?;
         drop(turn);
         Ok(1)
@@ -331,15 +350,24 @@ impl Engine {
 
     /// A run's stored events after `from`, in order.
     pub(crate) async fn stored_events(&self, message_id: &str, from: u64) -> Result<Vec<SeqEvent>, sqlx::Error> {
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, event FROM run_events WHERE message_id = $1 AND seq > $2 ORDER BY seq")
-                .bind(message_id)
-                .bind(from as i64)
-                .fetch_all(&self.store.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(seq, raw)| Some(SeqEvent { seq: seq as u64, event: serde_json::from_str(&raw).ok()? }))
-            .collect())
+        let batches: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT first_seq, events FROM run_event_batches WHERE message_id = $1 AND last_seq > $2 ORDER BY first_seq",
+        )
+        .bind(message_id)
+        .bind(from as i64)
+        .fetch_all(&self.store.pool)
+        .await?;
+        Ok(unbatch(batches).filter(|e| e.seq > from).collect())
     }
+}
+
+/// The events of stored batches (`first_seq`, JSON array), numbered; an event that cannot
+/// be read is skipped (its number is not reused).
+fn unbatch(batches: impl IntoIterator<Item = (i64, String)>) -> impl Iterator<Item = SeqEvent> {
+    batches.into_iter().flat_map(|(first, raw)| {
+        let events: Vec<serde_json::Value> = serde_json::from_str(&raw).unwrap_or_default();
+        events.into_iter().enumerate().filter_map(move |(i, v)| {
+            Some(SeqEvent { seq: first as u64 + i as u64, event: serde_json::from_value(v).ok()? })
+        })
+    })
 }

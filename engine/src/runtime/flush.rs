@@ -1,11 +1,15 @@
-//! Storing what runs produce: one task per engine writes every run's new events (and its
-//! message's transcript) in one transaction at least every 100 ms, not one transaction per
-//! run, so a thousand runs cost ten commits a second, not ten thousand. Events are read
-//! from each run's log in memory, which keeps them until they are stored.
+//! Storing what runs produce: one task per engine writes every run's new events in one
+//! transaction at least every 100 ms, not one transaction per run, so a thousand runs cost
+//! ten commits a second, not ten thousand. A run's new events go in as one row (a batch),
+//! not one row each. Its message's transcript (the folded answer) is rewritten when its
+//! status changes, when it ends, and otherwise about once a second: whoever reads a stored
+//! transcript of a running answer replays the stored events after its `seq`. Events are
+//! read from each run's log in memory, which keeps them until they are stored.
 
+use std::collections::HashMap;
 use std::sync::Weak;
 
-use model::chat::{SeqEvent, Transcript};
+use model::chat::{RunStatus, SeqEvent, Transcript};
 
 use super::{FLUSH_EVERY, Live, Row};
 use crate::store::now_ms;
@@ -22,19 +26,47 @@ const YIELD_EVERY: usize = 32;
 /// Rows per multi-row insert, largest first: a few statement shapes, each prepared once.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
+/// A running answer's stored transcript is rewritten at least this often while it changes.
+const TRANSCRIPT_EVERY_MS: i64 = 1_000;
+
 /// What one run has to store this round.
 struct Pending {
     message_id: String,
     live: std::sync::Arc<Live>,
+    /// The events after the stored ones, numbered `first..`; none when only the
+    /// transcript is due.
     events: Vec<SeqEvent>,
-    transcript: Transcript,
+    /// The transcript, when it is due.
+    transcript: Option<Transcript>,
     upto: u64,
 }
 
 impl Pending {
-    fn stored(&self) {
+    fn stored(&self, wrote: &mut HashMap<String, Wrote>, now: i64) {
         self.live.stored.send_replace(self.upto);
         self.live.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = &self.transcript {
+            wrote.insert(self.message_id.clone(), Wrote { at: now, status: t.status, seq: t.seq });
+        }
+    }
+}
+
+/// The transcript of a run as last stored.
+struct Wrote {
+    at: i64,
+    status: RunStatus,
+    seq: u64,
+}
+
+impl Wrote {
+    /// Whether `t` should be stored now.
+    fn due(this: Option<&Self>, t: &Transcript, now: i64) -> bool {
+        match this {
+            None => true,
+            Some(w) => {
+                t.seq > w.seq && (t.status != w.status || t.status.is_final() || now - w.at >= TRANSCRIPT_EVERY_MS)
+            }
+        }
     }
 }
 
@@ -42,6 +74,9 @@ impl Pending {
 /// ends, so its end is stored without waiting), and sleeps while there are none.
 pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
     tokio::spawn(async move {
+        // What each live run's stored transcript is (a run seen for the first time has
+        // the one written with its row, or none: it is stored at its first events).
+        let mut wrote: HashMap<String, Wrote> = HashMap::new();
         loop {
             let (wake, busy) = match engine.upgrade() {
                 Some(inner) => (inner.runs.flush_now.clone(), inner.runs.count() > 0),
@@ -56,15 +91,23 @@ pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
                 wake.notified().await;
             }
             let Some(inner) = engine.upgrade() else { return };
-            flush(&Engine(inner)).await;
+            flush(&Engine(inner), &mut wrote).await;
         }
     });
 }
 
 /// Stores what every run produced since the last round.
-async fn flush(engine: &Engine) {
+async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>) {
+    let started = std::time::Instant::now();
+    let now = now_ms();
+    let runs = engine.runs.all_named();
+    // Forget the runs that are over.
+    if wrote.len() > runs.len() {
+        let live: std::collections::HashSet<&str> = runs.iter().map(|(id, _)| id.as_str()).collect();
+        wrote.retain(|id, _| live.contains(id.as_str()));
+    }
     let mut work = Vec::new();
-    for (i, (message_id, live)) in engine.runs.all_named().into_iter().enumerate() {
+    for (i, (message_id, live)) in runs.into_iter().enumerate() {
         // With a thousand runs this loop is long: let the streams on this thread go on.
         if i % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
@@ -79,25 +122,36 @@ async fn flush(engine: &Engine) {
                 live.stored.send_replace(upto);
                 continue;
             }
-            Row::Ready if upto <= stored => continue,
             Row::Ready => {}
         }
+        let transcript = Wrote::due(wrote.get(&message_id), &s.transcript, now).then(|| s.transcript.clone());
+        if upto <= stored && transcript.is_none() {
+            continue;
+        }
         let events = s.log[stored as usize..].to_vec();
-        let transcript = s.transcript.clone();
         drop(s);
         work.push(Pending { message_id, live, events, transcript, upto });
     }
     if work.is_empty() {
         return;
     }
-    if store(engine, &work).await.is_ok() {
-        work.iter().for_each(Pending::stored);
+    let prepared = started.elapsed();
+    if store(engine, &work, now).await.is_ok() {
+        work.iter().for_each(|p| p.stored(wrote, now));
+        tracing::debug!(
+            runs = work.len(),
+            events = work.iter().map(|p| p.events.len()).sum::<usize>(),
+            transcripts = work.iter().filter(|p| p.transcript.is_some()).count(),
+            prepare_us = prepared.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "stored run events"
+        );
         return;
     }
     // One run's trouble must not hold back the others: each on its own.
     for p in work {
-        match store(engine, std::slice::from_ref(&p)).await {
-            Ok(()) => p.stored(),
+        match store(engine, std::slice::from_ref(&p), now).await {
+            Ok(()) => p.stored(wrote, now),
             Err(e) => {
                 // Tried again next round, 100 ms on.
                 let tries = p.live.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -112,7 +166,8 @@ async fn flush(engine: &Engine) {
     }
 }
 
-/// The statement inserting `rows` events.
+/// The statement inserting `rows` batches. A batch tried again (its transaction failed
+/// as far as this side knows) starts at the same event and holds at least as many.
 fn insert_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
@@ -120,11 +175,15 @@ fn insert_sql(rows: usize) -> &'static str {
             .iter()
             .map(|&n| {
                 let values: Vec<String> = (0..n)
-                    .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                    .map(|i| {
+                        let p = 5 * i;
+                        format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+                    })
                     .collect();
                 format!(
-                    "INSERT INTO run_events (message_id, seq, event, created_at) VALUES {} \
-                     ON CONFLICT (message_id, seq) DO NOTHING",
+                    "INSERT INTO run_event_batches (message_id, first_seq, last_seq, events, created_at) VALUES {} \
+                     ON CONFLICT (message_id, first_seq) DO UPDATE SET last_seq = excluded.last_seq, \
+                     events = excluded.events WHERE run_event_batches.last_seq < excluded.last_seq",
                     values.join(", ")
                 )
             })
@@ -134,45 +193,68 @@ fn insert_sql(rows: usize) -> &'static str {
     &all[i]
 }
 
-/// One transaction: the events of every run in `work`, then each run's transcript.
-async fn store(engine: &Engine, work: &[Pending]) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    // Serialized a chunk at a time, between the statements' awaits: no long stretch
-    // without yielding to the streams sharing this thread.
-    let rows: Vec<(&str, &SeqEvent)> =
-        work.iter().flat_map(|p| p.events.iter().map(|e| (p.message_id.as_str(), e))).collect();
+/// `events` (numbered in order, none missing) as one JSON array.
+pub(super) fn batch_json(events: &[SeqEvent]) -> String {
+    let mut out = String::with_capacity(events.len() * 48 + 2);
+    out.push('[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(&e.event).unwrap_or_else(|_| "null".into()));
+    }
+    out.push(']');
+    out
+}
+
+/// One transaction: every run's new events (one row each), then the transcripts due.
+async fn store(engine: &Engine, work: &[Pending], now: i64) -> Result<(), sqlx::Error> {
+    let batches: Vec<&Pending> = work.iter().filter(|p| !p.events.is_empty()).collect();
     let (mut tx, turn) = engine.store.begin().await?;
-    let mut rest = &rows[..];
+    let mut rest = &batches[..];
     while !rest.is_empty() {
         let n = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
         let (chunk, tail) = rest.split_at(n);
         let mut q = sqlx::query(insert_sql(n));
-        for (message_id, e) in chunk {
-            let event = serde_json::to_string(&e.event).unwrap_or_default();
-            q = q.bind(*message_id).bind(e.seq as i64).bind(event).bind(now);
+        // Serialized a chunk at a time, between the statements' awaits: no long stretch
+        // without yielding to the streams sharing this thread.
+        for p in chunk {
+            let (first, last) = (p.events[0].seq, p.events[p.events.len() - 1].seq);
+            q = q.bind(&p.message_id).bind(first as i64).bind(last as i64).bind(batch_json(&p.events)).bind(now);
         }
         q.execute(&mut *tx).await?;
         rest = tail;
     }
     for p in work {
-        let t = &p.transcript;
-        sqlx::query(
-            "UPDATE messages SET content = $2, status = $3, error = $4, model = $5, input_tokens = $6, \
-             output_tokens = $7, cost_micros = $8, updated_at = $9 WHERE id = $1",
-        )
-        .bind(&p.message_id)
-        .bind(serde_json::to_string(t).unwrap_or_default())
-        .bind(t.status.as_str())
-        .bind(&t.error)
-        .bind(&t.model)
-        .bind(t.input_tokens as i64)
-        .bind(t.output_tokens as i64)
-        .bind(t.cost_micros as i64)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let Some(t) = &p.transcript else { continue };
+        write_transcript(&mut tx, &p.message_id, t, now).await?;
     }
     tx.commit().await?;
     drop(turn);
+    Ok(())
+}
+
+/// Stores a message's transcript and the columns read from it.
+pub(super) async fn write_transcript(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message_id: &str,
+    t: &Transcript,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET content = $2, status = $3, error = $4, model = $5, input_tokens = $6, \
+         output_tokens = $7, cost_micros = $8, updated_at = $9 WHERE id = $1",
+    )
+    .bind(message_id)
+    .bind(serde_json::to_string(t).unwrap_or_default())
+    .bind(t.status.as_str())
+    .bind(&t.error)
+    .bind(&t.model)
+    .bind(t.input_tokens as i64)
+    .bind(t.output_tokens as i64)
+    .bind(t.cost_micros as i64)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

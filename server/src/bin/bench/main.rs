@@ -156,7 +156,7 @@ async fn bench() {
         .env("AGENTRY_BIND", format!("127.0.0.1:{port}"))
         .env("AGENTRY_DATA_DIR", &dir)
         .env("AGENTRY_LIMITS__REQUESTS_PER_MINUTE", "0")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()))
         .spawn()
         .expect("start server");
     let pid = child.id();
