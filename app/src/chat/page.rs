@@ -355,7 +355,7 @@ fn QuestionItem(m: MessageView, conversation_id: String, agent_id: String) -> im
             <div class="msg-foot">
                 {switcher}
                 <details class="popover edit">
-                    <summary class="btn btn-secondary btn-small">{t.chat_edit}</summary>
+                    <summary class="btn btn-ghost btn-small">{t.chat_edit}</summary>
                     <ActionForm action=acts.send attr:class="edit-form">
                         <input type="hidden" name="agent_id" value=agent_id />
                         <input type="hidden" name="conversation_id" value=conversation_id />
@@ -418,7 +418,11 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
                 {s.is_final().then(|| view! {
                     <ActionForm action=acts.regenerate attr:class="inline">
                         <input type="hidden" name="message_id" value=regen_id />
-                        <button type="submit" class="btn btn-secondary btn-small" data-testid="regenerate">
+                        <button
+                            type="submit"
+                            class=if matches!(s, RunStatus::Done | RunStatus::Stopped) { "btn btn-ghost btn-small" } else { "btn btn-secondary btn-small" }
+                            data-testid="regenerate"
+                        >
                             {if matches!(s, RunStatus::Done | RunStatus::Stopped) { t.chat_regenerate } else { t.retry }}
                         </button>
                     </ActionForm>
