@@ -78,45 +78,38 @@ impl Engine {
         let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
         stored.push((assistant_message_id.clone(), Some(user_message_id.clone()), Role::Assistant, empty));
         let title = turns.last().map(|(_, last)| title_from(last)).unwrap_or_default();
+        // The conversation is written by the flusher's next round, in one transaction with
+        // other runs' writes and this run's first events; they wait in memory till then.
+        let create = NewApiConversation {
+            owner: user.clone(),
+            conversation_id: conversation_id.clone(),
+            agent_id: agent.id.clone(),
+            title,
+            messages: stored,
+            at: now,
+        };
         let run = NewRun {
             conversation_id: conversation_id.clone(),
             message_id: assistant_message_id.clone(),
             agent_id: agent.id.clone(),
             interactive: false,
             prepared: Some(Prepared { agent, history }),
-            row: Row::Pending,
+            row: Row::Create(std::sync::Arc::new(create)),
         };
-        let agent_id = run.agent_id.clone();
-        let live = self.start_run(user, run);
+        self.start_run(user, run);
         let events = self.run_events(&assistant_message_id, 0);
-        let (engine, owner, conversation) = (self.clone(), user.clone(), conversation_id.clone());
-        tokio::spawn(async move {
-            let written = engine.write_api_conversation(&owner, &conversation, &agent_id, &title, &stored, now).await;
-            match written {
-                Ok(()) => live.set_row(Row::Ready, &engine.runs),
-                Err(e) => {
-                    tracing::error!(error = %e, conversation = %conversation, "could not store an API conversation");
-                    live.set_row(Row::Gone, &engine.runs);
-                    live.fail(RunStatus::Failed, &format!("The conversation could not be stored: {e}"));
-                }
-            }
-        });
         Ok((Sent { conversation_id, user_message_id, assistant_message_id }, events))
     }
 
     /// The conversation of an API request, its answer last (running, on this instance),
-    /// shown as its branch; all or nothing.
-    async fn write_api_conversation(
+    /// shown as its branch; in the caller's transaction.
+    pub(crate) async fn write_api_conversation(
         &self,
-        user: &CurrentUser,
-        conversation_id: &str,
-        agent_id: &str,
-        title: &str,
-        messages: &[(String, Option<String>, Role, String)],
-        now: i64,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        c: &NewApiConversation,
     ) -> Result<(), ChatError> {
-        let (mut tx, turn) = self.store.begin().await?;
-        Self::insert_conversation(&mut tx, conversation_id, user, agent_id, title, now).await?;
+        let (conversation_id, messages, now) = (c.conversation_id.as_str(), &c.messages, c.at);
+        Self::insert_conversation(tx, conversation_id, &c.owner, &c.agent_id, &c.title, now).await?;
         let last = messages.len().saturating_sub(1);
         for (i, (id, parent_id, role, content)) in messages.iter().enumerate() {
             let m = NewMessage {
@@ -128,19 +121,28 @@ impl Engine {
                 at: now,
                 run_instance: (i == last).then(|| self.instance_id()),
             };
-            Self::insert_message(&mut tx, &m).await?;
+            Self::insert_message(tx, &m).await?;
         }
         if let Some((leaf, ..)) = messages.last() {
             sqlx::query("UPDATE conversations SET leaf_id = $2 WHERE id = $1")
                 .bind(conversation_id)
                 .bind(leaf)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
-        drop(turn);
         Ok(())
     }
+}
+
+/// An API request's conversation as it is to be stored: its messages in order (id,
+/// parent, role, content), the running answer last.
+pub(crate) struct NewApiConversation {
+    owner: CurrentUser,
+    conversation_id: String,
+    agent_id: String,
+    title: String,
+    messages: Vec<(String, Option<String>, Role, String)>,
+    at: i64,
 }
 
 /// The request's messages checked and as turns: system and developer text goes before the

@@ -72,10 +72,11 @@ impl Runs {
 }
 
 /// Whether a run's message row is in the store, so its events can be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum Row {
-    /// Being written beside the run's first model call; events wait in the log.
-    Pending,
+    /// To be written by the flusher's next round (an API request's conversation), with
+    /// the run's first events; until then they wait in the log.
+    Create(Arc<crate::openai::NewApiConversation>),
     Ready,
     /// It could not be written: the run's events go to its subscribers only.
     Gone,
@@ -132,14 +133,6 @@ impl Live {
         let _ = self.tx.send(e);
     }
 
-    /// Says whether the run's message row is now in the store.
-    pub(crate) fn set_row(&self, row: Row, runs: &Runs) {
-        if let Ok(mut s) = self.state.lock() {
-            s.row = row;
-        }
-        runs.flush_now.notify_one();
-    }
-
     pub fn transcript(&self) -> Transcript {
         self.state.lock().map(|s| s.transcript.clone()).unwrap_or_default()
     }
@@ -182,12 +175,13 @@ impl End {
 
 impl Engine {
     /// Starts the run that writes the answer `run.message_id`.
-    pub(crate) fn start_run(&self, user: &CurrentUser, run: NewRun) -> Arc<Live> {
+    pub(crate) fn start_run(&self, user: &CurrentUser, mut run: NewRun) -> Arc<Live> {
         let (tx, _) = broadcast::channel(1024);
+        let row = std::mem::replace(&mut run.row, Row::Ready);
         let live = Arc::new(Live {
             owner: user.id.clone(),
             interactive: run.interactive,
-            state: Mutex::new(LiveState { log: Vec::new(), transcript: Transcript::default(), row: run.row }),
+            state: Mutex::new(LiveState { log: Vec::new(), transcript: Transcript::default(), row }),
             tx,
             stored: watch::channel(0).0,
             failures: AtomicU32::new(0),

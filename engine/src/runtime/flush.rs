@@ -1,17 +1,20 @@
 //! Storing what runs produce: one task per engine writes every run's new events in one
 //! transaction at least every 100 ms, not one transaction per run, so a thousand runs cost
-//! ten commits a second, not ten thousand. A run's new events go in as one row (a batch),
+//! ten commits a second, not ten thousand. The same transaction writes the conversations of
+//! API requests that just started. A run's new events go in as one row (a batch),
 //! not one row each. Its message's transcript (the folded answer) is rewritten when its
 //! status changes, when it ends, and otherwise about once a second: whoever reads a stored
 //! transcript of a running answer replays the stored events after its `seq`. Events are
 //! read from each run's log in memory, which keeps them until they are stored.
 
 use std::collections::HashMap;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use model::chat::{RunStatus, SeqEvent, Transcript};
 
 use super::{FLUSH_EVERY, Live, Row};
+use crate::chat::ChatError;
+use crate::openai::NewApiConversation;
 use crate::store::now_ms;
 use crate::{Engine, Inner};
 
@@ -32,7 +35,9 @@ const TRANSCRIPT_EVERY_MS: i64 = 1_000;
 /// What one run has to store this round.
 struct Pending {
     message_id: String,
-    live: std::sync::Arc<Live>,
+    live: Arc<Live>,
+    /// Its conversation, when it is yet to be written (an API request's).
+    create: Option<Arc<NewApiConversation>>,
     /// The events after the stored ones, numbered `first..`; none when only the
     /// transcript is due.
     events: Vec<SeqEvent>,
@@ -43,6 +48,11 @@ struct Pending {
 
 impl Pending {
     fn stored(&self, wrote: &mut HashMap<String, Wrote>, now: i64) {
+        if self.create.is_some()
+            && let Ok(mut s) = self.live.state.lock()
+        {
+            s.row = Row::Ready;
+        }
         self.live.stored.send_replace(self.upto);
         self.live.failures.store(0, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = &self.transcript {
@@ -115,22 +125,22 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>) {
         let Ok(s) = live.state.lock() else { continue };
         let stored = *live.stored.borrow();
         let upto = s.log.len() as u64;
-        match s.row {
-            Row::Pending => continue,
+        let create = match &s.row {
+            Row::Create(c) => Some(c.clone()),
             Row::Gone => {
                 drop(s);
                 live.stored.send_replace(upto);
                 continue;
             }
-            Row::Ready => {}
-        }
+            Row::Ready => None,
+        };
         let transcript = Wrote::due(wrote.get(&message_id), &s.transcript, now).then(|| s.transcript.clone());
-        if upto <= stored && transcript.is_none() {
+        if upto <= stored && transcript.is_none() && create.is_none() {
             continue;
         }
         let events = s.log[stored as usize..].to_vec();
         drop(s);
-        work.push(Pending { message_id, live, events, transcript, upto });
+        work.push(Pending { message_id, live, create, events, transcript, upto });
     }
     if work.is_empty() {
         return;
@@ -141,6 +151,7 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>) {
         tracing::debug!(
             runs = work.len(),
             events = work.iter().map(|p| p.events.len()).sum::<usize>(),
+            conversations = work.iter().filter(|p| p.create.is_some()).count(),
             transcripts = work.iter().filter(|p| p.transcript.is_some()).count(),
             prepare_us = prepared.as_micros() as u64,
             total_us = started.elapsed().as_micros() as u64,
@@ -152,6 +163,15 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>) {
     for p in work {
         match store(engine, std::slice::from_ref(&p), now).await {
             Ok(()) => p.stored(wrote, now),
+            // Its conversation cannot be written: the run ends, its events unstored.
+            Err(e) if p.create.is_some() => {
+                tracing::error!(error = %e, message = %p.message_id, "could not store an API conversation");
+                if let Ok(mut s) = p.live.state.lock() {
+                    s.row = Row::Gone;
+                }
+                p.live.stored.send_replace(p.upto);
+                p.live.fail(RunStatus::Failed, &format!("The conversation could not be stored: {e}"));
+            }
             Err(e) => {
                 // Tried again next round, 100 ms on.
                 let tries = p.live.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -207,10 +227,14 @@ pub(super) fn batch_json(events: &[SeqEvent]) -> String {
     out
 }
 
-/// One transaction: every run's new events (one row each), then the transcripts due.
-async fn store(engine: &Engine, work: &[Pending], now: i64) -> Result<(), sqlx::Error> {
+/// One transaction: the new conversations, every run's new events (one row each), then
+/// the transcripts due.
+async fn store(engine: &Engine, work: &[Pending], now: i64) -> Result<(), ChatError> {
     let batches: Vec<&Pending> = work.iter().filter(|p| !p.events.is_empty()).collect();
     let (mut tx, turn) = engine.store.begin().await?;
+    for c in work.iter().filter_map(|p| p.create.as_deref()) {
+        engine.write_api_conversation(&mut tx, c).await?;
+    }
     let mut rest = &batches[..];
     while !rest.is_empty() {
         let n = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
