@@ -335,8 +335,28 @@ async fn answer_streams(
             continue;
         }
         let before = rss_mb(pid);
+        let me = std::process::id();
+        let (cpu0, own0, t0) = (cpu_secs(pid), cpu_secs(me), Instant::now());
         let (via, during) = streams::run(&through, c, per, stream_time, async { rss_mb(pid) }).await;
+        let (cpu1, own1, t1) = (cpu_secs(pid), cpu_secs(me), Instant::now());
         let (straight, _) = streams::run(&direct, c, per, stream_time, async { 0.0 }).await;
+        let (own2, t2) = (cpu_secs(me), Instant::now());
+        // Where the two cores went: the server's share and the load's (client and fake
+        // upstream, this process) through Agentry, and the load's alone when direct.
+        let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+        let share = |cpu: f64, secs: f64| 100.0 * cpu / secs / cores;
+        let (via_secs, direct_secs) = ((t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
+        let (server_pct, load_pct, load_direct_pct) =
+            (share(cpu1 - cpu0, via_secs), share(own1 - own0, via_secs), share(own2 - own1, direct_secs));
+        let tokens = (via.len() * streams::TOKENS) as f64;
+        let server_us = (cpu1 - cpu0) / tokens * 1e6;
+        rows.push(format!(
+            "CPU, c={c:<5}        through Agentry: server {server_pct:.0}% + load {load_pct:.0}% of the cores   direct: load {load_direct_pct:.0}%   server {server_us:.1} µs per token"
+        ));
+        figures.insert(format!("stream_server_cpu_pct_c{c}"), json!(server_pct.round()));
+        figures.insert(format!("stream_load_cpu_pct_c{c}"), json!(load_pct.round()));
+        figures.insert(format!("stream_load_direct_cpu_pct_c{c}"), json!(load_direct_pct.round()));
+        figures.insert(format!("stream_server_us_per_token_c{c}"), json!(round3(server_us)));
         let (tv, ts) = (ttft(&via), ttft(&straight));
         let (a50, a99) = (percentile(&tv, 0.5) - percentile(&ts, 0.5), percentile(&tv, 0.99) - percentile(&ts, 0.99));
         rows.push(format!(
