@@ -74,6 +74,6 @@ free_port() {
 
 # Release build of the server and the hydrated WASM into target/site.
 build_release() {
-  log "building the release server and WASM (cargo leptos build --release)"
-  cargo leptos build --release
+  log "building the release server and WASM, split per page (cargo leptos build --release --split)"
+  cargo leptos build --release --split
 }

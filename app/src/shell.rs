@@ -6,7 +6,7 @@ mod theme;
 use leptos::prelude::*;
 use leptos_meta::{Html, Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{SsrMode, path};
+use leptos_router::{Lazy, LazyRoute, SsrMode, lazy_route, path};
 
 use crate::admin::AdminPage;
 use crate::agents::{AgentHistoryPage, AgentPage, AgentsPage, ImportAgentPage, NewAgentPage};
@@ -18,8 +18,57 @@ use crate::pages::{ComingSoon, HomePage, NotFound, Section};
 use crate::providers::{NewProviderPage, ProviderPage, ProvidersPage};
 use crate::settings::SettingsPage;
 use crate::skills::{SkillPage, SkillsPage};
+use crate::usage::UsagePage;
 pub use layout::{AppLayout, AuthLayout};
 pub use theme::Theme;
+
+/// A page whose code the browser loads when it is first shown (`cargo leptos --split`
+/// puts each in its own WASM chunk): the first download holds the shell and what pages
+/// share, not every page.
+macro_rules! lazy_page {
+    ($route:ident, $page:ident) => {
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$page /> }.into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(LoginRoute, LoginPage);
+lazy_page!(RegisterRoute, RegisterPage);
+lazy_page!(HomeRoute, HomePage);
+lazy_page!(AgentsRoute, AgentsPage);
+lazy_page!(NewAgentRoute, NewAgentPage);
+lazy_page!(ImportAgentRoute, ImportAgentPage);
+lazy_page!(AgentRoute, AgentPage);
+lazy_page!(AgentHistoryRoute, AgentHistoryPage);
+lazy_page!(SkillsRoute, SkillsPage);
+lazy_page!(SkillRoute, SkillPage);
+lazy_page!(McpRoute, McpPage);
+lazy_page!(NewMcpRoute, NewMcpPage);
+lazy_page!(McpServerRoute, McpServerPage);
+lazy_page!(ChatListRoute, ChatListPage);
+lazy_page!(ConversationRoute, ConversationPage);
+lazy_page!(BuildsRoute, BuildsPage);
+lazy_page!(UsageRoute, UsagePage);
+lazy_page!(ProvidersRoute, ProvidersPage);
+lazy_page!(NewProviderRoute, NewProviderPage);
+lazy_page!(ProviderRoute, ProviderPage);
+lazy_page!(SettingsRoute, SettingsPage);
+lazy_page!(AdminRoute, AdminPage);
+
+#[component]
+fn BuildsPage() -> impl IntoView {
+    view! { <ComingSoon section=Section::Builds /> }
+}
 
 /// The whole HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -91,30 +140,30 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=NotFound>
                 <ParentRoute path=path!("") view=AuthLayout ssr=SsrMode::Async>
-                    <Route path=path!("login") view=LoginPage ssr=SsrMode::Async />
-                    <Route path=path!("register") view=RegisterPage ssr=SsrMode::Async />
+                    <Route path=path!("login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("register") view={Lazy::<RegisterRoute>::new()} ssr=SsrMode::Async />
                 </ParentRoute>
                 <ParentRoute path=path!("") view=AppLayout ssr=SsrMode::Async>
-                    <Route path=path!("") view=HomePage ssr=SsrMode::Async />
-                    <Route path=path!("agents") view=AgentsPage ssr=SsrMode::Async />
-                    <Route path=path!("agents/new") view=NewAgentPage ssr=SsrMode::Async />
-                    <Route path=path!("agents/import") view=ImportAgentPage ssr=SsrMode::Async />
-                    <Route path=path!("agents/:id") view=AgentPage ssr=SsrMode::Async />
-                    <Route path=path!("agents/:id/history") view=AgentHistoryPage ssr=SsrMode::Async />
-                    <Route path=path!("skills") view=SkillsPage ssr=SsrMode::Async />
-                    <Route path=path!("skills/:id") view=SkillPage ssr=SsrMode::Async />
-                    <Route path=path!("mcp") view=McpPage ssr=SsrMode::Async />
-                    <Route path=path!("mcp/new") view=NewMcpPage ssr=SsrMode::Async />
-                    <Route path=path!("mcp/:id") view=McpServerPage ssr=SsrMode::Async />
-                    <Route path=path!("chat") view=ChatListPage ssr=SsrMode::Async />
-                    <Route path=path!("chat/:id") view=ConversationPage ssr=SsrMode::Async />
-                    <Route path=path!("builds") view=|| view! { <ComingSoon section=Section::Builds /> } ssr=SsrMode::Async />
-                    <Route path=path!("usage") view=crate::usage::UsagePage ssr=SsrMode::Async />
-                    <Route path=path!("providers") view=ProvidersPage ssr=SsrMode::Async />
-                    <Route path=path!("providers/new") view=NewProviderPage ssr=SsrMode::Async />
-                    <Route path=path!("providers/:id") view=ProviderPage ssr=SsrMode::Async />
-                    <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async />
-                    <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async />
+                    <Route path=path!("") view={Lazy::<HomeRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("agents") view={Lazy::<AgentsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("agents/new") view={Lazy::<NewAgentRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("agents/import") view={Lazy::<ImportAgentRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("agents/:id") view={Lazy::<AgentRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("agents/:id/history") view={Lazy::<AgentHistoryRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("skills") view={Lazy::<SkillsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("skills/:id") view={Lazy::<SkillRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("mcp") view={Lazy::<McpRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("mcp/new") view={Lazy::<NewMcpRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("mcp/:id") view={Lazy::<McpServerRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("chat") view={Lazy::<ChatListRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("chat/:id") view={Lazy::<ConversationRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("builds") view={Lazy::<BuildsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("usage") view={Lazy::<UsageRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("providers") view={Lazy::<ProvidersRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("providers/new") view={Lazy::<NewProviderRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("providers/:id") view={Lazy::<ProviderRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("admin") view={Lazy::<AdminRoute>::new()} ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -27,6 +27,12 @@ impl axum::extract::FromRef<AppState> for LeptosOptions {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// Where a rendered page leaves its Content-Security-Policy (it holds the render's
+/// nonce) for the middleware to put on the response. The header set through Leptos'
+/// `ResponseOptions` alone went missing now and then once routes were lazy.
+#[derive(Clone, Debug, Default)]
+pub struct PageCsp(pub std::sync::Arc<std::sync::Mutex<Option<HeaderValue>>>);
+
 fn parts() -> Option<Parts> {
     use_context::<Parts>()
 }
@@ -209,6 +215,11 @@ pub fn set_csp() {
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
+        if let Some(slot) = parts().and_then(|p| p.extensions.get::<PageCsp>().cloned())
+            && let Ok(mut slot) = slot.0.lock()
+        {
+            *slot = Some(v.clone());
+        }
         res.insert_header(header::CONTENT_SECURITY_POLICY, v);
     }
 }

@@ -9,5 +9,6 @@ pub fn hydrate() {
     // skip the formatting machinery this pulls in.
     #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    // Waits for the current page's code (a lazy route) before hydrating it.
+    leptos::mount::hydrate_lazy(app::App);
 }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use app::ssr::{RequestId, cookie_value, session_cookies};
+use app::ssr::{PageCsp, RequestId, cookie_value, session_cookies};
 use app::{AppError, ErrorCode};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -130,7 +130,12 @@ pub async fn hygiene(State(engine): State<Engine>, mut req: Request, next: Next)
     }
     req.extensions_mut().insert(client);
     req.extensions_mut().insert(RequestId(request_id));
+    let csp = PageCsp::default();
+    req.extensions_mut().insert(csp.clone());
     let mut res = next.run(req).await;
+    if let Some(v) = csp.0.lock().ok().and_then(|mut c| c.take()) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     for c in set_cookies {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
