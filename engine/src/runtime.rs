@@ -446,36 +446,41 @@ async fn run_turns(
         let mut calls = Vec::new();
         let mut call_usage = Usage::default();
         let mut stop = StopReason::EndTurn;
-        loop {
-            let next = tokio::select! {
-                n = events.next() => n,
-                end = cancelled(cancel) => {
-                    add_usage(engine, live, &mut total, call_usage, &model_used);
-                    return Err(end);
-                }
-            };
-            match next {
-                None => break,
-                Some(Err(e)) => {
-                    add_usage(engine, live, &mut total, call_usage, &model_used);
-                    return Err(End::new(RunStatus::Incomplete, incomplete_message(&e)));
-                }
-                Some(Ok(ev)) => match ev {
-                    StreamEvent::TextDelta { text } => live.emit(RunEvent::Text { text }),
-                    StreamEvent::ToolStart { id, name } => {
-                        let label = toolbox.label(&name);
-                        live.emit(RunEvent::ToolStart { id, name, label });
+        // One wait on the cancel channel for the whole answer, not a new one per token.
+        {
+            let stopped = cancelled(cancel);
+            tokio::pin!(stopped);
+            loop {
+                let next = tokio::select! {
+                    n = events.next() => n,
+                    end = &mut stopped => {
+                        add_usage(engine, live, &mut total, call_usage, &model_used);
+                        return Err(end);
                     }
-                    StreamEvent::ToolDelta { .. } => {}
-                    StreamEvent::ToolEnd { id, name, input } => {
-                        let policy = toolbox.policy(&name);
-                        let asking = policy == model::agents::ToolPolicy::Ask && live.interactive;
-                        live.emit(RunEvent::ToolCall { id: id.clone(), input: input.clone(), asking });
-                        calls.push((id, name, input, policy));
+                };
+                match next {
+                    None => break,
+                    Some(Err(e)) => {
+                        add_usage(engine, live, &mut total, call_usage, &model_used);
+                        return Err(End::new(RunStatus::Incomplete, incomplete_message(&e)));
                     }
-                    StreamEvent::Usage { usage } => call_usage = usage,
-                    StreamEvent::Stop { reason } => stop = reason,
-                },
+                    Some(Ok(ev)) => match ev {
+                        StreamEvent::TextDelta { text } => live.emit(RunEvent::Text { text }),
+                        StreamEvent::ToolStart { id, name } => {
+                            let label = toolbox.label(&name);
+                            live.emit(RunEvent::ToolStart { id, name, label });
+                        }
+                        StreamEvent::ToolDelta { .. } => {}
+                        StreamEvent::ToolEnd { id, name, input } => {
+                            let policy = toolbox.policy(&name);
+                            let asking = policy == model::agents::ToolPolicy::Ask && live.interactive;
+                            live.emit(RunEvent::ToolCall { id: id.clone(), input: input.clone(), asking });
+                            calls.push((id, name, input, policy));
+                        }
+                        StreamEvent::Usage { usage } => call_usage = usage,
+                        StreamEvent::Stop { reason } => stop = reason,
+                    },
+                }
             }
         }
         add_usage(engine, live, &mut total, call_usage, &model_used);

@@ -257,23 +257,43 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
             "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
         })
     };
-    let first = chunk(json!({ "role": "assistant", "content": "" }), None);
+    // A token's chunk is this with its text (as a JSON string) in the middle: written once,
+    // not built as a JSON tree per token.
+    let (head, tail) = {
+        let marker = "\u{1}";
+        let whole = chunk(json!({ "content": marker }), None).to_string();
+        let at = whole.find(&serde_json::to_string(marker).unwrap_or_default()).unwrap_or(whole.len());
+        let (head, rest) = whole.split_at(at);
+        (head.to_owned(), rest[serde_json::to_string(marker).unwrap_or_default().len()..].to_owned())
+    };
+    let first = chunk(json!({ "role": "assistant", "content": "" }), None).to_string();
+    // Only the usage is needed from the events besides the text.
     let mut t = Transcript::default();
     let lines = events.flat_map(move |e| {
-        t.apply(&e);
-        let mut out: Vec<Value> = Vec::new();
+        let mut out: Vec<String> = Vec::new();
         match &e.event {
-            RunEvent::Text { text } => out.push(chunk(json!({ "content": text }), None)),
+            RunEvent::Text { text } => {
+                let text = serde_json::to_string(text).unwrap_or_default();
+                let mut line = String::with_capacity(head.len() + text.len() + tail.len());
+                line.push_str(&head);
+                line.push_str(&text);
+                line.push_str(&tail);
+                out.push(line);
+            }
+            RunEvent::Usage { .. } => t.apply(&e),
             RunEvent::Status { status, error } if status.is_final() => {
                 if *status == RunStatus::Failed {
-                    out.push(json!({ "error": { "message": error, "type": "api_error", "code": "upstream_failed" } }));
+                    out.push(
+                        json!({ "error": { "message": error, "type": "api_error", "code": "upstream_failed" } })
+                            .to_string(),
+                    );
                 } else {
-                    out.push(chunk(json!({}), Some(finish_reason(*status))));
+                    out.push(chunk(json!({}), Some(finish_reason(*status))).to_string());
                     if include_usage {
                         let mut u = chunk(json!({}), None);
                         u["choices"] = json!([]);
                         u["usage"] = usage(&t);
-                        out.push(u);
+                        out.push(u.to_string());
                     }
                 }
             }
@@ -283,7 +303,7 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
     });
     let stream = futures::stream::once(async move { first })
         .chain(lines)
-        .map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())))
+        .map(|v| Ok::<_, Infallible>(Event::default().data(v)))
         .chain(futures::stream::once(async { Ok(Event::default().data("[DONE]")) }));
     let mut res = Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
     res.headers_mut().insert(header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
