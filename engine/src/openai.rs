@@ -9,9 +9,9 @@ use model::chat::{MESSAGE_MAX, Message, Role, RunStatus, Sent, Transcript};
 use crate::Engine;
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
-use crate::chat::{ChatError, NewMessage, invalid, title_from};
+use crate::chat::{ChatError, invalid, title_from};
 use crate::runtime::{NewRun, Prepared, Row};
-use crate::store::{new_id, now_ms};
+use crate::store::{Rows, new_id, now_ms};
 
 /// Messages one request may carry.
 pub const MESSAGES_MAX: usize = 1_000;
@@ -101,35 +101,56 @@ impl Engine {
         Ok((Sent { conversation_id, user_message_id, assistant_message_id }, events))
     }
 
-    /// The conversation of an API request, its answer last (running, on this instance),
-    /// shown as its branch; in the caller's transaction.
-    pub(crate) async fn write_api_conversation(
+    /// The conversations of API requests, each with its answer last (running, on this
+    /// instance) and shown as its branch; in the caller's transaction.
+    pub(crate) async fn write_api_conversations(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        c: &NewApiConversation,
+        conversations: &[&NewApiConversation],
     ) -> Result<(), ChatError> {
-        let (conversation_id, messages, now) = (c.conversation_id.as_str(), &c.messages, c.at);
-        Self::insert_conversation(tx, conversation_id, &c.owner, &c.agent_id, &c.title, now).await?;
-        let last = messages.len().saturating_sub(1);
-        for (i, (id, parent_id, role, content)) in messages.iter().enumerate() {
-            let m = NewMessage {
-                id,
-                conversation_id,
-                parent_id: parent_id.as_deref(),
-                role: *role,
-                content,
-                at: now,
-                run_instance: (i == last).then(|| self.instance_id()),
-            };
-            Self::insert_message(tx, &m).await?;
-        }
-        if let Some((leaf, ..)) = messages.last() {
-            sqlx::query("UPDATE conversations SET leaf_id = $2 WHERE id = $1")
-                .bind(conversation_id)
-                .bind(leaf)
-                .execute(&mut **tx)
-                .await?;
-        }
+        static CONVERSATIONS: Rows = Rows::new(
+            "INSERT INTO conversations (id, owner_id, agent_id, title, leaf_id, created_at, updated_at) VALUES ",
+            7,
+            "",
+        );
+        static MESSAGES: Rows = Rows::new(
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at, \
+             run_instance) VALUES ",
+            9,
+            "",
+        );
+        CONVERSATIONS
+            .run(tx, conversations, |q, c| {
+                let leaf = c.messages.last().map(|m| m.0.as_str());
+                q.bind(&c.conversation_id)
+                    .bind(&c.owner.id)
+                    .bind(&c.agent_id)
+                    .bind(&c.title)
+                    .bind(leaf)
+                    .bind(c.at)
+                    .bind(c.at)
+            })
+            .await?;
+        // Every message of every conversation; the last of each is its running answer.
+        let messages: Vec<(&NewApiConversation, usize)> =
+            conversations.iter().flat_map(|c| (0..c.messages.len()).map(move |i| (*c, i))).collect();
+        let instance = self.instance_id();
+        MESSAGES
+            .run(tx, &messages, |q, (c, i)| {
+                let (id, parent_id, role, content) = &c.messages[*i];
+                let running = *i + 1 == c.messages.len();
+                let status = if running { RunStatus::Running } else { RunStatus::Done };
+                q.bind(id)
+                    .bind(&c.conversation_id)
+                    .bind(parent_id.as_deref())
+                    .bind(if *role == Role::User { "user" } else { "assistant" })
+                    .bind(content)
+                    .bind(status.as_str())
+                    .bind(c.at)
+                    .bind(c.at)
+                    .bind(running.then_some(instance))
+            })
+            .await?;
         Ok(())
     }
 }

@@ -121,6 +121,71 @@ impl Store {
     }
 }
 
+/// A statement over many rows: `head`, then groups of `cols` placeholders, then `tail`.
+/// It runs in chunks of a few sizes ([`Rows::CHUNKS`]), each built once and so prepared
+/// once, which turns a thousand single-row statements (each a round trip to the database)
+/// into a few dozen.
+pub struct Rows {
+    head: &'static str,
+    cols: usize,
+    tail: &'static str,
+    sql: std::sync::OnceLock<Vec<String>>,
+}
+
+/// A query over the pool's database, whichever it is.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Rows {
+    /// Rows per statement, largest first.
+    const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+    pub const fn new(head: &'static str, cols: usize, tail: &'static str) -> Self {
+        Self { head, cols, tail, sql: std::sync::OnceLock::new() }
+    }
+
+    fn sql(&self, rows: usize) -> &str {
+        let all = self.sql.get_or_init(|| {
+            Self::CHUNKS
+                .iter()
+                .map(|&n| {
+                    let groups: Vec<String> = (0..n)
+                        .map(|r| {
+                            let p: Vec<String> = (1..=self.cols).map(|c| format!("${}", r * self.cols + c)).collect();
+                            format!("({})", p.join(", "))
+                        })
+                        .collect();
+                    format!("{}{}{}", self.head, groups.join(", "), self.tail)
+                })
+                .collect()
+        });
+        let i = Self::CHUNKS.iter().position(|&n| n == rows).unwrap_or(Self::CHUNKS.len() - 1);
+        &all[i]
+    }
+
+    /// Runs the statement over `items` in `tx`; `bind` binds one item's `cols` values.
+    /// Values are bound a chunk at a time, between the statements' awaits, so that a long
+    /// list never holds the thread for long.
+    pub async fn run<'q, T>(
+        &'static self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        items: &'q [T],
+        bind: impl Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+    ) -> Result<(), sqlx::Error> {
+        let mut rest = items;
+        while !rest.is_empty() {
+            let n = Self::CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
+            let (chunk, tail) = rest.split_at(n);
+            let mut q = sqlx::query(self.sql(n));
+            for item in chunk {
+                q = bind(q, item);
+            }
+            q.execute(&mut **tx).await?;
+            rest = tail;
+        }
+        Ok(())
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()

@@ -534,3 +534,49 @@ async fn many_runs_at_once_are_all_stored_whole() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn api_requests_at_once_store_whole_conversations() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        let n = 20;
+        s.up.push((0..n).map(|i| Reply { cadence_ms: 2, ..Reply::text(&format!("API answer {i}")) }));
+        let msg = |role: &str, text: &str| engine::openai::ApiMessage { role: role.into(), text: text.into() };
+        // Started back to back, so that one flusher round writes several conversations.
+        let mut started = Vec::new();
+        for i in 0..n {
+            let history = [
+                msg("system", "Be brief."),
+                msg("user", "Hello"),
+                msg("assistant", "Hi, how can I help?"),
+                msg("user", &format!("Question {i}")),
+            ];
+            started.push(e.api_chat(me, "helper", &history).await.expect("api chat"));
+        }
+        let mut answers = Vec::new();
+        for (sent, events) in started {
+            let events: Vec<SeqEvent> = events.collect().await;
+            if let Some(l) = e.runs.live(&sent.assistant_message_id) {
+                l.finished().await;
+            }
+            let c = e.get_conversation(me, &sent.conversation_id).await.expect("conversation");
+            let texts: Vec<String> =
+                c.messages.iter().map(|m| m.transcript.as_ref().map_or(m.text.clone(), Transcript::text)).collect();
+            assert_eq!(texts.len(), 4, "the whole exchange, shown as the conversation's branch: {texts:?}");
+            assert!(texts[0].ends_with("Hello"), "{texts:?}");
+            assert_eq!(texts[1], "Hi, how can I help?");
+            assert!(texts[2].starts_with("Question "), "{texts:?}");
+            assert_eq!(c.messages[3].id, sent.assistant_message_id);
+            assert_eq!(c.messages[3].transcript.as_ref().map(|t| t.status), Some(RunStatus::Done));
+            // What the caller was streamed is what was stored.
+            assert_eq!(fold(&events).text(), texts[3]);
+            answers.push(texts[3].clone());
+        }
+        answers.sort();
+        let mut expected: Vec<String> = (0..n).map(|i| format!("API answer {i}")).collect();
+        expected.sort();
+        assert_eq!(answers, expected);
+    })
+    .await;
+}

@@ -173,7 +173,7 @@ impl Engine {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        super::flush::write_transcript(&mut tx, id, &transcript, now).await?;
+        super::flush::write_transcripts(&mut tx, &[(id, &transcript)], now).await?;
         tx.commit().await?;
         drop(turn);
         Ok(1)

@@ -15,7 +15,7 @@ use model::chat::{RunStatus, SeqEvent, Transcript};
 use super::{FLUSH_EVERY, Live, Row};
 use crate::chat::ChatError;
 use crate::openai::NewApiConversation;
-use crate::store::now_ms;
+use crate::store::{Rows, now_ms};
 use crate::{Engine, Inner};
 
 /// A run's store writes that keep failing are given up after this many rounds, about five
@@ -25,9 +25,6 @@ const TRIES: u32 = 50;
 
 /// Runs prepared between two yields to the scheduler.
 const YIELD_EVERY: usize = 32;
-
-/// Rows per multi-row insert, largest first: a few statement shapes, each prepared once.
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 /// A running answer's stored transcript is rewritten at least this often while it changes.
 const TRANSCRIPT_EVERY_MS: i64 = 1_000;
@@ -186,32 +183,24 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>) {
     }
 }
 
-/// The statement inserting `rows` batches. A batch tried again (its transaction failed
-/// as far as this side knows) starts at the same event and holds at least as many.
-fn insert_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        CHUNKS
-            .iter()
-            .map(|&n| {
-                let values: Vec<String> = (0..n)
-                    .map(|i| {
-                        let p = 5 * i;
-                        format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
-                    })
-                    .collect();
-                format!(
-                    "INSERT INTO run_event_batches (message_id, first_seq, last_seq, events, created_at) VALUES {} \
-                     ON CONFLICT (message_id, first_seq) DO UPDATE SET last_seq = excluded.last_seq, \
-                     events = excluded.events WHERE run_event_batches.last_seq < excluded.last_seq",
-                    values.join(", ")
-                )
-            })
-            .collect()
-    });
-    let i = CHUNKS.iter().position(|&n| n == rows).unwrap_or(CHUNKS.len() - 1);
-    &all[i]
-}
+/// New events, a batch per run. A batch tried again (its transaction failed as far as this
+/// side knows) starts at the same event and holds at least as many.
+static BATCHES: Rows = Rows::new(
+    "INSERT INTO run_event_batches (message_id, first_seq, last_seq, events, created_at) VALUES ",
+    5,
+    " ON CONFLICT (message_id, first_seq) DO UPDATE SET last_seq = excluded.last_seq, \
+     events = excluded.events WHERE run_event_batches.last_seq < excluded.last_seq",
+);
+
+/// Transcripts and the columns read from them, many messages in one statement (`columnN`
+/// names the values' columns on both backends).
+static TRANSCRIPTS: Rows = Rows::new(
+    "UPDATE messages SET content = v.column2, status = v.column3, error = v.column4, model = v.column5, \
+     input_tokens = v.column6, output_tokens = v.column7, cost_micros = v.column8, updated_at = v.column9 \
+     FROM (VALUES ",
+    9,
+    ") AS v WHERE messages.id = v.column1",
+);
 
 /// `events` (numbered in order, none missing) as one JSON array.
 pub(super) fn batch_json(events: &[SeqEvent]) -> String {
@@ -228,57 +217,43 @@ pub(super) fn batch_json(events: &[SeqEvent]) -> String {
 }
 
 /// One transaction: the new conversations, every run's new events (one row each), then
-/// the transcripts due.
+/// the transcripts due; each kind in a few multi-row statements.
 async fn store(engine: &Engine, work: &[Pending], now: i64) -> Result<(), ChatError> {
+    let creates: Vec<&NewApiConversation> = work.iter().filter_map(|p| p.create.as_deref()).collect();
     let batches: Vec<&Pending> = work.iter().filter(|p| !p.events.is_empty()).collect();
+    let transcripts: Vec<(&str, &Transcript)> =
+        work.iter().filter_map(|p| Some((p.message_id.as_str(), p.transcript.as_ref()?))).collect();
     let (mut tx, turn) = engine.store.begin().await?;
-    for c in work.iter().filter_map(|p| p.create.as_deref()) {
-        engine.write_api_conversation(&mut tx, c).await?;
-    }
-    let mut rest = &batches[..];
-    while !rest.is_empty() {
-        let n = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
-        let (chunk, tail) = rest.split_at(n);
-        let mut q = sqlx::query(insert_sql(n));
-        // Serialized a chunk at a time, between the statements' awaits: no long stretch
-        // without yielding to the streams sharing this thread.
-        for p in chunk {
+    engine.write_api_conversations(&mut tx, &creates).await?;
+    BATCHES
+        .run(&mut tx, &batches, |q, p| {
             let (first, last) = (p.events[0].seq, p.events[p.events.len() - 1].seq);
-            q = q.bind(&p.message_id).bind(first as i64).bind(last as i64).bind(batch_json(&p.events)).bind(now);
-        }
-        q.execute(&mut *tx).await?;
-        rest = tail;
-    }
-    for p in work {
-        let Some(t) = &p.transcript else { continue };
-        write_transcript(&mut tx, &p.message_id, t, now).await?;
-    }
+            q.bind(&p.message_id).bind(first as i64).bind(last as i64).bind(batch_json(&p.events)).bind(now)
+        })
+        .await?;
+    write_transcripts(&mut tx, &transcripts, now).await?;
     tx.commit().await?;
     drop(turn);
     Ok(())
 }
 
-/// Stores a message's transcript and the columns read from it.
-pub(super) async fn write_transcript(
+/// Stores messages' transcripts and the columns read from them.
+pub(super) async fn write_transcripts(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    message_id: &str,
-    t: &Transcript,
+    transcripts: &[(&str, &Transcript)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE messages SET content = $2, status = $3, error = $4, model = $5, input_tokens = $6, \
-         output_tokens = $7, cost_micros = $8, updated_at = $9 WHERE id = $1",
-    )
-    .bind(message_id)
-    .bind(serde_json::to_string(t).unwrap_or_default())
-    .bind(t.status.as_str())
-    .bind(&t.error)
-    .bind(&t.model)
-    .bind(t.input_tokens as i64)
-    .bind(t.output_tokens as i64)
-    .bind(t.cost_micros as i64)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    TRANSCRIPTS
+        .run(tx, transcripts, |q, (id, t)| {
+            q.bind(*id)
+                .bind(serde_json::to_string(t).unwrap_or_default())
+                .bind(t.status.as_str())
+                .bind(&t.error)
+                .bind(&t.model)
+                .bind(t.input_tokens as i64)
+                .bind(t.output_tokens as i64)
+                .bind(t.cost_micros as i64)
+                .bind(now)
+        })
+        .await
 }

@@ -38,6 +38,7 @@ impl Target {
 
 /// One answer as the client saw it: when each token arrived, after the request was sent.
 pub struct Sample {
+    pub sent: Instant,
     pub tokens: Vec<Duration>,
 }
 
@@ -102,7 +103,7 @@ async fn stream_once(conn: &mut BufReader<TcpStream>, request: &[u8]) -> std::io
             pending.drain(..i + 2);
         }
     }
-    Ok(Sample { tokens })
+    Ok(Sample { sent, tokens })
 }
 
 /// `concurrency` clients, each on its own connection, each streaming `per_client` answers
