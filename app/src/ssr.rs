@@ -11,15 +11,17 @@ use leptos_axum::ResponseOptions;
 use crate::error::{AppError, ErrorCode};
 
 /// The axum state: Leptos' options for rendering, and the engine for server functions.
+/// Leptos clones it into every server function call's context, so it is two pointers
+/// (the options' many strings were cloned and dropped on every call).
 #[derive(Clone)]
 pub struct AppState {
-    pub leptos_options: LeptosOptions,
+    pub leptos_options: std::sync::Arc<LeptosOptions>,
     pub engine: Engine,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
     fn from_ref(s: &AppState) -> Self {
-        s.leptos_options.clone()
+        LeptosOptions::clone(&s.leptos_options)
     }
 }
 

@@ -3,6 +3,14 @@
 //! [`startup::Application`].
 #![forbid(unsafe_code)]
 
+/// mimalloc (its v2 line) instead of glibc's malloc: a request or a streamed token makes
+/// many small short-lived allocations on two threads, where glibc's malloc and free took
+/// 13-18% of the server's CPU. Server-function calls cost 17-19 µs of CPU instead of 23-24
+/// (bench). mimalloc keeps more memory at hand: idle RSS 21 -> 36 MB. Its v3 line zeroed
+/// fresh pages over and over under streaming load (13% of the CPU in `clear_page`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod middleware;
 pub mod openai;
 pub mod startup;

@@ -14,11 +14,12 @@ use axum::routing::get;
 use engine::{Engine, Settings, StartError};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -137,10 +138,32 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// Request ids: this process's random prefix and a counter, unique across restarts and
+/// instances without asking the kernel for randomness on every request (a v4 UUID did).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        let prefix = uuid::Uuid::new_v4().simple().to_string()[..12].into();
+        Self { prefix, next: Arc::new(std::sync::atomic::AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
+    }
+}
+
 pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let routes = route_list();
     let settings = engine.settings.clone();
-    let state = AppState { leptos_options: leptos_options.clone(), engine: engine.clone() };
+    let state = AppState { leptos_options: Arc::new(leptos_options.clone()), engine: engine.clone() };
 
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -191,7 +214,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
 
     app.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(request_id.clone(), RequestIds::default()))
             .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
             .layer(PropagateRequestIdLayer::new(request_id))
             // Streamed server functions (run events) are octet-streams: compressing them

@@ -185,7 +185,12 @@ async fn bench() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let base = format!("http://127.0.0.1:{port}");
     let exe = std::env::current_exe().expect("own path");
-    let mut child = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    // `BENCH_SERVER_THREADS=n`: the server's runtime threads (tokio's default: one per core).
+    if let Ok(n) = std::env::var("BENCH_SERVER_THREADS") {
+        cmd.env("TOKIO_WORKER_THREADS", n);
+    }
+    let mut child = cmd
         .arg("--serve")
         .env("AGENTRY_BIND", format!("127.0.0.1:{port}"))
         .env("AGENTRY_DATA_DIR", &dir)
@@ -224,19 +229,24 @@ async fn bench() {
         .collect::<Vec<_>>()
         .join("; ");
 
-    // Warm-up, then the measured runs (`BENCH_ONLY=streams` skips to the streams).
+    // Warm-up, then the measured runs (`BENCH_ONLY=streams` skips to the streams,
+    // `BENCH_ONLY=sfn` stops after the server functions and the page).
     let addr = format!("127.0.0.1:{port}");
-    let all = std::env::var("BENCH_ONLY").map_or(true, |o| o != "streams");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let all = only != "streams";
     load(&addr, &cookie, 10, 1000).await;
     let mut rows = Vec::new();
     let mut figures = serde_json::Map::new();
+    // `BENCH_SFN_SCALE=n` makes each server-function run n times longer (for profiling).
+    let scale: usize = std::env::var("BENCH_SFN_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     for (c, total) in [(1usize, 2000usize), (50, 10_000), (200, 20_000)].into_iter().filter(|_| all) {
+        let total = total * scale;
         let cpu_before = cpu_secs(pid);
         let (lat, rps) = load(&addr, &cookie, c, total).await;
         let server_us = (cpu_secs(pid) - cpu_before) / lat.len() as f64 * 1e6;
-        let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+        let (p50, p90, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.90), percentile(&lat, 0.99));
         rows.push(format!(
-            "server fn auth/me   c={c:<4} p50 {p50:>7.3} ms   p99 {p99:>7.3} ms   {rps:>8.0} req/s   server CPU {server_us:>5.0} µs/req"
+            "server fn auth/me   c={c:<4} p50 {p50:>7.3} ms   p90 {p90:>7.3} ms   p99 {p99:>7.3} ms   {rps:>8.0} req/s   server CPU {server_us:>5.0} µs/req"
         ));
         figures.insert(format!("sfn_server_cpu_us_c{c}"), json!(server_us.round()));
         figures.insert(format!("sfn_p50_ms_c{c}"), json!(round3(p50)));
@@ -259,8 +269,10 @@ async fn bench() {
     let loaded_rss = rss_mb(pid);
     rows.push(format!("resident memory     idle {idle_rss:.1} MB   after load {loaded_rss:.1} MB"));
 
-    let agent_id = answer_streams(&http, &base, &cookie, pid, &mut rows, &mut figures).await;
-    open_long_conversation(&http, &base, &cookie, &dir, &agent_id, &mut rows, &mut figures).await;
+    if only != "sfn" {
+        let agent_id = answer_streams(&http, &base, &cookie, pid, &mut rows, &mut figures).await;
+        open_long_conversation(&http, &base, &cookie, &dir, &agent_id, &mut rows, &mut figures).await;
+    }
     let wasm = wasm_size();
     rows.push(match &wasm {
         Some(w) => format!(
@@ -407,6 +419,19 @@ async fn answer_streams(
         ));
         figures.insert(format!("ttft_added_ms_p50_c{c}"), json!(round3(a50)));
         figures.insert(format!("ttft_added_ms_p99_c{c}"), json!(round3(a99)));
+        // `BENCH_GAPS=<file>`: every gap through Agentry as "<ms since the first request> <gap
+        // ms>", to see when in the run the slow ones fall.
+        if let Ok(path) = std::env::var("BENCH_GAPS") {
+            let first = via.iter().map(|s| s.sent).min();
+            let mut out = String::new();
+            for s in &via {
+                for w in s.tokens.windows(2) {
+                    let at = (s.sent + w[1]).duration_since(first.unwrap_or(s.sent)).as_secs_f64() * 1e3;
+                    out.push_str(&format!("{at:.3} {:.3}\n", (w[1] - w[0]).as_secs_f64() * 1e3));
+                }
+            }
+            std::fs::write(path, out).expect("gaps file");
+        }
         let (gv, gs) = (gaps(&via), gaps(&straight));
         let (v50, v99, s99) = (percentile(&gv, 0.5), percentile(&gv, 0.99), percentile(&gs, 0.99));
         rows.push(format!(
