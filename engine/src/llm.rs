@@ -190,14 +190,14 @@ pub async fn open(
             retry_after,
         });
     }
-    let scrub = secrets.clone();
-    let state = (res.bytes_stream(), sse::Decoder::default(), wire, std::collections::VecDeque::new(), false);
-    let events = futures::stream::unfold(state, move |(mut bytes, mut sse, mut wire, mut queue, mut over)| {
-        let scrub = scrub.clone();
-        async move {
+    // The secrets go along once, to scrub a transport error; nothing is cloned per chunk.
+    let state =
+        (res.bytes_stream(), sse::Decoder::default(), wire, std::collections::VecDeque::new(), false, secrets.clone());
+    let events =
+        futures::stream::unfold(state, |(mut bytes, mut sse, mut wire, mut queue, mut over, scrub)| async move {
             loop {
                 if let Some(ev) = queue.pop_front() {
-                    return Some((Ok(ev), (bytes, sse, wire, queue, over)));
+                    return Some((Ok(ev), (bytes, sse, wire, queue, over, scrub)));
                 }
                 if over || wire.done() {
                     return None;
@@ -220,26 +220,31 @@ pub async fn open(
                     Ok(evs) => queue.extend(evs),
                     Err(e) => {
                         over = true;
-                        return Some((Err(e), (bytes, sse, wire, queue, over)));
+                        return Some((Err(e), (bytes, sse, wire, queue, over, scrub)));
                     }
                 }
             }
-        }
-    });
+        });
     Ok(Box::pin(events))
 }
 
-/// A stream that fails with [`LlmError::Idle`] when no event comes within `idle`.
+/// A stream that fails with [`LlmError::Idle`] when no event comes within `idle`. One
+/// timer, moved on at each event (not a new one per event).
 fn with_idle_timeout(inner: EventStream, idle: Duration) -> EventStream {
-    Box::pin(futures::stream::unfold((inner, false), move |(mut inner, over)| async move {
+    let timer = Box::pin(tokio::time::sleep(idle));
+    Box::pin(futures::stream::unfold((inner, timer, false), move |(mut inner, mut timer, over)| async move {
         if over {
             return None;
         }
-        match tokio::time::timeout(idle, inner.next()).await {
-            Ok(Some(Ok(ev))) => Some((Ok(ev), (inner, false))),
-            Ok(Some(Err(e))) => Some((Err(e), (inner, true))),
-            Ok(None) => None,
-            Err(_) => Some((Err(LlmError::Idle(idle.as_secs().max(1))), (inner, true))),
+        timer.as_mut().reset(tokio::time::Instant::now() + idle);
+        tokio::select! {
+            biased;
+            ev = inner.next() => match ev {
+                Some(Ok(ev)) => Some((Ok(ev), (inner, timer, false))),
+                Some(Err(e)) => Some((Err(e), (inner, timer, true))),
+                None => None,
+            },
+            () = timer.as_mut() => Some((Err(LlmError::Idle(idle.as_secs().max(1))), (inner, timer, true))),
         }
     }))
 }

@@ -143,23 +143,30 @@ impl Rows {
         Self { head, cols, tail, sql: std::sync::OnceLock::new() }
     }
 
-    fn sql(&self, rows: usize) -> &str {
+    /// The statement for `rows` rows. On SQLite the placeholders are plain `?` (numbered
+    /// in order, as bound): SQLite finds a `$n`'s number by walking the statement's list of
+    /// names, which over hundreds of placeholders cost more than the insert.
+    fn sql(&self, rows: usize, sqlite: bool) -> &str {
         let all = self.sql.get_or_init(|| {
-            Self::CHUNKS
-                .iter()
-                .map(|&n| {
-                    let groups: Vec<String> = (0..n)
-                        .map(|r| {
-                            let p: Vec<String> = (1..=self.cols).map(|c| format!("${}", r * self.cols + c)).collect();
-                            format!("({})", p.join(", "))
-                        })
-                        .collect();
-                    format!("{}{}{}", self.head, groups.join(", "), self.tail)
+            [false, true]
+                .into_iter()
+                .flat_map(|sqlite| {
+                    Self::CHUNKS.iter().map(move |&n| {
+                        let groups: Vec<String> = (0..n)
+                            .map(|r| {
+                                let p: Vec<String> = (1..=self.cols)
+                                    .map(|c| if sqlite { "?".to_owned() } else { format!("${}", r * self.cols + c) })
+                                    .collect();
+                                format!("({})", p.join(", "))
+                            })
+                            .collect();
+                        format!("{}{}{}", self.head, groups.join(", "), self.tail)
+                    })
                 })
                 .collect()
         });
         let i = Self::CHUNKS.iter().position(|&n| n == rows).unwrap_or(Self::CHUNKS.len() - 1);
-        &all[i]
+        &all[i + if sqlite { Self::CHUNKS.len() } else { 0 }]
     }
 
     /// Runs the statement over `items` in `tx`; `bind` binds one item's `cols` values.
@@ -171,11 +178,12 @@ impl Rows {
         items: &'q [T],
         bind: impl Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
     ) -> Result<(), sqlx::Error> {
+        let sqlite = tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME;
         let mut rest = items;
         while !rest.is_empty() {
             let n = Self::CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
             let (chunk, tail) = rest.split_at(n);
-            let mut q = sqlx::query(self.sql(n));
+            let mut q = sqlx::query(self.sql(n, sqlite));
             for item in chunk {
                 q = bind(q, item);
             }
@@ -206,4 +214,24 @@ pub fn like_pattern(q: &str) -> String {
 /// `LIMIT` and `OFFSET` for page `page` (from 1) of `per_page`.
 pub fn page_bounds(page: u32, per_page: u32) -> (i64, i64) {
     (i64::from(per_page), i64::from(page.max(1) - 1) * i64::from(per_page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Rows` picks its placeholders by the transaction's backend name.
+    #[tokio::test]
+    async fn a_sqlite_transaction_names_its_backend_as_rows_expects() {
+        let dir = std::env::temp_dir().join(format!("agentry-rows-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = Store::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.display())).await.expect("store");
+        let tx = store.pool.begin().await.expect("tx");
+        assert_eq!(tx.backend_name(), <sqlx::Sqlite as sqlx::Database>::NAME);
+        static T: Rows = Rows::new("INSERT INTO t (a, b) VALUES ", 2, "");
+        assert_eq!(T.sql(4, true), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?), (?, ?)");
+        assert_eq!(T.sql(1, false), "INSERT INTO t (a, b) VALUES ($1, $2)");
+        drop(tx);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
