@@ -106,6 +106,11 @@ pub(crate) struct NewRun {
     pub row: Row,
 }
 
+/// Events a live subscriber may fall behind before it re-reads them from the run's log
+/// (see `live_stream`). Every slot is allocated and written when a run starts, so a big
+/// buffer is paid per run: 1,024 slots were about 120 KB of each stream's memory.
+const LIVE_BUFFER: usize = 64;
+
 /// A run in progress.
 pub struct Live {
     owner: String,
@@ -176,7 +181,7 @@ impl End {
 impl Engine {
     /// Starts the run that writes the answer `run.message_id`.
     pub(crate) fn start_run(&self, user: &CurrentUser, mut run: NewRun) -> Arc<Live> {
-        let (tx, _) = broadcast::channel(1024);
+        let (tx, _) = broadcast::channel(LIVE_BUFFER);
         let row = std::mem::replace(&mut run.row, Row::Ready);
         let live = Arc::new(Live {
             owner: user.id.clone(),

@@ -261,6 +261,31 @@ async fn stop_keeps_what_was_written_and_a_resumed_stream_has_no_gaps_or_repeats
 }
 
 #[tokio::test]
+async fn a_subscriber_that_falls_far_behind_still_gets_every_event_once() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        // Far more events than the live buffer holds, streamed as fast as the upstream can.
+        let words = (1..=400).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        s.up.push([Reply::text(&words)]);
+        let sent = e.send_message(me, &s.agent, None, None, "Count.").await.expect("send");
+        let msg = sent.assistant_message_id.clone();
+        // Subscribed while live, then not read at all until the run has ended.
+        let slow = e.subscribe_run(me, &msg, 0).await.expect("subscribe");
+        if let Some(l) = e.runs.live(&msg) {
+            l.finished().await;
+        }
+        let events = tokio::time::timeout(Duration::from_secs(30), slow.collect::<Vec<_>>()).await.expect("ends");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert!(seqs.len() > 400, "{} events", seqs.len());
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+        let t = fold(&events);
+        assert_eq!((t.text(), t.status), (words.clone(), RunStatus::Done));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_dying_upstream_leaves_an_incomplete_answer_and_one_that_never_answered_fails() {
     let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
     let s = setup(&e, false, "").await;

@@ -6,8 +6,9 @@
 /// mimalloc (its v2 line) instead of glibc's malloc: a request or a streamed token makes
 /// many small short-lived allocations on two threads, where glibc's malloc and free took
 /// 13-18% of the server's CPU. Server-function calls cost 17-19 µs of CPU instead of 23-24
-/// (bench). mimalloc keeps more memory at hand: idle RSS 21 -> 36 MB. Its v3 line zeroed
-/// fresh pages over and over under streaming load (13% of the CPU in `clear_page`).
+/// (bench). Built without transparent huge pages (`no_thp`): with them, every 2 MiB page
+/// mimalloc gave back and touched again was zeroed whole by the kernel, about a fifth of
+/// the server's CPU under 1,000 streams (`clear_page`), and idle RSS was 36 MB, not 22.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
