@@ -66,7 +66,40 @@ fn origin_ok(engine: &Engine, req: &Request) -> bool {
     !host.is_empty() && (sent == format!("http://{host}") || sent == format!("https://{host}"))
 }
 
-pub async fn hygiene(State(engine): State<Engine>, mut req: Request, next: Next) -> Response {
+/// Security headers on every response: set here, in the one middleware every request
+/// passes, rather than as a layer each (axum boxes and clones every route layer again
+/// for each request).
+const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    // `same-origin`: forms posted without JavaScript are sent back to their page by the
+    // Referer, so it must be sent within the site, and only there.
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+    (header::HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"),
+];
+
+/// Pages set their own policy with a nonce; everything else may not run or frame anything.
+const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The checks below, then the security headers on whatever answers.
+pub async fn hygiene(State(engine): State<Engine>, req: Request, next: Next) -> Response {
+    let https = engine.settings.is_https();
+    let mut res = checks(engine, req, next).await;
+    let h = res.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    if https {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    }
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP));
+    }
+    res
+}
+
+async fn checks(engine: Engine, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();

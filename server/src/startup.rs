@@ -20,7 +20,6 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::middleware;
@@ -180,27 +179,8 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .with_state(state);
 
     let request_id = HeaderName::from_static("x-request-id");
-    let mut security = vec![
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        // `same-origin`: forms posted without JavaScript are sent back to their page by
-        // the Referer, so it must be sent within the site, and only there.
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
-        (HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"),
-    ];
-    if settings.is_https() {
-        security.push((header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"));
-    }
+    // Security headers are set in `middleware::hygiene`.
     let mut app = app;
-    for (name, value) in security {
-        app = app.layer(SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)));
-    }
-    // Pages set their own policy with a nonce; everything else may not run or frame anything.
-    app = app.layer(SetResponseHeaderLayer::if_not_present(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    ));
     if !settings.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> =
             settings.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();

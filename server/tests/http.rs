@@ -343,6 +343,40 @@ async fn pages_need_a_session_and_carry_security_headers() {
     assert!(html.contains("Welcome, ada"), "home greets the user");
     assert_eq!(app.get(&jar, "/login").await.status(), StatusCode::SEE_OTHER, "signed in: /login goes home");
     assert_eq!(app.get(&jar, "/no/such/page").await.status(), StatusCode::NOT_FOUND);
+
+    // Every kind of answer carries the security headers; what is not a page may run
+    // nothing at all.
+    let answers = [
+        ("page", app.get(&jar, "/").await),
+        ("redirect", app.get(&Jar::default(), "/agents").await),
+        ("not found", app.get(&jar, "/no/such/page").await),
+        ("server function", app.call(&jar, "auth/me", &[]).await),
+        ("health", app.get(&Jar::default(), "/healthz").await),
+    ];
+    for (what, res) in &answers {
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{what}");
+        assert_eq!(h["cross-origin-opener-policy"], "same-origin", "{what}");
+        assert!(h.get("permissions-policy").is_some(), "{what}");
+        assert!(h.get("strict-transport-security").is_none(), "{what}: not over plain http");
+        let csp = h[CONTENT_SECURITY_POLICY].to_str().expect("csp");
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    }
+    for (what, res) in &answers[3..] {
+        assert_eq!(res.headers()[CONTENT_SECURITY_POLICY], "default-src 'none'; frame-ancestors 'none'", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn behind_https_answers_ask_for_https_from_then_on() {
+    let app = TestApp::spawn_with(|s| s.public_origin = "https://agentry.example.com".into()).await;
+    for path in ["/login", "/healthz", "/no/such/page"] {
+        let res = app.get(&Jar::default(), path).await;
+        let hsts = res.headers().get("strict-transport-security").map(|v| v.to_str().unwrap_or("").to_owned());
+        assert_eq!(hsts.as_deref(), Some("max-age=63072000; includeSubDomains"), "{path}");
+    }
 }
 
 #[tokio::test]
