@@ -224,7 +224,7 @@ impl Engine {
         .bind(m.id)
         .bind(m.conversation_id)
         .bind(m.parent_id)
-        .bind(if m.role == Role::User { "user" } else { "assistant" })
+        .bind(m.role.as_str())
         .bind(m.content)
         .bind(status.as_str())
         .bind(m.at)

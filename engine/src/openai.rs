@@ -143,7 +143,7 @@ impl Engine {
                 q.bind(id)
                     .bind(&c.conversation_id)
                     .bind(parent_id.as_deref())
-                    .bind(if *role == Role::User { "user" } else { "assistant" })
+                    .bind(role.as_str())
                     .bind(content)
                     .bind(status.as_str())
                     .bind(c.at)

@@ -12,6 +12,16 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    /// The name stored and sent to providers (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
 /// One piece of a message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -482,6 +492,13 @@ mod tests {
 
     fn ev(seq: u64, event: RunEvent) -> SeqEvent {
         SeqEvent { seq, event }
+    }
+
+    #[test]
+    fn a_role_is_named_as_serde_names_it() {
+        for role in [Role::User, Role::Assistant] {
+            assert_eq!(serde_json::to_value(role).ok(), Some(serde_json::json!(role.as_str())));
+        }
     }
 
     #[test]

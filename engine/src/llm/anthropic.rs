@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use model::chat::{Block, Role, StopReason, StreamEvent, Usage};
+use model::chat::{Block, StopReason, StreamEvent, Usage};
 use serde_json::{Value, json};
 
 use super::{ChatRequest, LlmError, sse};
@@ -26,11 +26,7 @@ pub fn body(req: &ChatRequest) -> Value {
                     }),
                 })
                 .collect();
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({ "role": role, "content": content })
+            json!({ "role": m.role.as_str(), "content": content })
         })
         .collect();
     let mut body = json!({
