@@ -2,6 +2,7 @@
 //! and the `data:` chunks (content deltas, tool call fragments by index, `finish_reason`,
 //! the usage chunk, `[DONE]`) into canonical events.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use model::chat::{Block, Role, StopReason, StreamEvent, Usage};
@@ -85,51 +86,103 @@ pub struct Decoder {
     pub done: bool,
 }
 
+/// One `data:` chunk, read into just the fields used (text borrowed where it has no
+/// escapes): no map of every field per token.
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<CallDelta<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct CallDelta<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, borrow)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
 impl Decoder {
     pub fn on_event(&mut self, ev: sse::Event) -> Result<Vec<StreamEvent>, LlmError> {
         if ev.data.trim() == "[DONE]" {
             return Ok(self.finish());
         }
-        let v: Value = serde_json::from_str(&ev.data)
-            .map_err(|e| LlmError::Protocol(format!("a chunk that is not JSON ({e})")))?;
-        if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+        let chunk: Chunk = serde_json::from_str(&ev.data)
+            .map_err(|e| LlmError::Protocol(format!("a chunk that is not a chat completion chunk ({e})")))?;
+        if let Some(e) = chunk.error.filter(|e| !e.is_null()) {
             let message = e["message"].as_str().map_or_else(|| e.to_string(), str::to_owned);
             return Err(LlmError::Upstream(message));
         }
         let mut out = Vec::new();
-        if let Some(choice) = v["choices"].as_array().and_then(|c| c.first()) {
-            let delta = &choice["delta"];
-            if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                out.push(StreamEvent::TextDelta { text: text.to_owned() });
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            let delta = choice.delta.unwrap_or(Delta { content: None, tool_calls: None });
+            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::TextDelta { text: text.into_owned() });
             }
-            for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                let index = call["index"].as_u64().unwrap_or_default();
+            for call in delta.tool_calls.unwrap_or_default() {
+                let index = call.index.unwrap_or_default();
+                let function = call.function.unwrap_or(FunctionDelta { name: None, arguments: None });
                 let c = self.calls.entry(index).or_insert_with(|| {
-                    let id = call["id"].as_str().map_or_else(|| format!("call_{index}"), str::to_owned);
-                    let name = call["function"]["name"].as_str().unwrap_or_default().to_owned();
+                    let id = call.id.unwrap_or_else(|| format!("call_{index}"));
+                    let name = function.name.unwrap_or_default();
                     out.push(StreamEvent::ToolStart { id: id.clone(), name: name.clone() });
                     Call { id, name, args: String::new() }
                 });
-                if let Some(part) = call["function"]["arguments"].as_str()
-                    && !part.is_empty()
-                {
-                    c.args.push_str(part);
-                    out.push(StreamEvent::ToolDelta { id: c.id.clone(), json: part.to_owned() });
+                if let Some(part) = function.arguments.filter(|p| !p.is_empty()) {
+                    c.args.push_str(&part);
+                    out.push(StreamEvent::ToolDelta { id: c.id.clone(), json: part.into_owned() });
                 }
             }
-            if let Some(reason) = choice["finish_reason"].as_str() {
-                self.stop = Some(match reason {
+            if let Some(reason) = choice.finish_reason {
+                self.stop = Some(match reason.as_str() {
                     "stop" => StopReason::EndTurn,
                     "tool_calls" | "function_call" => StopReason::ToolUse,
                     "length" => StopReason::MaxTokens,
-                    other => StopReason::Other(other.to_owned()),
+                    _ => StopReason::Other(reason),
                 });
                 out.extend(self.end_calls()?);
             }
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            let usage =
-                Usage { input_tokens: u["prompt_tokens"].as_u64(), output_tokens: u["completion_tokens"].as_u64() };
+        if let Some(u) = chunk.usage {
+            let usage = Usage { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens };
             self.usage = Some(usage);
             out.push(StreamEvent::Usage { usage });
         }
@@ -168,5 +221,70 @@ impl Decoder {
     /// is not a broken stream.
     pub fn finished(&self) -> bool {
         self.stop.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(d: &mut Decoder, data: &str) -> Result<Vec<StreamEvent>, LlmError> {
+        d.on_event(sse::Event { event: None, data: data.into() })
+    }
+
+    #[test]
+    fn chunks_become_canonical_events() {
+        let mut d = Decoder::default();
+        let text = |t: &str| StreamEvent::TextDelta { text: t.into() };
+        // Every field a server sends that is not used is skipped; null or empty content is nothing.
+        let first = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":null,
+            "choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#;
+        assert_eq!(feed(&mut d, first).ok(), Some(vec![]));
+        assert_eq!(feed(&mut d, r#"{"choices":[{"delta":{"content":null}}],"usage":null}"#).ok(), Some(vec![]));
+        assert_eq!(feed(&mut d, r#"{"choices":[{"delta":{"content":"Hi"}}]}"#).ok(), Some(vec![text("Hi")]));
+        // Escapes are read (the text is not borrowed then).
+        let escaped = r#"{"choices":[{"delta":{"content":"a\n\"b\" \u00e9"}}]}"#;
+        assert_eq!(feed(&mut d, escaped).ok(), Some(vec![text("a\n\"b\" é")]));
+        // A tool call in fragments, by index; its input whole at the finish reason.
+        let start = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"add","arguments":""}}]}}]}"#;
+        assert_eq!(
+            feed(&mut d, start).ok(),
+            Some(vec![StreamEvent::ToolStart { id: "call_a".into(), name: "add".into() }])
+        );
+        let part = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1}"}}]}}]}"#;
+        assert_eq!(
+            feed(&mut d, part).ok(),
+            Some(vec![StreamEvent::ToolDelta { id: "call_a".into(), json: r#"{"a":1}"#.into() }])
+        );
+        let end = r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#;
+        assert_eq!(
+            feed(&mut d, end).ok(),
+            Some(vec![StreamEvent::ToolEnd { id: "call_a".into(), name: "add".into(), input: json!({"a": 1}) }])
+        );
+        let usage = r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
+        let u = Usage { input_tokens: Some(12), output_tokens: Some(3) };
+        assert_eq!(feed(&mut d, usage).ok(), Some(vec![StreamEvent::Usage { usage: u }]));
+        assert!(d.finished() && !d.done);
+        assert_eq!(feed(&mut d, " [DONE]\n").ok(), Some(vec![StreamEvent::Stop { reason: StopReason::ToolUse }]));
+        assert!(d.done);
+    }
+
+    #[test]
+    fn errors_and_broken_chunks_are_named() {
+        let mut d = Decoder::default();
+        let e = feed(&mut d, r#"{"error":{"message":"overloaded","type":"server_error"}}"#).err();
+        assert_eq!(e, Some(LlmError::Upstream("overloaded".into())));
+        let e = feed(&mut d, r#"{"error":"plain"}"#).err();
+        assert_eq!(e, Some(LlmError::Upstream("\"plain\"".into())));
+        assert_eq!(feed(&mut d, r#"{"error":null,"choices":[]}"#).ok(), Some(vec![]));
+        assert!(
+            matches!(feed(&mut d, "not json"), Err(LlmError::Protocol(m)) if m.contains("not a chat completion chunk"))
+        );
+        let end = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{oops"}}]},"finish_reason":"tool_calls"}]}"#;
+        assert!(matches!(feed(&mut d, end), Err(LlmError::Protocol(m)) if m.contains("tool call f")));
+        let mut d = Decoder::default();
+        let other = r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"content_filter"}]}"#;
+        assert_eq!(feed(&mut d, other).ok(), Some(vec![StreamEvent::TextDelta { text: "x".into() }]));
+        assert_eq!(d.finish(), vec![StreamEvent::Stop { reason: StopReason::Other("content_filter".into()) }]);
     }
 }
