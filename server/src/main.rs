@@ -3,8 +3,17 @@
 use engine::Settings;
 use server::{startup::Application, telemetry};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    match server::runtime() {
+        Ok(rt) => rt.block_on(serve()),
+        Err(e) => {
+            eprintln!("agentry: could not start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> std::process::ExitCode {
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {

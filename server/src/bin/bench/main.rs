@@ -156,13 +156,13 @@ async fn load(addr: &str, cookie: &str, concurrency: usize, total: usize) -> (Ve
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for mut client in clients {
+    for (n, mut client) in clients.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(per);
             for _ in 0..per {
                 let t = Instant::now();
                 match client.call().await {
-                    Ok(200) => lat.push(t.elapsed()),
+                    Ok(200) => lat.push((t.duration_since(started), t.elapsed(), n)),
                     Ok(status) => panic!("server function answered {status}"),
                     Err(e) => panic!("request failed: {e}"),
                 }
@@ -170,11 +170,21 @@ async fn load(addr: &str, cookie: &str, concurrency: usize, total: usize) -> (Ve
             lat
         }));
     }
-    let mut all = Vec::with_capacity(total);
+    let mut timed = Vec::with_capacity(total);
     for t in tasks {
-        all.extend(t.await.expect("task"));
+        timed.extend(t.await.expect("task"));
     }
-    let rps = all.len() as f64 / started.elapsed().as_secs_f64();
+    let rps = timed.len() as f64 / started.elapsed().as_secs_f64();
+    // `BENCH_SFN_TRACE=<file>`: every call of the last run as "<ms since its start> <ms>
+    // <client>", to see when the slow ones fall and whether they share a connection.
+    if let Ok(path) = std::env::var("BENCH_SFN_TRACE") {
+        let out: String = timed
+            .iter()
+            .map(|(at, lat, n)| format!("{:.3} {:.3} {n}\n", at.as_secs_f64() * 1e3, lat.as_secs_f64() * 1e3))
+            .collect();
+        std::fs::write(path, out).expect("trace file");
+    }
+    let mut all: Vec<Duration> = timed.into_iter().map(|(_, lat, _)| lat).collect();
     all.sort();
     (all, rps)
 }
@@ -558,7 +568,7 @@ fn round3(x: f64) -> f64 {
 
 fn main() -> std::process::ExitCode {
     if std::env::args().any(|a| a == "--serve") {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        let runtime = server::runtime().expect("runtime");
         // The server under test: exactly what `server` runs.
         return runtime.block_on(async {
             let settings = match engine::Settings::load() {
