@@ -46,6 +46,7 @@ pub struct Inner {
     pub keys: keys::Keys,
     pub limits: limits::Limits,
     pub sessions: auth::SessionCache,
+    pub access_tokens: auth::AccessTokens,
     /// Providers' decrypted connection details by id, with their scope (see [`cache`]).
     pub provider_cache: cache::Cache<(String, providers::ProviderSecrets)>,
     /// Private address blocks members may reach anyway (`allow_private_networks`).
@@ -101,6 +102,7 @@ impl Engine {
         store.migrate().await?;
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
+        let access_tokens = auth::AccessTokens::new(secrecy::ExposeSecret::expose_secret(&keys.jwt));
         let provider_cache = cache::Cache::new(store.backend == store::Backend::Sqlite);
         let runs = runtime::Runs::default();
         let model_http = Default::default();
@@ -110,6 +112,7 @@ impl Engine {
             keys,
             limits,
             sessions,
+            access_tokens,
             provider_cache,
             exempt,
             blobs,

@@ -135,6 +135,30 @@ async fn tampered_expired_unsigned_and_foreign_tokens_are_refused() {
     .await;
 }
 
+/// A token once accepted is remembered as verified; that must not outlive its `exp`, nor
+/// its session.
+#[tokio::test]
+async fn an_accepted_token_stops_counting_when_it_expires_or_its_session_ends() {
+    for b in backends() {
+        let mut s = testing::settings(b).await;
+        s.auth.access_ttl_secs = 1;
+        let e = Engine::start(s).await.expect("engine");
+        let u = sign_up(&e, "ann@example.com").await;
+        assert!(e.authenticate(&u.tokens.access).await.is_ok(), "{b:?}: fresh token");
+        // `exp` is whole seconds: one second from issue is past within two.
+        tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+        assert!(
+            matches!(e.authenticate(&u.tokens.access).await, Err(AuthError::Unauthenticated)),
+            "{b:?}: an expired token was accepted from memory"
+        );
+
+        let (_, tokens) = e.login("ann@example.com", PASSWORD, &client()).await.expect("login");
+        let me = e.authenticate(&tokens.access).await.expect("fresh login");
+        e.logout(&me).await.expect("logout");
+        assert!(e.authenticate(&tokens.access).await.is_err(), "{b:?}: a logged-out session's token was accepted");
+    }
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     for b in backends() {
