@@ -35,8 +35,10 @@ pub struct RequestId(pub String);
 #[derive(Clone, Debug, Default)]
 pub struct PageCsp(pub std::sync::Arc<std::sync::Mutex<Option<HeaderValue>>>);
 
-fn parts() -> Option<Parts> {
-    use_context::<Parts>()
+/// Reads the request's parts in place: cloning them (every header and extension) cost
+/// more than the rest of a small server function.
+fn with_parts<R>(f: impl FnOnce(&Parts) -> R) -> Option<R> {
+    leptos::prelude::with_context::<Parts, _>(f)
 }
 
 pub fn engine() -> Result<Engine, AppError> {
@@ -55,11 +57,11 @@ pub fn user() -> Result<CurrentUser, AppError> {
 
 /// The signed-in user, if any (set by the auth middleware).
 pub fn current_user() -> Option<CurrentUser> {
-    parts().and_then(|p| p.extensions.get::<CurrentUser>().cloned())
+    with_parts(|p| p.extensions.get::<CurrentUser>().cloned()).flatten()
 }
 
 pub fn client() -> ClientInfo {
-    parts().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default()
+    with_parts(|p| p.extensions.get::<ClientInfo>().cloned()).flatten().unwrap_or_default()
 }
 
 fn is_form_post(p: &Parts) -> bool {
@@ -69,9 +71,11 @@ fn is_form_post(p: &Parts) -> bool {
 /// Adds the request id and sets the HTTP status of the response. A plain HTML form post
 /// (no JavaScript) is answered with a redirect back to the form, so its status stays.
 pub fn stamp(mut e: AppError) -> AppError {
-    if let Some(p) = parts() {
-        e.request_id = p.extensions.get::<RequestId>().map(|r| r.0.clone());
-        if !is_form_post(&p)
+    if let Some((request_id, form_post)) =
+        with_parts(|p| (p.extensions.get::<RequestId>().map(|r| r.0.clone()), is_form_post(p)))
+    {
+        e.request_id = request_id;
+        if !form_post
             && let (Some(res), Ok(status)) = (use_context::<ResponseOptions>(), StatusCode::from_u16(e.code.status()))
         {
             res.set_status(status);
@@ -146,9 +150,7 @@ const NEW_KEY_COOKIE: &str = "agentry_new_key";
 /// A form posted without JavaScript: its answer is a redirect back to the page, so what
 /// the server function returned never reaches it.
 pub fn plain_form_post() -> bool {
-    parts().is_some_and(|p| {
-        p.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
-    })
+    with_parts(is_form_post).unwrap_or(false)
 }
 
 /// Keeps a new API key for the next page, in an httpOnly cookie that lives two minutes
@@ -159,7 +161,7 @@ pub fn flash_new_key(engine: &Engine, key: &str) {
 
 /// The key [`flash_new_key`] kept, once.
 pub fn take_new_key(engine: &Engine) -> Option<String> {
-    let key = parts().and_then(|p| cookie_value(&p.headers, NEW_KEY_COOKIE)).filter(|k| !k.is_empty())?;
+    let key = request_cookie(NEW_KEY_COOKIE).filter(|k| !k.is_empty())?;
     append_cookies(cookie(NEW_KEY_COOKIE, "", 0, engine.settings.is_https()).into_iter().collect());
     Some(key)
 }
@@ -174,8 +176,7 @@ pub fn clear_session(engine: &Engine) {
 
 /// A cookie's value from the request.
 pub fn request_cookie(name: &str) -> Option<String> {
-    let p = parts()?;
-    cookie_value(&p.headers, name)
+    with_parts(|p| cookie_value(&p.headers, name)).flatten()
 }
 
 pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
@@ -187,15 +188,14 @@ pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The locale for this request: the user's choice, else the best of Accept-Language.
 pub fn request_locale() -> String {
-    let p = parts();
-    if let Some(l) =
-        p.as_ref().and_then(|p| p.extensions.get::<CurrentUser>()).map(|u| u.locale.clone()).filter(|l| !l.is_empty())
-    {
-        return l;
-    }
-    let accept =
-        p.as_ref().and_then(|p| p.headers.get(header::ACCEPT_LANGUAGE)).and_then(|v| v.to_str().ok()).unwrap_or("");
-    crate::i18n::negotiate(accept).to_owned()
+    with_parts(|p| {
+        if let Some(l) = p.extensions.get::<CurrentUser>().map(|u| u.locale.clone()).filter(|l| !l.is_empty()) {
+            return l;
+        }
+        let accept = p.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        crate::i18n::negotiate(accept).to_owned()
+    })
+    .unwrap_or_else(|| crate::i18n::negotiate("").to_owned())
 }
 
 /// The page's Content-Security-Policy: scripts only from this origin or with this
@@ -217,7 +217,7 @@ pub fn set_csp() {
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
-        if let Some(slot) = parts().and_then(|p| p.extensions.get::<PageCsp>().cloned())
+        if let Some(slot) = with_parts(|p| p.extensions.get::<PageCsp>().cloned()).flatten()
             && let Ok(mut slot) = slot.0.lock()
         {
             *slot = Some(v.clone());
