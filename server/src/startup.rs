@@ -8,7 +8,7 @@ use app::ssr::AppState;
 use app::{App, shell};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use engine::{Engine, Settings, StartError};
@@ -19,8 +19,6 @@ use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::middleware;
 
@@ -137,28 +135,6 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// Request ids: this process's random prefix and a counter, unique across restarts and
-/// instances without asking the kernel for randomness on every request (a v4 UUID did).
-#[derive(Clone)]
-struct RequestIds {
-    prefix: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for RequestIds {
-    fn default() -> Self {
-        let prefix = uuid::Uuid::new_v4().simple().to_string()[..12].into();
-        Self { prefix, next: Arc::new(std::sync::atomic::AtomicU64::new(1)) }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
-    }
-}
-
 pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let routes = route_list();
     let settings = engine.settings.clone();
@@ -178,8 +154,6 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state);
 
-    let request_id = HeaderName::from_static("x-request-id");
-    // Security headers are set in `middleware::hygiene`.
     let mut app = app;
     if !settings.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> =
@@ -192,11 +166,10 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         );
     }
 
+    // Request ids, the log span, security headers and body limits are all in
+    // `middleware::hygiene`.
     app.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(request_id.clone(), RequestIds::default()))
-            .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
-            .layer(PropagateRequestIdLayer::new(request_id))
             // Streamed server functions (run events) are octet-streams: compressing them
             // would hold tokens back in the compressor's buffer.
             .layer(
@@ -204,7 +177,6 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
                     DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
                 ),
             )
-            .layer(axum::middleware::from_fn_with_state(engine.clone(), middleware::hygiene))
-            .layer(axum::middleware::from_fn_with_state(engine, middleware::body_limit)),
+            .layer(axum::middleware::from_fn_with_state(engine, middleware::hygiene)),
     )
 }

@@ -367,6 +367,29 @@ async fn pages_need_a_session_and_carry_security_headers() {
     for (what, res) in &answers[3..] {
         assert_eq!(res.headers()[CONTENT_SECURITY_POLICY], "default-src 'none'; frame-ancestors 'none'", "{what}");
     }
+    let ids: std::collections::HashSet<_> = answers.iter().map(|(_, r)| r.headers()["x-request-id"].clone()).collect();
+    assert_eq!(ids.len(), answers.len(), "every answer has its own request id");
+}
+
+#[tokio::test]
+async fn request_ids_name_each_answer_and_its_error_and_a_proxy_may_supply_them() {
+    let app = TestApp::spawn().await;
+    let wrong = [("email", "nobody@example.com"), ("password", "not the password")];
+    let res =
+        app.http.post(app.url("/api/auth/login")).header(ORIGIN, &app.base).form(&wrong).send().await.expect("call");
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let id = res.headers()["x-request-id"].to_str().expect("id").to_owned();
+    let body: serde_json::Value = res.json().await.expect("json error");
+    assert_eq!(body["request_id"], id.as_str(), "the error names the request it answers");
+
+    let sent = |id: &'static str| app.http.get(app.url("/healthz")).header("x-request-id", id).send();
+    let res = sent("edge-7f3a.42").await.expect("health");
+    assert_eq!(res.headers()["x-request-id"], "edge-7f3a.42", "a proxy's id is kept");
+    for junk in ["two words", "<script>", ""] {
+        let res = sent(junk).await.expect("health");
+        let got = res.headers()["x-request-id"].to_str().expect("id").to_owned();
+        assert!(got != junk && got.len() > 12 && got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{got}");
+    }
 }
 
 #[tokio::test]
