@@ -189,70 +189,107 @@ async fn load(addr: &str, cookie: &str, concurrency: usize, total: usize) -> (Ve
     (all, rps)
 }
 
-async fn bench() {
-    let dir = std::env::temp_dir().join(format!("agentry-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let base = format!("http://127.0.0.1:{port}");
-    let exe = std::env::current_exe().expect("own path");
-    let mut cmd = std::process::Command::new(exe);
-    // `BENCH_SERVER_THREADS=n`: the server's runtime threads (tokio's default: one per core).
-    if let Ok(n) = std::env::var("BENCH_SERVER_THREADS") {
-        cmd.env("TOKIO_WORKER_THREADS", n);
-    }
-    let mut child = cmd
-        .arg("--serve")
-        .env("AGENTRY_BIND", format!("127.0.0.1:{port}"))
-        .env("AGENTRY_DATA_DIR", &dir)
-        .env("AGENTRY_LIMITS__REQUESTS_PER_MINUTE", "0")
-        .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()))
-        .spawn()
-        .expect("start server");
-    let pid = child.id();
-    engine::net::install_tls();
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let mut ready = false;
-    for _ in 0..200 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            ready = true;
-            break;
+/// A server under test: this binary re-executed with `--serve` on a temp database.
+struct Served {
+    child: std::process::Child,
+    pid: u32,
+    base: String,
+    addr: String,
+    dir: std::path::PathBuf,
+}
+
+impl Served {
+    /// Starts one and waits until it is ready; `threads` sets its runtime's worker threads
+    /// (tokio's default, one per core, when `None`).
+    async fn start(http: &reqwest::Client, tag: &str, threads: Option<String>) -> Self {
+        let dir = std::env::temp_dir().join(format!("agentry-bench-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("own path"));
+        match threads {
+            Some(n) => cmd.env("TOKIO_WORKER_THREADS", n),
+            None => cmd.env_remove("TOKIO_WORKER_THREADS"),
+        };
+        let child = cmd
+            .arg("--serve")
+            .env("AGENTRY_BIND", &addr)
+            .env("AGENTRY_DATA_DIR", &dir)
+            .env("AGENTRY_LIMITS__REQUESTS_PER_MINUTE", "0")
+            .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+            .spawn()
+            .expect("start server");
+        let served = Self { pid: child.id(), child, base: format!("http://{addr}"), addr, dir };
+        for _ in 0..200 {
+            let ready = http.get(format!("{}/readyz", served.base)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return served;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        panic!("server did not become ready");
     }
-    assert!(ready, "server did not become ready");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_mb(pid);
 
-    let res = http
-        .post(format!("{base}/api/auth/register"))
-        .header(ORIGIN_HEADER, &base)
-        .form(&[("email", "bench@example.com"), ("password", "benchmark password"), ("display_name", "Bench")])
-        .send()
-        .await
-        .expect("register");
-    assert!(res.status().is_success(), "register: {}", res.status());
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-        .collect::<Vec<_>>()
-        .join("; ");
+    /// Registers the bench user; its session cookies.
+    async fn sign_up(&self, http: &reqwest::Client) -> String {
+        let res = http
+            .post(format!("{}/api/auth/register", self.base))
+            .header(ORIGIN_HEADER, &self.base)
+            .form(&[("email", "bench@example.com"), ("password", "benchmark password"), ("display_name", "Bench")])
+            .send()
+            .await
+            .expect("register");
+        assert!(res.status().is_success(), "register: {}", res.status());
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 
-    // Warm-up, then the measured runs (`BENCH_ONLY=streams` skips to the streams,
-    // `BENCH_ONLY=sfn` stops after the server functions and the page).
-    let addr = format!("127.0.0.1:{port}");
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let all = only != "streams";
-    load(&addr, &cookie, 10, 1000).await;
-    let mut rows = Vec::new();
-    let mut figures = serde_json::Map::new();
-    // `BENCH_SFN_SCALE=n` makes each server-function run n times longer (for profiling).
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The server-function figures. Server and load each get one thread, so one core each:
+/// with tokio's default on both sides (two threads each on two cores), the kernel
+/// time-slices four busy threads, and every slice a thread waits holds the requests
+/// queued on it (p99 about 1-2 ms higher; `BENCH_SFN_THREADS=default` measures that).
+/// On a machine of its own, with the clients elsewhere, the server has every core.
+async fn server_functions(
+    http: &reqwest::Client,
+    rows: &mut Vec<String>,
+    figures: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let default = std::env::var("BENCH_SFN_THREADS").is_ok_and(|v| v == "default");
+    let server = Served::start(http, "sfn", (!default).then(|| "1".to_owned())).await;
+    let cookie = server.sign_up(http).await;
+    let (addr, pid) = (server.addr.clone(), server.pid);
+    let run = move |c: usize, total: usize| {
+        let (addr, cookie) = (addr.clone(), cookie.clone());
+        async move {
+            if default {
+                return load(&addr, &cookie, c, total).await;
+            }
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("load runtime");
+                rt.block_on(load(&addr, &cookie, c, total))
+            })
+            .join()
+            .expect("load thread")
+        }
+    };
+    // Warm-up, then the measured runs. `BENCH_SFN_SCALE=n` makes each run n times longer.
+    run(10, 1000).await;
     let scale: usize = std::env::var("BENCH_SFN_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
-    for (c, total) in [(1usize, 2000usize), (50, 10_000), (200, 20_000)].into_iter().filter(|_| all) {
+    for (c, total) in [(1usize, 2000usize), (50, 10_000), (200, 20_000)] {
         let total = total * scale;
         let cpu_before = cpu_secs(pid);
-        let (lat, rps) = load(&addr, &cookie, c, total).await;
+        let (lat, rps) = run(c, total).await;
         let server_us = (cpu_secs(pid) - cpu_before) / lat.len() as f64 * 1e6;
         let (p50, p90, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.90), percentile(&lat, 0.99));
         rows.push(format!(
@@ -263,6 +300,29 @@ async fn bench() {
         figures.insert(format!("sfn_p99_ms_c{c}"), json!(round3(p99)));
         figures.insert(format!("sfn_rps_c{c}"), json!(rps.round()));
     }
+    figures.insert("sfn_threads".into(), json!(if default { "default" } else { "1+1" }));
+    server.stop();
+}
+
+async fn bench() {
+    engine::net::install_tls();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let mut rows = Vec::new();
+    let mut figures = serde_json::Map::new();
+    // `BENCH_ONLY=streams` skips to the streams, `BENCH_ONLY=sfn` stops after the server
+    // functions and the page.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "streams" {
+        server_functions(&http, &mut rows, &mut figures).await;
+    }
+
+    // Everything else runs on a server as it ships; `BENCH_SERVER_THREADS=n` sets its
+    // runtime's threads.
+    let server = Served::start(&http, "main", std::env::var("BENCH_SERVER_THREADS").ok()).await;
+    let (base, pid) = (server.base.clone(), server.pid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mb(pid);
+    let cookie = server.sign_up(&http).await;
 
     // Time to first byte of the signed-in home page, one request at a time.
     let mut ttfb = Vec::new();
@@ -281,7 +341,7 @@ async fn bench() {
 
     if only != "sfn" {
         let agent_id = answer_streams(&http, &base, &cookie, pid, &mut rows, &mut figures).await;
-        open_long_conversation(&http, &base, &cookie, &dir, &agent_id, &mut rows, &mut figures).await;
+        open_long_conversation(&http, &base, &cookie, &server.dir, &agent_id, &mut rows, &mut figures).await;
     }
     let wasm = wasm_size();
     rows.push(match &wasm {
@@ -292,9 +352,7 @@ async fn bench() {
         None => "release WASM        not built (run `cargo leptos build --release` first)".into(),
     });
 
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
 
     figures.insert("ssr_ttfb_ms_p50".into(), json!(round3(t50)));
     figures.insert("ssr_ttfb_ms_p99".into(), json!(round3(t99)));
