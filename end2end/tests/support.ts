@@ -44,8 +44,14 @@ export async function login(page: Page, email: string, password = PASSWORD) {
 }
 
 export async function logout(page: Page) {
-  await page.getByLabel("Account menu").click();
-  await page.getByRole("menuitem", { name: "Sign out" }).click();
+  // The menu is a <details>: a click that lands while the page re-renders it can leave it
+  // closed, so open it until its item shows.
+  const signOut = page.getByRole("menuitem", { name: "Sign out" });
+  await expect(async () => {
+    if (!(await signOut.isVisible())) await page.getByLabel("Account menu").click();
+    await expect(signOut).toBeVisible({ timeout: 1_000 });
+  }).toPass({ timeout: 10_000 });
+  await signOut.click();
   await expect(page).toHaveURL(/\/login$/);
   await settle(page);
 }
