@@ -38,8 +38,11 @@ pub struct Runs {
     pub policy: Mutex<Policy>,
     /// This process among the instances sharing the store (new at every start).
     instance: String,
-    /// Wakes the flusher (a run started, ended, or its message row was written).
+    /// Wakes the flusher: a run started (it sleeps while none runs) or ended.
     flush_now: Arc<Notify>,
+    /// The runs whose final status is in their log, for the flusher to store without
+    /// waiting for its next round.
+    ended: Mutex<Vec<String>>,
 }
 
 impl Default for Runs {
@@ -49,6 +52,7 @@ impl Default for Runs {
             policy: Mutex::default(),
             instance: crate::store::new_id(),
             flush_now: Arc::default(),
+            ended: Mutex::default(),
         }
     }
 }
@@ -68,6 +72,21 @@ impl Runs {
 
     fn all_named(&self) -> Vec<(String, Arc<Live>)> {
         self.live.lock().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+    }
+
+    /// The run writing `message_id` has its final status: its store is due at once.
+    fn ended(&self, message_id: &str) {
+        if let Ok(mut e) = self.ended.lock() {
+            e.push(message_id.to_owned());
+        }
+        self.flush_now.notify_one();
+    }
+
+    /// The runs that ended since the last call (those still live).
+    fn take_ended(&self) -> Vec<(String, Arc<Live>)> {
+        let ended = self.ended.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default();
+        let Ok(live) = self.live.lock() else { return Vec::new() };
+        ended.into_iter().filter_map(|id| live.get(&id).cloned().map(|l| (id, l))).collect()
     }
 }
 
@@ -208,7 +227,7 @@ impl Engine {
             live.emit(RunEvent::Status { status, error });
             // Its end stored before it counts as finished.
             let last = live.state.lock().map(|s| s.log.len() as u64).unwrap_or_default();
-            engine.runs.flush_now.notify_one();
+            engine.runs.ended(&run.message_id);
             let _ = live.stored.subscribe().wait_for(|s| *s >= last).await;
             if let Ok(mut l) = engine.runs.live.lock() {
                 l.remove(&run.message_id);

@@ -77,13 +77,17 @@ impl Wrote {
     }
 }
 
-/// The flusher: wakes every [`FLUSH_EVERY`] while runs are live (or at once when a run
-/// ends, so its end is stored without waiting), and sleeps while there are none.
+/// The flusher: a round every [`FLUSH_EVERY`] while runs are live, for all of them, and
+/// sleep while there are none. A run that ends is stored at once, in a small round of the
+/// runs that ended, so that whoever waits for its end does not wait for the next round.
+/// (A round for every start and end was one round per token or so with a thousand
+/// streams: a batch row per event.)
 pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
     tokio::spawn(async move {
         // What each live run's stored transcript is (a run seen for the first time has
         // the one written with its row, or none: it is stored at its first events).
         let mut wrote: HashMap<String, Wrote> = HashMap::new();
+        let mut next = tokio::time::Instant::now();
         loop {
             let (wake, busy) = match engine.upgrade() {
                 Some(inner) => (inner.runs.flush_now.clone(), inner.runs.count() > 0),
@@ -91,25 +95,33 @@ pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
             };
             if busy {
                 tokio::select! {
-                    _ = tokio::time::sleep(FLUSH_EVERY) => {}
+                    _ = tokio::time::sleep_until(next) => {}
                     _ = wake.notified() => {}
                 }
             } else {
                 wake.notified().await;
             }
             let Some(inner) = engine.upgrade() else { return };
-            flush(&Engine(inner), &mut wrote).await;
+            let now = tokio::time::Instant::now();
+            // Woken from sleep (runs started) or due: every run.
+            let all = !busy || now >= next;
+            if all {
+                next = now + FLUSH_EVERY;
+            }
+            flush(&Engine(inner), &mut wrote, all).await;
         }
     });
 }
 
-/// Stores what every run produced since the last round.
-async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>) {
+/// Stores what every run (or, unless `all`, every run that ended) produced since the last
+/// round.
+async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
     let started = std::time::Instant::now();
     let now = now_ms();
-    let runs = engine.runs.all_named();
+    let ended = engine.runs.take_ended();
+    let runs = if all { engine.runs.all_named() } else { ended };
     // Forget the runs that are over.
-    if wrote.len() > runs.len() {
+    if all && wrote.len() > runs.len() {
         let live: std::collections::HashSet<&str> = runs.iter().map(|(id, _)| id.as_str()).collect();
         wrote.retain(|id, _| live.contains(id.as_str()));
     }
