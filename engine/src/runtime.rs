@@ -40,9 +40,10 @@ pub struct Runs {
     instance: String,
     /// Wakes the flusher: a run started (it sleeps while none runs) or ended.
     flush_now: Arc<Notify>,
-    /// The runs whose final status is in their log, for the flusher to store without
-    /// waiting for its next round.
-    ended: Mutex<Vec<String>>,
+    /// The runs the flusher stores without waiting for its next round: those with a
+    /// conversation to write (an API request's, so that it is listed at once) and those
+    /// whose final status is in their log.
+    due: Mutex<Vec<String>>,
 }
 
 impl Default for Runs {
@@ -52,7 +53,7 @@ impl Default for Runs {
             policy: Mutex::default(),
             instance: crate::store::new_id(),
             flush_now: Arc::default(),
-            ended: Mutex::default(),
+            due: Mutex::default(),
         }
     }
 }
@@ -74,19 +75,19 @@ impl Runs {
         self.live.lock().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
     }
 
-    /// The run writing `message_id` has its final status: its store is due at once.
-    fn ended(&self, message_id: &str) {
-        if let Ok(mut e) = self.ended.lock() {
-            e.push(message_id.to_owned());
+    /// The store of the run writing `message_id` is due at once.
+    fn due(&self, message_id: &str) {
+        if let Ok(mut d) = self.due.lock() {
+            d.push(message_id.to_owned());
         }
         self.flush_now.notify_one();
     }
 
-    /// The runs that ended since the last call (those still live).
-    fn take_ended(&self) -> Vec<(String, Arc<Live>)> {
-        let ended = self.ended.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default();
+    /// The runs whose store became due since the last call (those still live).
+    fn take_due(&self) -> Vec<(String, Arc<Live>)> {
+        let due = self.due.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
         let Ok(live) = self.live.lock() else { return Vec::new() };
-        ended.into_iter().filter_map(|id| live.get(&id).cloned().map(|l| (id, l))).collect()
+        due.into_iter().filter_map(|id| live.get(&id).cloned().map(|l| (id, l))).collect()
     }
 }
 
@@ -202,6 +203,7 @@ impl Engine {
     pub(crate) fn start_run(&self, user: &CurrentUser, mut run: NewRun) -> Arc<Live> {
         let (tx, _) = broadcast::channel(LIVE_BUFFER);
         let row = std::mem::replace(&mut run.row, Row::Ready);
+        let create = matches!(row, Row::Create(_));
         let live = Arc::new(Live {
             owner: user.id.clone(),
             interactive: run.interactive,
@@ -216,7 +218,12 @@ impl Engine {
         if let Ok(mut l) = self.runs.live.lock() {
             l.insert(run.message_id.clone(), live.clone());
         }
-        self.runs.flush_now.notify_one();
+        if create {
+            self.runs.due(&run.message_id);
+        } else {
+            // It may wake the flusher, which sleeps while no run is live.
+            self.runs.flush_now.notify_one();
+        }
         let (engine, user, handle) = (self.clone(), user.clone(), live.clone());
         tokio::spawn(async move {
             let end = drive(&engine, &user, &run, &live).await;
@@ -227,7 +234,7 @@ impl Engine {
             live.emit(RunEvent::Status { status, error });
             // Its end stored before it counts as finished.
             let last = live.state.lock().map(|s| s.log.len() as u64).unwrap_or_default();
-            engine.runs.ended(&run.message_id);
+            engine.runs.due(&run.message_id);
             let _ = live.stored.subscribe().wait_for(|s| *s >= last).await;
             if let Ok(mut l) = engine.runs.live.lock() {
                 l.remove(&run.message_id);

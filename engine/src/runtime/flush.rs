@@ -78,10 +78,11 @@ impl Wrote {
 }
 
 /// The flusher: a round every [`FLUSH_EVERY`] while runs are live, for all of them, and
-/// sleep while there are none. A run that ends is stored at once, in a small round of the
-/// runs that ended, so that whoever waits for its end does not wait for the next round.
-/// (A round for every start and end was one round per token or so with a thousand
-/// streams: a batch row per event.)
+/// sleep while there are none. A run that ends, or starts with an API conversation to
+/// write, is stored at once, in a small round of such runs only: whoever waits for its end
+/// does not wait for the next round, and the conversation is listed at once. (A round of
+/// every run at each start and end was one round per token or so with a thousand streams:
+/// a batch row per event.)
 pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
     tokio::spawn(async move {
         // What each live run's stored transcript is (a run seen for the first time has
@@ -113,13 +114,13 @@ pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
     });
 }
 
-/// Stores what every run (or, unless `all`, every run that ended) produced since the last
-/// round.
+/// Stores what every run (or, unless `all`, every run whose store is due at once) produced
+/// since the last round.
 async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
     let started = std::time::Instant::now();
     let now = now_ms();
-    let ended = engine.runs.take_ended();
-    let runs = if all { engine.runs.all_named() } else { ended };
+    let due = engine.runs.take_due();
+    let runs = if all { engine.runs.all_named() } else { due };
     // Forget the runs that are over.
     if all && wrote.len() > runs.len() {
         let live: std::collections::HashSet<&str> = runs.iter().map(|(id, _)| id.as_str()).collect();
