@@ -229,24 +229,51 @@ pub async fn open(
 }
 
 /// A stream that fails with [`LlmError::Idle`] when no event comes within `idle`. One
-/// timer, moved on at each event (not a new one per event).
+/// timer, moved on only when it fires before `idle` has passed since the last event (not
+/// at every event: that was a timer-wheel update per token).
 fn with_idle_timeout(inner: EventStream, idle: Duration) -> EventStream {
     let timer = Box::pin(tokio::time::sleep(idle));
-    Box::pin(futures::stream::unfold((inner, timer, false), move |(mut inner, mut timer, over)| async move {
-        if over {
-            return None;
+    Box::pin(IdleTimeout { inner, timer, idle, last: tokio::time::Instant::now(), over: false })
+}
+
+struct IdleTimeout {
+    inner: EventStream,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    idle: Duration,
+    last: tokio::time::Instant,
+    over: bool,
+}
+
+impl Stream for IdleTimeout {
+    type Item = Result<StreamEvent, LlmError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.over {
+            return Poll::Ready(None);
         }
-        timer.as_mut().reset(tokio::time::Instant::now() + idle);
-        tokio::select! {
-            biased;
-            ev = inner.next() => match ev {
-                Some(Ok(ev)) => Some((Ok(ev), (inner, timer, false))),
-                Some(Err(e)) => Some((Err(e), (inner, timer, true))),
-                None => None,
-            },
-            () = timer.as_mut() => Some((Err(LlmError::Idle(idle.as_secs().max(1))), (inner, timer, true))),
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(ev))) => {
+                this.last = tokio::time::Instant::now();
+                return Poll::Ready(Some(Ok(ev)));
+            }
+            Poll::Ready(end) => {
+                this.over = true;
+                return Poll::Ready(end);
+            }
+            Poll::Pending => {}
         }
-    }))
+        while this.timer.as_mut().poll(cx).is_ready() {
+            let due = this.last + this.idle;
+            if tokio::time::Instant::now() >= due {
+                this.over = true;
+                return Poll::Ready(Some(Err(LlmError::Idle(this.idle.as_secs().max(1)))));
+            }
+            this.timer.as_mut().reset(due);
+        }
+        Poll::Pending
+    }
 }
 
 /// A started call: the model that answered and its events (the ones read while waiting for

@@ -12,7 +12,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use engine::chat::ChatError;
 use engine::openai::ApiMessage;
@@ -301,11 +300,71 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         }
         futures::stream::iter(out)
     });
-    let stream = futures::stream::once(async move { first })
-        .chain(lines)
-        .map(|v| Ok::<_, Infallible>(Event::default().data(v)))
-        .chain(futures::stream::once(async { Ok(Event::default().data("[DONE]")) }));
-    let mut res = Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
-    res.headers_mut().insert(header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    let lines = futures::stream::iter([first]).chain(lines).chain(futures::stream::iter(["[DONE]".to_owned()]));
+    let body = SseLines {
+        lines: lines.boxed(),
+        timer: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
+        last: tokio::time::Instant::now(),
+    };
+    let mut res = axum::body::Body::from_stream(body).into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     res
+}
+
+/// A comment line goes out after this long without an event, so that proxies keep an
+/// answer that waits (on a tool, say) open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Server-sent events, one per line of `lines` (its `data`), and a keep-alive comment after
+/// [`KEEP_ALIVE`] of silence. The timer is moved on only when it fires early, not at every
+/// event (axum's `Sse` updates the timer wheel per token).
+struct SseLines {
+    lines: futures::stream::BoxStream<'static, String>,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    last: tokio::time::Instant,
+}
+
+impl futures::Stream for SseLines {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        match this.lines.poll_next_unpin(cx) {
+            Poll::Ready(Some(line)) => {
+                this.last = tokio::time::Instant::now();
+                return Poll::Ready(Some(Ok(sse_event(&line))));
+            }
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        while this.timer.as_mut().poll(cx).is_ready() {
+            let (due, now) = (this.last + KEEP_ALIVE, tokio::time::Instant::now());
+            if now >= due {
+                this.last = now;
+                this.timer.as_mut().reset(now + KEEP_ALIVE);
+                return Poll::Ready(Some(Ok(Bytes::from_static(b":\n\n"))));
+            }
+            this.timer.as_mut().reset(due);
+        }
+        Poll::Pending
+    }
+}
+
+/// One event: a `data:` line per line of `data`, then a blank line.
+fn sse_event(data: &str) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + 8);
+    for line in data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    Bytes::from(out)
 }

@@ -14,48 +14,67 @@ pub const MAX_EVENT: usize = 4 * 1024 * 1024;
 
 #[derive(Default)]
 pub struct Decoder {
+    /// The start of a line whose end has not come yet.
     line: Vec<u8>,
     event: Option<String>,
-    data: Vec<String>,
+    /// The `data` lines so far, joined with `\n`.
+    data: String,
+    has_data: bool,
     size: usize,
     /// The last byte was `\r` (a following `\n` belongs to the same line end).
     after_cr: bool,
 }
 
 impl Decoder {
-    /// Feeds bytes; returns the events they complete.
+    /// Feeds bytes; returns the events they complete. Whole lines are read in place; only
+    /// a line cut by the end of `bytes` is copied.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, String> {
         let mut out = Vec::new();
-        for &b in bytes {
-            if self.after_cr && b == b'\n' {
-                self.after_cr = false;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if std::mem::take(&mut self.after_cr) && rest[0] == b'\n' {
+                rest = &rest[1..];
                 continue;
             }
-            self.after_cr = b == b'\r';
-            if b == b'\n' || b == b'\r' {
-                let line = String::from_utf8(std::mem::take(&mut self.line)).map_err(|_| "invalid UTF-8")?;
-                if let Some(e) = self.line_done(&line) {
-                    out.push(e);
-                }
+            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.grow(rest.len())?;
+                self.line.extend_from_slice(rest);
+                break;
+            };
+            self.grow(end)?;
+            self.after_cr = rest[end] == b'\r';
+            let ev = if self.line.is_empty() {
+                self.line_done(std::str::from_utf8(&rest[..end]).map_err(|_| "invalid UTF-8")?)
             } else {
-                self.line.push(b);
-                self.size += 1;
-                if self.size > MAX_EVENT {
-                    return Err(format!("an event larger than {MAX_EVENT} bytes"));
-                }
-            }
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&rest[..end]);
+                let ev = self.line_done(std::str::from_utf8(&line).map_err(|_| "invalid UTF-8")?);
+                line.clear();
+                self.line = line;
+                ev
+            };
+            out.extend(ev);
+            rest = &rest[end + 1..];
         }
         Ok(out)
+    }
+
+    fn grow(&mut self, by: usize) -> Result<(), String> {
+        self.size += by;
+        if self.size > MAX_EVENT {
+            return Err(format!("an event larger than {MAX_EVENT} bytes"));
+        }
+        Ok(())
     }
 
     fn line_done(&mut self, line: &str) -> Option<Event> {
         if line.is_empty() {
             self.size = 0;
             let event = self.event.take();
-            if self.data.is_empty() && event.is_none() {
+            if !std::mem::take(&mut self.has_data) && event.is_none() {
                 return None;
             }
-            return Some(Event { event, data: std::mem::take(&mut self.data).join("\n") });
+            return Some(Event { event, data: std::mem::take(&mut self.data) });
         }
         if line.starts_with(':') {
             return None;
@@ -66,7 +85,12 @@ impl Decoder {
         };
         match field {
             "event" => self.event = Some(value.to_owned()),
-            "data" => self.data.push(value.to_owned()),
+            "data" => {
+                if std::mem::replace(&mut self.has_data, true) {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+            }
             _ => {}
         }
         None
