@@ -96,8 +96,13 @@ impl Engine {
             prepared: Some(Prepared { agent, history }),
             row: Row::Create(std::sync::Arc::new(create)),
         };
-        self.start_run(user, run);
-        let events = self.run_events(&assistant_message_id, 0);
+        let live = self.start_run(user, run);
+        // The answer's events end once its conversation and last event are stored: a
+        // client that has the whole answer finds it among the conversations.
+        use futures::StreamExt;
+        let stored = futures::stream::once(async move { live.finished().await })
+            .filter_map(|()| async { None::<model::chat::SeqEvent> });
+        let events = self.run_events(&assistant_message_id, 0).chain(stored).boxed();
         Ok((Sent { conversation_id, user_message_id, assistant_message_id }, events))
     }
 

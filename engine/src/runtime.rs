@@ -40,9 +40,8 @@ pub struct Runs {
     instance: String,
     /// Wakes the flusher: a run started (it sleeps while none runs) or ended.
     flush_now: Arc<Notify>,
-    /// The runs the flusher stores without waiting for its next round: those with a
-    /// conversation to write (an API request's, so that it is listed at once) and those
-    /// whose final status is in their log.
+    /// The runs the flusher stores without waiting for its next round: those whose final
+    /// status is in their log.
     due: Mutex<Vec<String>>,
 }
 
@@ -85,7 +84,10 @@ impl Runs {
 
     /// The runs whose store became due since the last call (those still live).
     fn take_due(&self) -> Vec<(String, Arc<Live>)> {
-        let due = self.due.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+        let mut due = self.due.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+        // Each once, however often it was made due (its conversation must be written once).
+        due.sort_unstable();
+        due.dedup();
         let Ok(live) = self.live.lock() else { return Vec::new() };
         due.into_iter().filter_map(|id| live.get(&id).cloned().map(|l| (id, l))).collect()
     }
@@ -169,7 +171,8 @@ impl Live {
 
     /// Ends the run as `status` with `error` shown.
     pub(crate) fn fail(&self, status: RunStatus, error: &str) {
-        let _ = self.cancel.send(Some(End::new(status, error)));
+        // `send_replace`: kept even while nobody listens (the run may not have started).
+        self.cancel.send_replace(Some(End::new(status, error)));
     }
 
     /// Answers the "ask" call `call_id` the run waits on; false when it waits on no such call.
@@ -203,7 +206,6 @@ impl Engine {
     pub(crate) fn start_run(&self, user: &CurrentUser, mut run: NewRun) -> Arc<Live> {
         let (tx, _) = broadcast::channel(LIVE_BUFFER);
         let row = std::mem::replace(&mut run.row, Row::Ready);
-        let create = matches!(row, Row::Create(_));
         let live = Arc::new(Live {
             owner: user.id.clone(),
             interactive: run.interactive,
@@ -218,12 +220,8 @@ impl Engine {
         if let Ok(mut l) = self.runs.live.lock() {
             l.insert(run.message_id.clone(), live.clone());
         }
-        if create {
-            self.runs.due(&run.message_id);
-        } else {
-            // It may wake the flusher, which sleeps while no run is live.
-            self.runs.flush_now.notify_one();
-        }
+        // It may wake the flusher, which sleeps while no run is live.
+        self.runs.flush_now.notify_one();
         let (engine, user, handle) = (self.clone(), user.clone(), live.clone());
         tokio::spawn(async move {
             let end = drive(&engine, &user, &run, &live).await;
@@ -239,7 +237,8 @@ impl Engine {
             if let Ok(mut l) = engine.runs.live.lock() {
                 l.remove(&run.message_id);
             }
-            let _ = live.done.send(true);
+            // Kept for whoever asks later (`send` drops the value when nobody listens).
+            live.done.send_replace(true);
         });
         handle
     }

@@ -185,3 +185,46 @@ async fn a_disabled_users_keys_and_open_streams_stop() {
     let res = v1(&app, &key, "/v1/models").send().await.expect("disabled");
     assert_eq!(error_code(res, StatusCode::FORBIDDEN).await, "account_disabled");
 }
+
+/// Answers that start and end faster than the store's rounds, some while the store is
+/// busy: each is complete (the client has it all) only once its conversation is stored,
+/// written once and whole, and none fails for it.
+#[tokio::test]
+async fn many_quick_answers_are_each_stored_once_and_whole() {
+    let up = FakeUpstream::start("127.0.0.1:0", Script { record: false, ..Script::default() }).await.expect("upstream");
+    let app = TestApp::spawn_with(|s| s.allow_private_networks = vec!["127.0.0.1/32".into()]).await;
+    let (ada, _) = app.two_users().await;
+    agent(&app, &ada, &up).await;
+    let key = new_key(&app, &ada, "burst").await;
+    let body = json!({ "model": "helper", "messages": [{ "role": "user", "content": "Quick" }] });
+    let quick = |n: usize| {
+        let calls: Vec<_> = (0..n).map(|_| complete(&app, &key, body.clone())).collect();
+        async move {
+            for res in futures::future::join_all(calls).await {
+                let done = json_ok(res).await;
+                let text = done["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned();
+                assert!(text.ends_with("Quick"), "{done}");
+            }
+        }
+    };
+    quick(1).await;
+    // While the store is held (on SQLite, this process's turn to write), answers start
+    // and end; each is complete only once it is stored.
+    let held = app.engine.store.begin().await.expect("begin");
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(held);
+    };
+    tokio::join!(quick(30), release);
+    quick(59).await;
+    // Nothing to wait for: an answer is complete once stored.
+    assert_eq!(app.engine.runs.count(), 0, "every run over");
+    let list = json_ok(app.call(&ada, "chat/list", &[]).await).await;
+    assert_eq!(list["total"], 90);
+    let statuses: Vec<String> = engine::sqlx::query_scalar("SELECT status FROM messages WHERE role = 'assistant'")
+        .fetch_all(&app.engine.store.pool)
+        .await
+        .expect("rows");
+    assert_eq!(statuses.len(), 90);
+    assert!(statuses.iter().all(|s| s == "done"), "{statuses:?}");
+}

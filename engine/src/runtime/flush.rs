@@ -78,11 +78,11 @@ impl Wrote {
 }
 
 /// The flusher: a round every [`FLUSH_EVERY`] while runs are live, for all of them, and
-/// sleep while there are none. A run that ends, or starts with an API conversation to
-/// write, is stored at once, in a small round of such runs only: whoever waits for its end
-/// does not wait for the next round, and the conversation is listed at once. (A round of
-/// every run at each start and end was one round per token or so with a thousand streams:
-/// a batch row per event.)
+/// sleep while there are none. A run that ends is stored at once, in a small round of the
+/// runs that ended, so that whoever waits for its end (an API answer's last chunk does)
+/// does not wait for the next round. (A round of every run at each start and end was one
+/// round per token or so with a thousand streams: a batch row per event; a small round per
+/// start halved the API's answers per second.)
 pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
     tokio::spawn(async move {
         // What each live run's stored transcript is (a run seen for the first time has
