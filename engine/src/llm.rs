@@ -156,11 +156,7 @@ impl Wire {
 }
 
 /// Sends one request and returns its events (no retries, no timeouts past connecting).
-pub async fn open(
-    client: &reqwest::Client,
-    secrets: &ProviderSecrets,
-    req: &ChatRequest,
-) -> Result<EventStream, LlmError> {
+async fn open(client: &reqwest::Client, secrets: &ProviderSecrets, req: &ChatRequest) -> Result<Events, LlmError> {
     let (url, body, wire) = match secrets.kind {
         ProviderKind::Anthropic => (
             endpoint(secrets.kind, &secrets.base_url, "messages"),
@@ -190,87 +186,116 @@ pub async fn open(
             retry_after,
         });
     }
-    // The secrets go along once, to scrub a transport error; nothing is cloned per chunk.
-    let state =
-        (res.bytes_stream(), sse::Decoder::default(), wire, std::collections::VecDeque::new(), false, secrets.clone());
-    let events =
-        futures::stream::unfold(state, |(mut bytes, mut sse, mut wire, mut queue, mut over, scrub)| async move {
-            loop {
-                if let Some(ev) = queue.pop_front() {
-                    return Some((Ok(ev), (bytes, sse, wire, queue, over, scrub)));
-                }
-                if over || wire.done() {
-                    return None;
-                }
-                let next = match bytes.next().await {
-                    Some(Ok(chunk)) => sse.push(&chunk).map_err(LlmError::Protocol).and_then(|evs| {
-                        let mut all = Vec::new();
-                        for ev in evs {
-                            all.extend(wire.on_event(ev)?);
-                        }
-                        Ok(all)
-                    }),
-                    Some(Err(e)) => Err(LlmError::Broken(scrub.scrub(&chain(&e)))),
-                    None => {
-                        over = true;
-                        wire.end()
-                    }
-                };
-                match next {
-                    Ok(evs) => queue.extend(evs),
-                    Err(e) => {
-                        over = true;
-                        return Some((Err(e), (bytes, sse, wire, queue, over, scrub)));
-                    }
-                }
-            }
-        });
-    Ok(Box::pin(events))
+    Ok(Events {
+        bytes: Box::pin(res.bytes_stream()),
+        sse: sse::Decoder::default(),
+        wire,
+        queue: std::collections::VecDeque::new(),
+        over: false,
+        scrub: secrets.clone(),
+        idle: None,
+    })
 }
 
-/// A stream that fails with [`LlmError::Idle`] when no event comes within `idle`. One
-/// timer, moved on only when it fires before `idle` has passed since the last event (not
-/// at every event: that was a timer-wheel update per token).
-fn with_idle_timeout(inner: EventStream, idle: Duration) -> EventStream {
-    let timer = Box::pin(tokio::time::sleep(idle));
-    Box::pin(IdleTimeout { inner, timer, idle, last: tokio::time::Instant::now(), over: false })
-}
-
-struct IdleTimeout {
-    inner: EventStream,
-    timer: Pin<Box<tokio::time::Sleep>>,
-    idle: Duration,
-    last: tokio::time::Instant,
+/// A call's events as they are read: SSE events decoded from the body's bytes, then
+/// decoded by the wire format into canonical events. Once the first output has come,
+/// [`Events::idle_after`] arms the idle timeout. One stream by hand, not combinators: it
+/// is polled at every token.
+struct Events {
+    bytes: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    sse: sse::Decoder,
+    wire: Wire,
+    /// Decoded and not yet taken; an error is the last thing queued.
+    queue: std::collections::VecDeque<Result<StreamEvent, LlmError>>,
+    /// The body has ended or failed: nothing more is read.
     over: bool,
+    /// The secrets go along once, to scrub a transport error; nothing is cloned per chunk.
+    scrub: ProviderSecrets,
+    idle: Option<Idle>,
 }
 
-impl Stream for IdleTimeout {
+/// Fails the stream with [`LlmError::Idle`] when no event comes within `after`. One timer,
+/// moved on only when it fires before `after` has passed since the last event (not at
+/// every event: that was a timer-wheel update per token).
+struct Idle {
+    timer: Pin<Box<tokio::time::Sleep>>,
+    after: Duration,
+    last: tokio::time::Instant,
+}
+
+impl Events {
+    /// Arms the idle timeout, with `before` (what was read while waiting for the first
+    /// output) to be taken first.
+    fn idle_after(mut self, after: Duration, before: Vec<StreamEvent>) -> Self {
+        let now = tokio::time::Instant::now();
+        self.idle = Some(Idle { timer: Box::pin(tokio::time::sleep_until(now + after)), after, last: now });
+        for ev in before.into_iter().rev() {
+            self.queue.push_front(Ok(ev));
+        }
+        self
+    }
+
+    /// Decodes a chunk of the body into the queue; an error ends the stream after the
+    /// events before it.
+    fn decode(&mut self, chunk: &[u8]) {
+        let evs = match self.sse.push(chunk) {
+            Ok(evs) => evs,
+            Err(e) => return self.fail(LlmError::Protocol(e)),
+        };
+        for ev in evs {
+            match self.wire.on_event(ev) {
+                Ok(out) => self.queue.extend(out.into_iter().map(Ok)),
+                Err(e) => return self.fail(e),
+            }
+        }
+    }
+
+    fn fail(&mut self, e: LlmError) {
+        self.over = true;
+        self.queue.push_back(Err(e));
+    }
+}
+
+impl Stream for Events {
     type Item = Result<StreamEvent, LlmError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         let this = self.get_mut();
-        if this.over {
-            return Poll::Ready(None);
+        loop {
+            if let Some(ev) = this.queue.pop_front() {
+                if let Some(idle) = &mut this.idle {
+                    idle.last = tokio::time::Instant::now();
+                }
+                return Poll::Ready(Some(ev));
+            }
+            if this.over || this.wire.done() {
+                return Poll::Ready(None);
+            }
+            match this.bytes.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.decode(&chunk),
+                Poll::Ready(Some(Err(e))) => this.fail(LlmError::Broken(this.scrub.scrub(&chain(&e)))),
+                Poll::Ready(None) => {
+                    this.over = true;
+                    match this.wire.end() {
+                        Ok(evs) => this.queue.extend(evs.into_iter().map(Ok)),
+                        Err(e) => this.queue.push_back(Err(e)),
+                    }
+                }
+                Poll::Pending => break,
+            }
         }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(ev))) => {
-                this.last = tokio::time::Instant::now();
-                return Poll::Ready(Some(Ok(ev)));
+        if let Some(idle) = &mut this.idle {
+            while idle.timer.as_mut().poll(cx).is_ready() {
+                let due = idle.last + idle.after;
+                if tokio::time::Instant::now() >= due {
+                    let secs = idle.after.as_secs().max(1);
+                    this.over = true;
+                    this.idle = None;
+                    return Poll::Ready(Some(Err(LlmError::Idle(secs))));
+                }
+                idle.timer.as_mut().reset(due);
             }
-            Poll::Ready(end) => {
-                this.over = true;
-                return Poll::Ready(end);
-            }
-            Poll::Pending => {}
-        }
-        while this.timer.as_mut().poll(cx).is_ready() {
-            let due = this.last + this.idle;
-            if tokio::time::Instant::now() >= due {
-                this.over = true;
-                return Poll::Ready(Some(Err(LlmError::Idle(this.idle.as_secs().max(1)))));
-            }
-            this.timer.as_mut().reset(due);
         }
         Poll::Pending
     }
@@ -348,15 +373,14 @@ async fn first_output(
             Ok(Some(Err(e))) => return Err(e),
             Ok(Some(Ok(ev))) => {
                 let output = ev.is_output() || matches!(ev, StreamEvent::Stop { .. });
-                before.push(Ok(ev));
+                before.push(ev);
                 if output {
                     break;
                 }
             }
         }
     }
-    let rest = with_idle_timeout(events, policy.idle);
-    Ok(Box::pin(futures::stream::iter(before).chain(rest)))
+    Ok(Box::pin(events.idle_after(policy.idle, before)))
 }
 
 impl Engine {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use model::agents::AgentView;
 use model::chat::{Message, Role, RunEvent, RunStatus, SeqEvent, StopReason, StreamEvent, Transcript, Usage};
-use tokio::sync::{Notify, broadcast, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::Engine;
 use crate::auth::CurrentUser;
@@ -108,6 +108,8 @@ struct LiveState {
     log: Vec<SeqEvent>,
     transcript: Transcript,
     row: Row,
+    /// Subscribers waiting for the next event (a live subscriber reads the log itself).
+    waiting: Vec<std::task::Waker>,
 }
 
 /// What a run starts from when the caller already has it (the OpenAI-compatible API has
@@ -128,11 +130,6 @@ pub(crate) struct NewRun {
     pub row: Row,
 }
 
-/// Events a live subscriber may fall behind before it re-reads them from the run's log
-/// (see `live_stream`). Every slot is allocated and written when a run starts, so a big
-/// buffer is paid per run: 1,024 slots were about 120 KB of each stream's memory.
-const LIVE_BUFFER: usize = 64;
-
 /// A run in progress.
 pub struct Live {
     owner: String,
@@ -140,7 +137,6 @@ pub struct Live {
     /// such calls are refused.
     interactive: bool,
     state: Mutex<LiveState>,
-    tx: broadcast::Sender<SeqEvent>,
     /// How far the log is in the store.
     stored: watch::Sender<u64>,
     /// Store writes that failed in a row.
@@ -151,13 +147,15 @@ pub struct Live {
 }
 
 impl Live {
-    /// Appends an event: numbered, in the log (which the flusher stores) and to subscribers.
+    /// Appends an event: numbered, in the log (which the flusher stores and subscribers
+    /// read), and wakes the subscribers waiting for it. One lock for all of it.
     fn emit(&self, event: RunEvent) {
         let Ok(mut s) = self.state.lock() else { return };
         let e = SeqEvent { seq: s.log.len() as u64 + 1, event };
         s.transcript.apply(&e);
-        s.log.push(e.clone());
-        let _ = self.tx.send(e);
+        s.log.push(e);
+        // Waking only queues the task: nothing runs under the lock.
+        s.waiting.drain(..).for_each(std::task::Waker::wake);
     }
 
     pub fn transcript(&self) -> Transcript {
@@ -204,13 +202,16 @@ impl End {
 impl Engine {
     /// Starts the run that writes the answer `run.message_id`.
     pub(crate) fn start_run(&self, user: &CurrentUser, mut run: NewRun) -> Arc<Live> {
-        let (tx, _) = broadcast::channel(LIVE_BUFFER);
         let row = std::mem::replace(&mut run.row, Row::Ready);
         let live = Arc::new(Live {
             owner: user.id.clone(),
             interactive: run.interactive,
-            state: Mutex::new(LiveState { log: Vec::new(), transcript: Transcript::default(), row }),
-            tx,
+            state: Mutex::new(LiveState {
+                log: Vec::new(),
+                transcript: Transcript::default(),
+                row,
+                waiting: Vec::new(),
+            }),
             stored: watch::channel(0).0,
             failures: AtomicU32::new(0),
             cancel: watch::channel(None).0,
@@ -310,14 +311,7 @@ impl Engine {
     /// A run's events from `from` on, for a caller that has checked ownership.
     pub(crate) fn run_events(&self, message_id: &str, from: u64) -> futures::stream::BoxStream<'static, SeqEvent> {
         if let Some(live) = self.runs.live(message_id) {
-            // The backlog and the subscription under one lock: no event falls between them.
-            let start = live.state.lock().ok().map(|s| {
-                let backlog: VecDeque<SeqEvent> = s.log.iter().filter(|e| e.seq > from).cloned().collect();
-                (backlog, live.tx.subscribe())
-            });
-            if let Some((backlog, rx)) = start {
-                return live_stream(live, backlog, rx, from).boxed();
-            }
+            return LiveEvents { live, ready: VecDeque::new(), last: from, over: false }.boxed();
         }
         // Driven by another instance (or over): from the store, as long as it runs.
         self.follow_stored(message_id, from).boxed()
@@ -341,43 +335,43 @@ impl Engine {
     }
 }
 
-/// The backlog, then live events (re-read from the log if this subscriber fell behind),
-/// until the run's final status.
-fn live_stream(
+/// A live run's events after `last`, read from its log (every event from the first is
+/// there while the run is live), until its final status. By hand rather than over a
+/// channel: the log's lock is the only one taken per event, and nothing is allocated to
+/// wait for the next.
+struct LiveEvents {
     live: Arc<Live>,
-    backlog: VecDeque<SeqEvent>,
-    rx: broadcast::Receiver<SeqEvent>,
-    from: u64,
-) -> impl Stream<Item = SeqEvent> + Send + 'static {
-    futures::stream::unfold(
-        (live, backlog, rx, from, false),
-        |(live, mut backlog, mut rx, mut last, over)| async move {
-            if over {
-                return None;
-            }
-            loop {
-                let e = match backlog.pop_front() {
-                    Some(e) => e,
-                    None => match rx.recv().await {
-                        Ok(e) => e,
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            if let Ok(s) = live.state.lock() {
-                                backlog.extend(s.log.iter().filter(|e| e.seq > last).cloned());
-                            }
-                            continue;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    },
-                };
-                if e.seq <= last {
-                    continue;
+    /// Read from the log, not yet taken.
+    ready: VecDeque<SeqEvent>,
+    last: u64,
+    over: bool,
+}
+
+impl Stream for LiveEvents {
+    type Item = SeqEvent;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<SeqEvent>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.over {
+            return Poll::Ready(None);
+        }
+        if this.ready.is_empty() {
+            let Ok(mut s) = this.live.state.lock() else { return Poll::Ready(None) };
+            let from = (this.last as usize).min(s.log.len());
+            if from == s.log.len() {
+                if !s.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    s.waiting.push(cx.waker().clone());
                 }
-                last = e.seq;
-                let end = matches!(&e.event, RunEvent::Status { status, .. } if status.is_final());
-                return Some((e, (live, backlog, rx, last, end)));
+                return Poll::Pending;
             }
-        },
-    )
+            this.ready.extend(s.log[from..].iter().cloned());
+        }
+        let Some(e) = this.ready.pop_front() else { return Poll::Pending };
+        this.last = e.seq;
+        this.over = matches!(&e.event, RunEvent::Status { status, .. } if status.is_final());
+        Poll::Ready(Some(e))
+    }
 }
 
 /// Micro-dollars for `usage` of `model` by the pricing table (USD per million tokens, so
@@ -476,18 +470,27 @@ async fn run_turns(
         let mut calls = Vec::new();
         let mut call_usage = Usage::default();
         let mut stop = StopReason::EndTurn;
-        // One wait on the cancel channel for the whole answer, not a new one per token.
+        // One wait on the cancel channel for the whole answer, not a new one per token,
+        // and polled only when the model has nothing (`biased`): a token that is there is
+        // taken without touching the channel's lock. A stop while tokens keep coming is
+        // seen at the next token, from the value the stop left in `live.cancel`.
         {
             let stopped = cancelled(cancel);
             tokio::pin!(stopped);
             loop {
                 let next = tokio::select! {
+                    biased;
                     n = events.next() => n,
                     end = &mut stopped => {
                         add_usage(engine, live, &mut total, call_usage, &model_used);
                         return Err(end);
                     }
                 };
+                let end = live.cancel.borrow().clone();
+                if let Some(end) = end {
+                    add_usage(engine, live, &mut total, call_usage, &model_used);
+                    return Err(end);
+                }
                 match next {
                     None => break,
                     Some(Err(e)) => {

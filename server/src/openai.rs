@@ -247,65 +247,7 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         .into_response();
     }
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-    let chunk = move |delta: Value, finish: Option<&str>| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
-        })
-    };
-    // A token's chunk is this with its text (as a JSON string) in the middle: written once,
-    // not built as a JSON tree per token.
-    let (head, tail) = {
-        let marker = "\u{1}";
-        let whole = chunk(json!({ "content": marker }), None).to_string();
-        let at = whole.find(&serde_json::to_string(marker).unwrap_or_default()).unwrap_or(whole.len());
-        let (head, rest) = whole.split_at(at);
-        (head.to_owned(), rest[serde_json::to_string(marker).unwrap_or_default().len()..].to_owned())
-    };
-    let first = chunk(json!({ "role": "assistant", "content": "" }), None).to_string();
-    // Only the usage is needed from the events besides the text.
-    let mut t = Transcript::default();
-    let lines = events.flat_map(move |e| {
-        let mut out: Vec<String> = Vec::new();
-        match &e.event {
-            RunEvent::Text { text } => {
-                let text = serde_json::to_string(text).unwrap_or_default();
-                let mut line = String::with_capacity(head.len() + text.len() + tail.len());
-                line.push_str(&head);
-                line.push_str(&text);
-                line.push_str(&tail);
-                out.push(line);
-            }
-            RunEvent::Usage { .. } => t.apply(&e),
-            RunEvent::Status { status, error } if status.is_final() => {
-                if *status == RunStatus::Failed {
-                    out.push(
-                        json!({ "error": { "message": error, "type": "api_error", "code": "upstream_failed" } })
-                            .to_string(),
-                    );
-                } else {
-                    out.push(chunk(json!({}), Some(finish_reason(*status))).to_string());
-                    if include_usage {
-                        let mut u = chunk(json!({}), None);
-                        u["choices"] = json!([]);
-                        u["usage"] = usage(&t);
-                        out.push(u.to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-        futures::stream::iter(out)
-    });
-    let lines = futures::stream::iter([first]).chain(lines).chain(futures::stream::iter(["[DONE]".to_owned()]));
-    let body = SseLines {
-        lines: lines.boxed(),
-        timer: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
-        last: tokio::time::Instant::now(),
-    };
+    let body = Chunks::new(events, id, created, model, include_usage);
     let mut res = axum::body::Body::from_stream(body).into_response();
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -314,20 +256,114 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
     res
 }
 
-/// A comment line goes out after this long without an event, so that proxies keep an
-/// answer that waits (on a tool, say) open.
+/// A comment line goes out after at least this long without an event (and at most twice
+/// this), so that proxies keep an answer that waits (on a tool, say) open.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Server-sent events, one per line of `lines` (its `data`), and a keep-alive comment after
-/// [`KEEP_ALIVE`] of silence. The timer is moved on only when it fires early, not at every
-/// event (axum's `Sse` updates the timer wheel per token).
-struct SseLines {
-    lines: futures::stream::BoxStream<'static, String>,
+/// A streamed answer as server-sent events of OpenAI chunks: the role chunk, a chunk per
+/// text delta, the finish chunk (and the usage chunk when asked for), then `[DONE]`; a
+/// keep-alive comment in long silences. One stream by hand, not a chain of combinators,
+/// and a token's event is written straight into its buffer: this runs for every token.
+struct Chunks {
+    events: futures::stream::BoxStream<'static, model::chat::SeqEvent>,
+    /// A text chunk is `head`, the text as a JSON string, then `tail`.
+    head: String,
+    tail: String,
+    id: String,
+    created: i64,
+    model: String,
+    include_usage: bool,
+    /// Only the usage is kept from the events besides the text.
+    usage: Transcript,
+    /// Events written but not yet sent (the end's several).
+    queue: std::collections::VecDeque<Bytes>,
+    /// The events are over (`[DONE]` is queued).
+    over: bool,
+    /// Whether anything went out since the keep-alive timer last fired: the timer is
+    /// reset only when it fires, not at every event (a timer-wheel update per token).
+    sent: bool,
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
-    last: tokio::time::Instant,
 }
 
-impl futures::Stream for SseLines {
+impl Chunks {
+    fn new(
+        events: futures::stream::BoxStream<'static, model::chat::SeqEvent>,
+        id: String,
+        created: i64,
+        model: String,
+        include_usage: bool,
+    ) -> Self {
+        let mut this = Self {
+            events,
+            head: String::new(),
+            tail: String::new(),
+            id,
+            created,
+            model,
+            include_usage,
+            usage: Transcript::default(),
+            queue: std::collections::VecDeque::with_capacity(4),
+            over: false,
+            sent: false,
+            timer: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
+        };
+        // The text chunk's two halves, cut around a marker.
+        let marker = serde_json::to_string("\u{1}").unwrap_or_default();
+        let whole = this.chunk(json!({ "content": "\u{1}" }), None).to_string();
+        let at = whole.find(&marker).unwrap_or(whole.len());
+        this.head = whole[..at].to_owned();
+        this.tail = whole.get(at + marker.len()..).unwrap_or_default().to_owned();
+        let first = this.chunk(json!({ "role": "assistant", "content": "" }), None).to_string();
+        this.queue.push_back(data_event(&first));
+        this
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
+        })
+    }
+
+    /// What `e` sends: a text chunk at once, the end's chunks queued; `None` for the rest.
+    fn on_event(&mut self, e: &model::chat::SeqEvent) -> Option<Bytes> {
+        match &e.event {
+            RunEvent::Text { text } => {
+                let mut out = Vec::with_capacity(self.head.len() + text.len() + self.tail.len() + 12);
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(self.head.as_bytes());
+                // A string always serializes.
+                let _ = serde_json::to_writer(&mut out, text);
+                out.extend_from_slice(self.tail.as_bytes());
+                out.extend_from_slice(b"\n\n");
+                return Some(Bytes::from(out));
+            }
+            RunEvent::Usage { .. } => self.usage.apply(e),
+            RunEvent::Status { status, error } if status.is_final() => {
+                if *status == RunStatus::Failed {
+                    let line = json!({ "error": { "message": error, "type": "api_error", "code": "upstream_failed" } });
+                    self.queue.push_back(data_event(&line.to_string()));
+                } else {
+                    let finish = self.chunk(json!({}), Some(finish_reason(*status)));
+                    self.queue.push_back(data_event(&finish.to_string()));
+                    if self.include_usage {
+                        let mut u = self.chunk(json!({}), None);
+                        u["choices"] = json!([]);
+                        u["usage"] = usage(&self.usage);
+                        self.queue.push_back(data_event(&u.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+impl futures::Stream for Chunks {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(
@@ -336,35 +372,46 @@ impl futures::Stream for SseLines {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         let this = self.get_mut();
-        match this.lines.poll_next_unpin(cx) {
-            Poll::Ready(Some(line)) => {
-                this.last = tokio::time::Instant::now();
-                return Poll::Ready(Some(Ok(sse_event(&line))));
+        loop {
+            if let Some(b) = this.queue.pop_front() {
+                this.sent = true;
+                return Poll::Ready(Some(Ok(b)));
             }
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {}
+            if this.over {
+                return Poll::Ready(None);
+            }
+            match this.events.poll_next_unpin(cx) {
+                Poll::Ready(Some(e)) => {
+                    if let Some(b) = this.on_event(&e) {
+                        this.sent = true;
+                        return Poll::Ready(Some(Ok(b)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    this.over = true;
+                    this.queue.push_back(data_event("[DONE]"));
+                }
+                Poll::Pending => break,
+            }
         }
+        // Quiet: a comment when nothing went out for a whole period of the timer.
         while this.timer.as_mut().poll(cx).is_ready() {
-            let (due, now) = (this.last + KEEP_ALIVE, tokio::time::Instant::now());
-            if now >= due {
-                this.last = now;
-                this.timer.as_mut().reset(now + KEEP_ALIVE);
+            let quiet = !std::mem::take(&mut this.sent);
+            this.timer.as_mut().reset(tokio::time::Instant::now() + KEEP_ALIVE);
+            if quiet {
                 return Poll::Ready(Some(Ok(Bytes::from_static(b":\n\n"))));
             }
-            this.timer.as_mut().reset(due);
         }
         Poll::Pending
     }
 }
 
-/// One event: a `data:` line per line of `data`, then a blank line.
-fn sse_event(data: &str) -> Bytes {
+/// One event of one `data:` line (compact JSON has no line breaks), then a blank line.
+fn data_event(data: &str) -> Bytes {
+    debug_assert!(!data.contains('\n'));
     let mut out = Vec::with_capacity(data.len() + 8);
-    for line in data.split('\n') {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line.as_bytes());
-        out.push(b'\n');
-    }
-    out.push(b'\n');
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
     Bytes::from(out)
 }

@@ -15,7 +15,6 @@ use engine::{Engine, Settings, StartError};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::sync::Arc;
-use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -140,21 +139,32 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let settings = engine.settings.clone();
     let state = AppState { leptos_options: Arc::new(leptos_options.clone()), engine: engine.clone() };
 
+    // The OpenAI-compatible API, outside the compression layer: its answers stream token
+    // by token (which the layer leaves as they are, through a wrapper polled per token),
+    // and its other answers are small.
+    let api = Router::new()
+        .route("/v1/models", get(crate::openai::list_models))
+        .route("/v1/models/{id}", get(crate::openai::get_model))
+        .route("/v1/chat/completions", axum::routing::post(crate::openai::chat_completions))
+        .with_state(state.clone());
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/skills/{id}/files/{*path}", get(app::skills::download::skill_file))
-        .route("/v1/models", get(crate::openai::list_models))
-        .route("/v1/models/{id}", get(crate::openai::get_model))
-        .route("/v1/chat/completions", axum::routing::post(crate::openai::chat_completions))
         .leptos_routes(&state, routes, {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .with_state(state);
+        .with_state(state)
+        // Streamed server functions (run events) are octet-streams: compressing them
+        // would hold tokens back in the compressor's buffer.
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"))),
+        );
 
-    let mut app = app;
+    let mut app = app.merge(api);
     if !settings.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> =
             settings.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
@@ -168,15 +178,5 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
 
     // Request ids, the log span, security headers and body limits are all in
     // `middleware::hygiene`.
-    app.layer(
-        ServiceBuilder::new()
-            // Streamed server functions (run events) are octet-streams: compressing them
-            // would hold tokens back in the compressor's buffer.
-            .layer(
-                CompressionLayer::new().compress_when(
-                    DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
-                ),
-            )
-            .layer(axum::middleware::from_fn_with_state(engine, middleware::hygiene)),
-    )
+    app.layer(axum::middleware::from_fn_with_state(engine, middleware::hygiene))
 }
