@@ -451,25 +451,14 @@ async fn answer_streams(
     };
     let only_c: Option<Vec<usize>> =
         std::env::var("BENCH_C").ok().map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect());
-    let plan: Vec<(usize, usize)> = match &only_c {
-        Some(o) => o
-            .iter()
-            .map(|&c| {
-                (
-                    c,
-                    if c >= 500 {
-                        2
-                    } else if c > 1 {
-                        4
-                    } else {
-                        20
-                    },
-                )
-            })
-            .collect(),
-        None => vec![(1000, 2), (100, 4), (1, 20)],
+    // Answers per client: enough for the gaps to count, fewer where there are many clients.
+    let per_client = |c: usize| match c {
+        0 | 1 => 20,
+        2..500 => 4,
+        _ => 2,
     };
-    for (c, per) in plan {
+    let concurrencies = only_c.clone().unwrap_or_else(|| vec![1000, 100, 1]);
+    for (c, per) in concurrencies.iter().map(|&c| (c, per_client(c))) {
         let before = rss_mb(pid);
         // A pass at the same concurrency first, unmeasured: Agentry keeps its connections to
         // a provider open between answers, so in steady use an answer finds one waiting;
