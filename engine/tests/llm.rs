@@ -250,3 +250,24 @@ async fn stalls_time_out_before_and_after_the_first_output() {
     let (events, err) = collect(started).await;
     assert_eq!((text(&events).as_str(), err), ("one two three four", None));
 }
+
+/// The benchmark's yardstick for cadence: the fake upstream, asked to, keeps the gaps
+/// between the paced steps it sent, one fewer than the tokens, none shorter than the pause.
+#[tokio::test]
+async fn the_fake_upstream_times_its_paced_sends() {
+    let s = setup("openai").await;
+    s.up.push([Reply { cadence_ms: 30, ..Reply::text("one two three four five") }]);
+    let started = start(&s.client, &s.secrets, &request(), &[], fast()).await.map_err(|e| e.0).expect("start");
+    collect(started).await;
+    assert!(s.up.take_sent_gaps().is_empty(), "untimed unless asked");
+
+    s.up.set_script(Script { api_key: Some("sk-test".into()), time_sends: true, ..Script::default() });
+    s.up.push([Reply { cadence_ms: 30, ..Reply::text("one two three four five") }]);
+    let started = start(&s.client, &s.secrets, &request(), &[], fast()).await.map_err(|e| e.0).expect("start");
+    let (events, err) = collect(started).await;
+    assert_eq!((text(&events).as_str(), err), ("one two three four five", None));
+    let gaps = s.up.take_sent_gaps();
+    assert_eq!(gaps.len(), 4, "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(30)), "{gaps:?}");
+    assert!(s.up.take_sent_gaps().is_empty(), "taken once");
+}

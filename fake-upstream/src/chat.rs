@@ -3,7 +3,8 @@
 //! `data:` chunks ending in `[DONE]`). A reply is a list of steps (text deltas, tool calls,
 //! pauses, a mid-stream error, a dropped connection) or an HTTP error before any output.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -172,22 +173,69 @@ pub fn error_response(reply: &Reply, wire: Wire) -> Response {
     res
 }
 
-/// The streamed reply.
-pub fn stream_response(reply: Reply, request: &Value, wire: Wire) -> Response {
+/// Where the gaps between paced steps go when they are timed.
+pub type SentGaps = Arc<Mutex<Vec<Duration>>>;
+
+/// A streamed reply's frames and, when timed, when its last paced step went out and the
+/// gaps so far (handed to the shared list once, at the end).
+struct Sending {
+    frames: std::vec::IntoIter<Frame>,
+    timed: Option<(SentGaps, Vec<Duration>)>,
+    last: Option<Instant>,
+    paused: bool,
+}
+
+impl Sending {
+    /// Notes a step's bytes going out. Only paced steps (sent after a pause) count, each
+    /// from the one before, as a client counts gaps between tokens.
+    fn sent(&mut self) {
+        if let Some((_, gaps)) = &mut self.timed
+            && self.paused
+        {
+            let now = Instant::now();
+            if let Some(last) = self.last {
+                gaps.push(now - last);
+            }
+            self.last = Some(now);
+        }
+        self.paused = false;
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if let Some((shared, gaps)) = self.timed.take()
+            && let Ok(mut all) = shared.lock()
+        {
+            all.extend(gaps);
+        }
+    }
+}
+
+/// The streamed reply; with `timed`, the gaps between its paced steps are added there.
+pub fn stream_response(reply: Reply, request: &Value, wire: Wire, timed: Option<SentGaps>) -> Response {
     let model = request["model"].as_str().unwrap_or("fake").to_owned();
     let frames = match wire {
         Wire::Anthropic => anthropic_frames(&reply, request, &model),
         Wire::Openai => openai_frames(&reply, request, &model),
     };
-    let stream = futures_util::stream::unfold(frames.into_iter(), |mut frames| async move {
+    let sending =
+        Sending { frames: frames.into_iter(), timed: timed.map(|t| (t, Vec::new())), last: None, paused: false };
+    let stream = futures_util::stream::unfold(sending, |mut s| async move {
         loop {
-            match frames.next()? {
-                Frame::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                Frame::Bytes(b) => return Some((Ok::<_, std::io::Error>(Bytes::from(b)), frames)),
+            match s.frames.next()? {
+                Frame::Sleep(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    s.paused = true;
+                }
+                Frame::Bytes(b) => {
+                    s.sent();
+                    return Some((Ok::<_, std::io::Error>(Bytes::from(b)), s));
+                }
                 Frame::Drop => {
                     // Let what was sent reach the client first, as when a real upstream dies.
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    return Some((Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "dropped")), frames));
+                    return Some((Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "dropped")), s));
                 }
             }
         }

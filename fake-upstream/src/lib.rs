@@ -37,6 +37,9 @@ pub struct Script {
     pub fallback: Option<Reply>,
     /// Keep every request for [`FakeUpstream::seen`] (a benchmark turns it off).
     pub record: bool,
+    /// Keep the gaps between paced steps as they were sent, for [`FakeUpstream::take_sent_gaps`]
+    /// (a benchmark compares them with the cadence its client saw).
+    pub time_sends: bool,
 }
 
 impl Default for Script {
@@ -48,6 +51,7 @@ impl Default for Script {
             replies: Vec::new(),
             fallback: None,
             record: true,
+            time_sends: false,
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct Seen {
 struct Shared {
     script: Arc<Mutex<Script>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    sent_gaps: chat::SentGaps,
 }
 
 /// A running fake upstream.
@@ -76,7 +81,7 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Starts on `bind` (`127.0.0.1:0` for any free port) in the current runtime.
     pub async fn start(bind: &str, script: Script) -> std::io::Result<Self> {
-        let shared = Shared { script: Arc::new(Mutex::new(script)), seen: Arc::default() };
+        let shared = Shared { script: Arc::new(Mutex::new(script)), ..Shared::default() };
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let app = router(shared.clone());
@@ -113,6 +118,13 @@ impl FakeUpstream {
         self.seen().into_iter().filter_map(|s| s.body).collect()
     }
 
+    /// The gaps between paced steps sent since the last call (with `time_sends` on): each
+    /// the time from one step's bytes being handed to the connection to the next one's,
+    /// across the pause before it.
+    pub fn take_sent_gaps(&self) -> Vec<std::time::Duration> {
+        self.shared.sent_gaps.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default()
+    }
+
     pub fn set_script(&self, script: Script) {
         if let Ok(mut s) = self.shared.script.lock() {
             *s = script;
@@ -129,7 +141,7 @@ pub fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<
 }
 
 pub fn router_for_bin(script: Script) -> Router {
-    router(Shared { script: Arc::new(Mutex::new(script)), seen: Arc::default() })
+    router(Shared { script: Arc::new(Mutex::new(script)), ..Shared::default() })
 }
 
 fn router(shared: Shared) -> Router {
@@ -193,7 +205,8 @@ async fn chat(s: Shared, headers: HeaderMap, body: Bytes, wire: Wire, path: &str
     if reply.status.is_some() {
         return chat::error_response(&reply, wire);
     }
-    chat::stream_response(reply, &request, wire)
+    let timed = s.script.lock().is_ok_and(|s| s.time_sends).then(|| s.sent_gaps.clone());
+    chat::stream_response(reply, &request, wire, timed)
 }
 
 async fn anthropic(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {

@@ -426,6 +426,7 @@ async fn answer_streams(
     };
     let answer = |cadence_ms: u64| Script {
         record: false,
+        time_sends: true,
         fallback: Some(Reply { cadence_ms, ..Reply::text(&"tok ".repeat(streams::TOKENS)) }),
         ..Script::default()
     };
@@ -466,12 +467,17 @@ async fn answer_streams(
         // opened to the upstream, which the direct side (its connections opened before the
         // clock starts) never does.
         streams::run(&through, c, 1, stream_time, async { 0.0 }).await;
+        up.take_sent_gaps();
         let me = std::process::id();
         let (cpu0, own0, t0) = (cpu_secs(pid), cpu_secs(me), Instant::now());
         let (via, during) = streams::run(&through, c, per, stream_time, async { rss_mb(pid) }).await;
         let (cpu1, own1, t1) = (cpu_secs(pid), cpu_secs(me), Instant::now());
+        let mut sent_via = up.take_sent_gaps();
         let (straight, _) = streams::run(&direct, c, per, stream_time, async { 0.0 }).await;
         let (own2, t2) = (cpu_secs(me), Instant::now());
+        let mut sent_direct = up.take_sent_gaps();
+        sent_via.sort();
+        sent_direct.sort();
         // Where the two cores went: the server's share and the load's (client and fake
         // upstream, this process) through Agentry, and the load's alone when direct.
         let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
@@ -512,12 +518,19 @@ async fn answer_streams(
         }
         let (gv, gs) = (gaps(&via), gaps(&straight));
         let (v50, v99, s99) = (percentile(&gv, 0.5), percentile(&gv, 0.99), percentile(&gs, 0.99));
+        // The upstream's own cadence, as it sent: in the run through Agentry it shares the
+        // cores with the server, and its pauses stretch; direct, it has them nearly alone.
+        let (sv99, sd99) = (percentile(&sent_via, 0.99), percentile(&sent_direct, 0.99));
         rows.push(format!(
-            "token cadence c={c:<5} through Agentry p50 {v50:>6.2} ms p99 {v99:>6.2} ms   upstream direct p99 {s99:>6.2} ms"
+            "token cadence c={c:<5} through Agentry p50 {v50:>6.2} ms p99 {v99:>6.2} ms, as the upstream sent it p99 {sv99:>6.2} ms (added {:.2})   direct: received p99 {s99:>6.2} ms, sent p99 {sd99:>6.2} ms",
+            v99 - sv99
         ));
         figures.insert(format!("cadence_p50_ms_c{c}"), json!(round3(v50)));
         figures.insert(format!("cadence_p99_ms_c{c}"), json!(round3(v99)));
+        figures.insert(format!("cadence_upstream_sent_p99_ms_c{c}"), json!(round3(sv99)));
+        figures.insert(format!("cadence_added_p99_ms_c{c}"), json!(round3(v99 - sv99)));
         figures.insert(format!("cadence_upstream_p99_ms_c{c}"), json!(round3(s99)));
+        figures.insert(format!("cadence_upstream_sent_direct_p99_ms_c{c}"), json!(round3(sd99)));
         if c == 1000 {
             let kb = (during - before) * 1024.0 / c as f64;
             rows.push(format!(
