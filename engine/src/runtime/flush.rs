@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use model::chat::{RunStatus, SeqEvent, Transcript};
 
@@ -22,6 +23,17 @@ use crate::{Engine, Inner};
 /// seconds (the store gone for longer, or the run's conversation deleted under it); until
 /// then its events wait in memory and go in whole once the store answers again.
 const TRIES: u32 = 50;
+
+/// With at least [`SHARED_FROM`] runs live, small rounds (of runs that just ended) start at
+/// most this often, so that ends close together share one transaction: with a thousand
+/// streams some 800 answers end a second, and a commit each took a tenth of the server's
+/// CPU (4% less per token, and a steadier cadence, with the ends shared). An answer's last
+/// chunk waits for its end to be stored, so fewer runs (where ends are rare and a round
+/// has one anyway) do not wait.
+const SMALL_EVERY: Duration = Duration::from_millis(5);
+
+/// See [`SMALL_EVERY`].
+const SHARED_FROM: usize = 100;
 
 /// Runs prepared between two yields to the scheduler.
 const YIELD_EVERY: usize = 32;
@@ -78,9 +90,9 @@ impl Wrote {
 }
 
 /// The flusher: a round every [`FLUSH_EVERY`] while runs are live, for all of them, and
-/// sleep while there are none. A run that ends is stored at once, in a small round of the
-/// runs that ended, so that whoever waits for its end (an API answer's last chunk does)
-/// does not wait for the next round. (A round of every run at each start and end was one
+/// sleep while there are none. A run that ends is stored at once (within [`SMALL_EVERY`]
+/// when many run), in a small round of the runs that ended, so that whoever waits for its
+/// end (an API answer's last chunk does) does not wait for the next round. (A round of every run at each start and end was one
 /// round per token or so with a thousand streams: a batch row per event; a small round per
 /// start halved the API's answers per second.)
 pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
@@ -89,11 +101,13 @@ pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
         // the one written with its row, or none: it is stored at its first events).
         let mut wrote: HashMap<String, Wrote> = HashMap::new();
         let mut next = tokio::time::Instant::now();
+        let mut last_small = next;
         loop {
-            let (wake, busy) = match engine.upgrade() {
-                Some(inner) => (inner.runs.flush_now.clone(), inner.runs.count() > 0),
+            let (wake, live) = match engine.upgrade() {
+                Some(inner) => (inner.runs.flush_now.clone(), inner.runs.count()),
                 None => return,
             };
+            let busy = live > 0;
             if busy {
                 tokio::select! {
                     _ = tokio::time::sleep_until(next) => {}
@@ -102,12 +116,18 @@ pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
             } else {
                 wake.notified().await;
             }
+            let mut now = tokio::time::Instant::now();
+            if live >= SHARED_FROM && now < next && now < last_small + SMALL_EVERY {
+                tokio::time::sleep_until((last_small + SMALL_EVERY).min(next)).await;
+                now = tokio::time::Instant::now();
+            }
             let Some(inner) = engine.upgrade() else { return };
-            let now = tokio::time::Instant::now();
             // Woken from sleep (runs started) or due: every run.
             let all = !busy || now >= next;
             if all {
                 next = now + FLUSH_EVERY;
+            } else {
+                last_small = now;
             }
             flush(&Engine(inner), &mut wrote, all).await;
         }

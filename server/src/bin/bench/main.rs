@@ -511,10 +511,15 @@ async fn answer_streams(
         figures.insert(format!("ttft_added_ms_p50_c{c}"), json!(round3(a50)));
         figures.insert(format!("ttft_added_ms_p99_c{c}"), json!(round3(a99)));
         // `BENCH_GAPS=<file>`: every gap through Agentry as "<ms since the first request> <gap
-        // ms>", to see when in the run the slow ones fall.
+        // ms>", to see when in the run the slow ones fall. A first line gives that request's
+        // monotonic clock (`# Instant { tv_sec, tv_nsec }`), to line the gaps up with a
+        // `perf record -k CLOCK_MONOTONIC` trace of what ran on the cores.
         if let Ok(path) = std::env::var("BENCH_GAPS") {
             let first = via.iter().map(|s| s.sent).min();
             let mut out = String::new();
+            if let Some(f) = first {
+                out.push_str(&format!("# {f:?}\n"));
+            }
             for s in &via {
                 for w in s.tokens.windows(2) {
                     let at = (s.sent + w[1]).duration_since(first.unwrap_or(s.sent)).as_secs_f64() * 1e3;
