@@ -48,7 +48,7 @@ pub async fn fresh_database_url(backend: Backend, dir: &std::path::Path) -> Stri
                 .execute(&store.pool)
                 .await
                 .unwrap_or_else(|e| panic!("create database: {e}"));
-            store.pool.close().await;
+            store.close().await;
             let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
             format!("{base}/{name}")
         }

@@ -106,7 +106,7 @@ impl Application {
         } else {
             runs.abort();
         }
-        self.engine.store.pool.close().await;
+        self.engine.store.close().await;
         tracing::info!("agentry stopped");
     }
 }

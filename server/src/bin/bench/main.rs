@@ -637,7 +637,7 @@ async fn open_long_conversation(
         .await
         .expect("leaf");
     tx.commit().await.expect("commit");
-    store.pool.close().await;
+    store.close().await;
 
     let mut times = Vec::new();
     for _ in 0..20 {
