@@ -92,9 +92,9 @@ impl Wrote {
 /// The flusher: a round every [`FLUSH_EVERY`] while runs are live, for all of them, and
 /// sleep while there are none. A run that ends is stored at once (within [`SMALL_EVERY`]
 /// when many run), in a small round of the runs that ended, so that whoever waits for its
-/// end (an API answer's last chunk does) does not wait for the next round. (A round of every run at each start and end was one
-/// round per token or so with a thousand streams: a batch row per event; a small round per
-/// start halved the API's answers per second.)
+/// end (an API answer's last chunk does) does not wait for the next round. (A round of
+/// every run at each start and end was one round per token or so with a thousand streams:
+/// a batch row per event; a small round per start halved the API's answers per second.)
 pub(crate) fn spawn_flusher(engine: Weak<Inner>) {
     tokio::spawn(async move {
         // What each live run's stored transcript is (a run seen for the first time has
