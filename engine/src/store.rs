@@ -18,7 +18,9 @@ pub struct Store {
     pub backend: Backend,
     /// SQLite has one writer at a time; a second one waits in SQLite's busy handler, which
     /// sleeps in steps of 1 to 100 ms while holding a pooled connection. Write transactions
-    /// on the busy paths (sending, storing run events) queue here instead, in order.
+    /// on the busy paths (sending, storing run events) queue here instead, in order. (With
+    /// the write connection below they would also queue for it, but against the pool's
+    /// acquire timeout; here they wait without one.)
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// SQLite's connection for [`Store::begin`]; PostgreSQL's write transactions use the pool.
     writes: Option<AnyPool>,
