@@ -286,7 +286,7 @@ async fn server_functions(
     // Warm-up, then the measured runs. `BENCH_SFN_SCALE=n` makes each run n times longer.
     // Each runs for a few seconds: this VM's memory monitor (kdamond) takes a core for 0.7-4
     // ms every 512 ms, stalling the ~200 calls in flight, and in a run of 20,000 calls (a
-    // quarter second, as until session 13) whether one such stall fell in it decided the
+    // quarter second) whether one such stall fell in it decided the
     // p99. p99.9 and the slowest call show the stalls.
     run(10, 1000).await;
     let scale: usize = std::env::var("BENCH_SFN_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
