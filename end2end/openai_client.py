@@ -51,4 +51,25 @@ try:
 except openai.AuthenticationError:
     out["wrong_key"] = "refused"
 
+# The provider breaks off mid-answer: streamed, the client raises after the text it got;
+# whole, the request fails with a 5xx. Neither passes for a finished answer.
+got = []
+try:
+    for chunk in client.chat.completions.create(
+        model=slug, messages=[{"role": "user", "content": "Break mid-stream"}], stream=True
+    ):
+        for choice in chunk.choices:
+            if choice.delta.content:
+                got.append(choice.delta.content)
+    out["broken_stream"] = "finished"
+except openai.APIError as e:
+    out["broken_stream"] = type(e).__name__
+out["broken_stream_text"] = "".join(got)
+
+try:
+    client.chat.completions.create(model=slug, messages=[{"role": "user", "content": "Break whole"}])
+    out["broken_whole"] = "finished"
+except openai.APIStatusError as e:
+    out["broken_whole"] = e.status_code
+
 print(json.dumps(out))

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     Conflict,
     /// A model provider or MCP server failed or could not be reached.
     UpstreamFailed,
+    /// The server cannot reach its database (or another part it needs) for now.
+    Unavailable,
     Internal,
     /// Client side only: the request never got an answer.
     Network,
@@ -43,6 +45,7 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::Internal => 500,
             Self::UpstreamFailed => 502,
+            Self::Unavailable => 503,
             Self::Network => 503,
         }
     }
@@ -60,6 +63,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UpstreamFailed => "upstream_failed",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::Network => "network",
         }
@@ -172,6 +176,21 @@ mod from_engine {
                     format!("This skill is attached to {}, so it cannot be deleted.", names.join(", ")),
                 )
                 .with_hint("Detach it from those agents first."),
+                SkillError::Quota { upload, used, quota } => {
+                    let mib = |b: u64| b.div_ceil(1024 * 1024);
+                    let mut e = AppError::new(
+                        ErrorCode::ValidationFailed,
+                        format!(
+                            "This upload ({} MiB) would pass your storage quota of {} MiB ({} MiB used).",
+                            mib(upload),
+                            mib(quota),
+                            mib(used)
+                        ),
+                    )
+                    .with_hint("Delete old versions of your skills, or skills you no longer use, to make room.");
+                    e.fields.push(model::FieldError::with_limit("upload", "quota", mib(quota)));
+                    e
+                }
                 SkillError::Blobs(_) | SkillError::Store(_) => crate::ssr::internal(&e),
             }
         }

@@ -284,7 +284,7 @@ strings! {
     field_max_turns = "Max turns",
     field_max_turns_help = "Model calls per answer, tool use included.",
     field_tool_policies = "Tool policies",
-    field_tool_policies_help = "One per line, as tool=allow, ask or deny. Tools not listed: ask when they write or execute, allow when read-only.",
+    field_tool_policies_help = "One per line, as server/tool=allow, ask or deny (or tool=policy for every server). The menus in the table above write these lines.",
     history_title = "History",
     history_lead = "Every save is a version. Restoring one saves a new version equal to it; nothing is lost.",
     history_current = "current",
@@ -316,6 +316,7 @@ strings! {
     skill_files_n = "{n} files",
     skill_files = "Files",
     skill_versions = "Versions",
+    skill_prune_versions = "Delete {n} older versions (frees their storage; agents use the current one)",
     skill_reupload_hint = "To make a new version, upload the skill again with the same name.",
     skill_used_by = "Used by",
     skill_used_by_none = "No agent uses this skill yet.",
@@ -385,12 +386,13 @@ strings! {
     // The agent editor's tools
     agent_mcp_help = "Attach or detach servers on a server's page.",
     agent_tools_title = "Tools the agent may call",
-    agent_tools_help = "allow runs the tool, ask waits for your answer in the chat, deny refuses it. Tools that may write or execute default to ask. Change a policy below as server/tool=policy (or tool=policy for every server).",
+    agent_tools_help = "allow runs the tool, ask waits for your answer in the chat, deny refuses it. Skills' own tools only read and are allowed by default; an MCP tool with no policy of its own asks, unless an administrator trusted its server's read-only tools.",
     tool_col_tool = "Tool",
     tool_col_from = "From",
     tool_col_policy = "Policy",
     tool_from_skills = "Skills",
-    tool_policy_default = "(default)",
+    tool_policy_default = "default",
+    tool_policy_for = "Policy for {name}",
     // 404
     not_found_title = "Page not found",
     not_found_body = "There is nothing at this address. It may have moved, or the link may be wrong.",
@@ -409,6 +411,8 @@ strings! {
     rule_invalid_header = "Write one header per line, as Name: value.",
     rule_invalid_env = "Write one variable per line, as NAME=value (letters, digits and _, not starting with a digit; values up to 4096 characters).",
     rule_too_many = "Use at most {n} entries.",
+    rule_quota = "This would pass your storage quota of {n} MiB. Delete old skill versions or skills to make room.",
+    rule_full = "This conversation holds its limit of {n} messages. Start a new conversation to go on.",
     rule_name_taken = "You already have one with this name. Choose another.",
     rule_out_of_range = "Use a whole number from 1 to {n}.",
     rule_out_of_range_temperature = "Use a number from 0 to {n}, or leave it empty for the provider's default.",
@@ -438,6 +442,8 @@ strings! {
     err_upstream_failed = "The other server failed.",
     err_internal = "Something went wrong on the server.",
     err_internal_hint = "Try again. If it keeps failing, give an administrator this request id:",
+    err_unavailable = "Agentry cannot reach its database.",
+    err_unavailable_hint = "Nothing you saved is lost. Try again in a moment.",
     err_network = "The server could not be reached.",
     err_network_hint = "Check your connection and try again.",
 }
@@ -519,6 +525,8 @@ impl Strings {
             "invalid_header" => self.rule_invalid_header,
             "invalid_env" => self.rule_invalid_env,
             "too_many" => self.rule_too_many,
+            "full" => self.rule_full,
+            "quota" => self.rule_quota,
             _ => self.rule_invalid,
         };
         self.n(text, e.limit.unwrap_or_default())
@@ -543,6 +551,7 @@ impl Strings {
             // The detail (what the provider said, which address was refused) is the message.
             ErrorCode::UpstreamFailed => return (e.message.clone(), e.hint.clone()),
             ErrorCode::Internal => (self.err_internal, Some(self.err_internal_hint)),
+            ErrorCode::Unavailable => (self.err_unavailable, Some(self.err_unavailable_hint)),
             ErrorCode::Network => (self.err_network, Some(self.err_network_hint)),
         };
         let hint = hint.map(|h| {

@@ -60,6 +60,11 @@ pub fn current_user() -> Option<CurrentUser> {
     with_parts(|p| p.extensions.get::<CurrentUser>().cloned()).flatten()
 }
 
+/// A request header's value, when it is text.
+pub fn header(name: &str) -> Option<String> {
+    with_parts(|p| p.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten()
+}
+
 pub fn client() -> ClientInfo {
     with_parts(|p| p.extensions.get::<ClientInfo>().cloned()).flatten().unwrap_or_default()
 }

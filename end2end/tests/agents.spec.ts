@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { addProvider, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
+import { addProvider, FAKE_UPSTREAM, jsEnabled, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
 
 watchPageErrors();
 
@@ -83,4 +83,43 @@ test("bad agent input is named beside each field", async ({ page }, info) => {
   await expect(page.getByText("Use lowercase letters, digits and single dashes")).toBeVisible();
   await expect(page.getByText("Use a number from 0 to 2")).toBeVisible();
   await expect(page).toHaveURL(/\/agents\/new/);
+});
+
+test("the model box suggests the chosen connection's models and follows a change of connection", async ({
+  page,
+}, info) => {
+  await register(page, uniqueEmail(info, "agentmodels"));
+  await addProvider(page, "Fake LLM");
+  // A second connection whose models were typed by hand.
+  await open(page, "/providers/new");
+  await page.getByLabel("Name").fill("Local box");
+  await page.getByLabel("Base URL").fill(FAKE_UPSTREAM);
+  await page.getByLabel("Models").fill("local-one\nlocal-two");
+  await page.getByRole("button", { name: "Add connection" }).click();
+  await expect(page).toHaveURL(/\/providers\/[0-9a-f-]{36}$/);
+
+  await open(page, "/agents/new");
+  const options = page.locator("#model-options option");
+  if (jsEnabled(page)) {
+    // Only the chosen connection's models are offered; another connection brings its own.
+    await page.getByLabel("Provider connection").selectOption({ label: "Fake LLM" });
+    await expect(options).toHaveCount(2);
+    await expect(page.getByLabel("Model", { exact: true })).toHaveValue("fake-large");
+    await page.getByLabel("Provider connection").selectOption({ label: "Local box" });
+    await expect(page.getByLabel("Model", { exact: true })).toHaveValue("local-one");
+    await expect(options).toHaveCount(2);
+    await expect(options.first()).toHaveAttribute("value", "local-one");
+    // Free text still goes.
+    await page.getByLabel("Model", { exact: true }).fill("local-three");
+  } else {
+    // Without JavaScript every connection's models are offered.
+    await expect(options).toHaveCount(4);
+    await page.getByLabel("Provider connection").selectOption({ label: "Local box" });
+    await page.getByLabel("Model", { exact: true }).fill("local-three");
+  }
+  await page.getByLabel("Name", { exact: true }).fill("Local helper");
+  await page.getByRole("button", { name: "Create agent" }).click();
+  await expect(page).toHaveURL(/\/agents\/[0-9a-f-]{36}$/);
+  await settle(page);
+  await expect(page.getByLabel("Model", { exact: true })).toHaveValue("local-three");
 });

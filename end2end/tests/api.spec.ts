@@ -44,7 +44,14 @@ test("an API key from Settings drives an agent through the official OpenAI Pytho
   await expect(page.getByTestId("new-key")).toHaveCount(0);
   expect(await page.content()).not.toContain(key);
 
-  await queueReplies([slowText("Hi, Python."), slowText("one two three four", 20)]);
+  // The last two die mid-answer (the connection drops after the first words).
+  const dying = (text: string) => ({ steps: [...text.split(/(?<= )/).map((w) => ({ text: w })), "drop"] });
+  await queueReplies([
+    slowText("Hi, Python."),
+    slowText("one two three four", 20),
+    dying("half an "),
+    dying("half an "),
+  ]);
   const out = JSON.parse(execFileSync(PYTHON, [CLIENT, baseURL ?? "", key, "py-helper"], { encoding: "utf8" }));
   expect(out.models).toEqual(["py-helper"]);
   expect(out.whole).toBe("Hi, Python.");
@@ -56,6 +63,10 @@ test("an API key from Settings drives an agent through the official OpenAI Pytho
   expect(out.stream_tokens).toBeGreaterThan(0);
   expect(out.unknown_model).toBe("model_not_found");
   expect(out.wrong_key).toBe("refused");
+  // A broken answer is an error the client raises, never a finished one.
+  expect(out.broken_stream).toBe("APIError");
+  expect(out.broken_stream_text).toBe("half an ");
+  expect(out.broken_whole).toBe(502);
 
   // The API's conversations are in the chat list; the key shows when it was used.
   await open(page, "/chat");

@@ -108,3 +108,18 @@ test("an admin closes registration and newcomers are told so", async ({ page, br
     await context.close();
   }
 });
+
+test("the people table fits its card at 1280 px, its buttons included", async ({ page }) => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await login(page, ADMIN.email, ADMIN.password);
+  await expect(page).toHaveURL(/\/$/);
+  await open(page, "/admin");
+  const card = page.locator("section.card", { has: page.getByRole("heading", { name: "Users" }) });
+  const button = card.getByRole("button", { name: /^(Disable|Enable) / }).first();
+  await expect(button).toBeVisible();
+  const [c, b] = [await card.boundingBox(), await button.boundingBox()];
+  expect(c && b).toBeTruthy();
+  if (c && b) expect(b.x + b.width).toBeLessThanOrEqual(c.x + c.width);
+  const [wrap, table] = [await card.locator(".table-wrap").boundingBox(), await card.locator("table").boundingBox()];
+  if (wrap && table) expect(table.width).toBeLessThanOrEqual(wrap.width + 1);
+});

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { expect, test } from "@playwright/test";
-import { addProvider, createAgent, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
+import { addProvider, createAgent, jsEnabled, open, register, settle, uniqueEmail, watchPageErrors } from "./support";
 
 watchPageErrors();
 
@@ -68,12 +68,23 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await expect(page).toHaveURL(/\/agents\/[0-9a-f-]{36}$/);
   await settle(page);
   await expect(page.getByTestId("agent-version")).toHaveText("version 2");
-  await expect(page.locator('tr[data-tool="Fixture/add"]')).toContainText("allow");
-  await expect(page.locator('tr[data-tool="Fixture/write_note"]')).toContainText("ask");
-  await page.getByLabel("Tool policies").fill("Fixture/write_note=deny");
+  const policy = (tool: string) => page.locator(`tr[data-tool="${tool}"] [data-testid="tool-policy"]`);
+  // A server's read-only hint grants nothing by itself: both ask until a policy says otherwise.
+  await expect(policy("Fixture/add")).toHaveText("ask");
+  await expect(policy("Fixture/write_note")).toHaveText("ask");
+  if (jsEnabled(page)) {
+    // Each row's menu sets its tool's policy (it writes the line the form sends).
+    await page.getByLabel("Policy for Fixture/write_note").selectOption("deny");
+    await expect(policy("Fixture/write_note")).toHaveText("deny");
+    await expect(page.getByLabel("Tool policies")).toHaveValue("Fixture/write_note=deny");
+  } else {
+    await expect(page.getByLabel("Policy for Fixture/write_note")).toBeDisabled();
+    await page.getByLabel("Tool policies").fill("Fixture/write_note=deny");
+  }
   await page.getByRole("button", { name: "Save new version" }).click();
   await expect(page.getByTestId("agent-version")).toHaveText("version 3");
-  await expect(page.locator('tr[data-tool="Fixture/write_note"]')).toContainText("deny");
+  await expect(policy("Fixture/write_note")).toHaveText("deny");
+  await expect(page.getByLabel("Policy for Fixture/write_note")).toHaveValue("deny");
 
   // The list finds it by name.
   await open(page, "/mcp?q=fixt");

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::auth::{AuthError, ClientInfo, CurrentUser, IssuedTokens};
 use crate::limits::RetryAfter;
-use crate::store::{Constraint, StoreError, new_id, now_ms, on_constraint};
+use crate::store::{Backend, Constraint, StoreError, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +124,14 @@ impl Engine {
         let hash = self.hash_password(&password).await?;
         let id = new_id();
         let now = now_ms();
-        // The admin flag is decided inside the INSERT so two first registrations cannot
-        // both become admin on SQLite (one writer at a time).
+        // The admin flag is decided inside the INSERT, in a transaction that has the users
+        // table to itself for writing, so two first registrations cannot both become admin:
+        // on SQLite writers take turns anyway; on PostgreSQL, under READ COMMITTED, two
+        // INSERTs would each see the table empty without the lock.
+        let (mut tx, turn) = self.store.begin().await?;
+        if self.store.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        }
         let res = sqlx::query(
             "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at, updated_at) \
              SELECT $1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM users) THEN 0 ELSE 1 END, $5, $5",
@@ -135,7 +141,7 @@ impl Engine {
         .bind(name.as_str())
         .bind(&hash)
         .bind(now)
-        .execute(&self.store.pool)
+        .execute(&mut *tx)
         .await;
         if let Err(e) = res {
             return Err(match on_constraint(&e) {
@@ -143,6 +149,8 @@ impl Engine {
                 _ => e.into(),
             });
         }
+        tx.commit().await?;
+        drop(turn);
         audit::record(self, Some(&id), "user.register", &id, serde_json::json!({}), &client.ip).await;
         let tokens = self.start_session(&id, client).await?;
         Ok((self.me(&id).await?, tokens))
@@ -165,8 +173,14 @@ impl Engine {
         };
         let acct_key = format!("acct:{}", email.as_str());
         let ip_key = format!("ip:{}", client.ip);
+        // Counted before the password is checked, so parallel guesses cannot all slip in
+        // before the first one fails; a success takes its count back.
         let limits = &self.limits.logins;
-        limits.check(&acct_key).and(limits.check(&ip_key)).map_err(AccountError::TooManyAttempts)?;
+        limits.attempt(&acct_key).map_err(AccountError::TooManyAttempts)?;
+        if let Err(wait) = limits.attempt(&ip_key) {
+            limits.forgive(&acct_key);
+            return Err(AccountError::TooManyAttempts(wait));
+        }
         let row = sqlx::query("SELECT id, password_hash, disabled FROM users WHERE email = $1")
             .bind(email.as_str())
             .fetch_optional(&self.store.pool)
@@ -181,15 +195,14 @@ impl Engine {
         };
         let ok = self.verify_password(password, hash).await?;
         let Some(id) = id.filter(|_| ok) else {
-            limits.record_failure(&acct_key);
-            limits.record_failure(&ip_key);
             audit::record(self, None, "user.login_failed", email.as_str(), serde_json::json!({}), &client.ip).await;
             return Err(AccountError::WrongCredentials);
         };
+        limits.clear(&acct_key);
+        limits.forgive(&ip_key);
         if disabled {
             return Err(AccountError::Disabled);
         }
-        limits.clear(&acct_key);
         audit::record(self, Some(&id), "user.login", &id, serde_json::json!({}), &client.ip).await;
         let tokens = self.start_session(&id, client).await?;
         Ok((self.me(&id).await?, tokens))

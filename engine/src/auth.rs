@@ -79,11 +79,24 @@ impl From<sqlx::Error> for AuthError {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
+    iss: String,
+    aud: String,
     sub: String,
     sid: String,
     iat: u64,
+    nbf: u64,
     exp: u64,
 }
+
+/// How long a rotated refresh token is remembered, to catch its reuse.
+const ROTATED_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Who issues access tokens, and for whom: Agentry, for itself. A token signed with the
+/// same key for another purpose (or by another tool sharing the key) is refused.
+const TOKEN_ISSUER: &str = "agentry";
+const TOKEN_AUDIENCE: &str = "agentry";
+/// The JOSE `typ` of an access token (RFC 9068), checked so no other kind of JWT passes.
+const TOKEN_TYPE: &str = "at+jwt";
 
 pub fn hash_token(token: &str) -> String {
     let d = Sha256::digest(token.as_bytes());
@@ -131,7 +144,10 @@ impl AccessTokens {
     pub fn new(secret: &[u8]) -> Self {
         let mut rules = Validation::new(Algorithm::HS256);
         rules.leeway = 0;
-        rules.set_required_spec_claims(&["exp", "sub"]);
+        rules.validate_nbf = true;
+        rules.set_issuer(&[TOKEN_ISSUER]);
+        rules.set_audience(&[TOKEN_AUDIENCE]);
+        rules.set_required_spec_claims(&["exp", "nbf", "sub", "iss", "aud"]);
         // The cache holds nothing from the store, so it is right on every backend.
         Self { key: DecodingKey::from_secret(secret), rules, verified: crate::cache::Cache::new(true) }
     }
@@ -141,9 +157,12 @@ impl AccessTokens {
         if let Some(ids) = self.verified.get(token, now) {
             return Ok(ids);
         }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.rules)
-            .map_err(|_| AuthError::Unauthenticated)?
-            .claims;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.key, &self.rules).map_err(|_| AuthError::Unauthenticated)?;
+        if data.header.typ.as_deref() != Some(TOKEN_TYPE) {
+            return Err(AuthError::Unauthenticated);
+        }
+        let claims = data.claims;
         let ids = std::sync::Arc::new((claims.sub, claims.sid));
         // `exp` is in seconds; the token counts while it has not passed.
         let until = i64::try_from(claims.exp).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
@@ -198,17 +217,18 @@ impl Engine {
     fn access_token(&self, user_id: &str, session_id: &str) -> Result<String, AuthError> {
         let iat = (now_ms() / 1000) as u64;
         let claims = Claims {
+            iss: TOKEN_ISSUER.to_owned(),
+            aud: TOKEN_AUDIENCE.to_owned(),
             sub: user_id.to_owned(),
             sid: session_id.to_owned(),
             iat,
+            nbf: iat,
             exp: iat + self.settings.auth.access_ttl_secs,
         };
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(self.keys.jwt.expose_secret()),
-        )
-        .map_err(|_| AuthError::Unauthenticated)
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(TOKEN_TYPE.to_owned());
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(self.keys.jwt.expose_secret()))
+            .map_err(|_| AuthError::Unauthenticated)
     }
 
     fn tokens(&self, access: String, refresh: Option<String>) -> IssuedTokens {
@@ -240,6 +260,26 @@ impl Engine {
         }
         self.sessions.put(&user.session_id, user.clone(), expires, now);
         Ok(user)
+    }
+
+    /// Forgets refresh tokens nobody can use any more: expired ones, and those rotated more
+    /// than [`ROTATED_KEPT_MS`] ago (kept until then so that a stolen one presented again
+    /// revokes its family); and sessions that ended that long ago.
+    pub(crate) async fn prune_sessions(&self) -> Result<u64, sqlx::Error> {
+        let now = now_ms();
+        let old = now - ROTATED_KEPT_MS;
+        let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1 OR rotated_at < $2")
+            .bind(now)
+            .bind(old)
+            .execute(&self.store.pool)
+            .await?
+            .rows_affected();
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(old)
+            .execute(&self.store.pool)
+            .await?
+            .rows_affected();
+        Ok(tokens + sessions)
     }
 
     /// Opens a new session (a new refresh-token family) for a user who just proved who they are.

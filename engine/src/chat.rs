@@ -137,16 +137,52 @@ impl Engine {
         Ok((row.try_get("agent_id")?, row.try_get("leaf_id")?))
     }
 
-    /// Every message of a conversation (the caller checked ownership).
-    pub(crate) async fn messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, ChatError> {
+    /// Refuses `adding` more messages to a conversation that would then hold more than
+    /// `limits.messages_per_conversation`.
+    async fn check_room(&self, conversation_id: &str, adding: i64) -> Result<(), ChatError> {
+        let limit = self.settings.limits.messages_per_conversation;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .fetch_one(&self.store.pool)
+            .await?;
+        if n + adding > i64::from(limit) {
+            return Err(invalid("conversation_id", "full", Some(limit as usize)));
+        }
+        Ok(())
+    }
+
+    /// The path from the first message to `leaf`, whole, read by walking up from `leaf`:
+    /// only the messages on it are read, however many other branches the conversation has.
+    pub(crate) async fn path_to(&self, conversation_id: &str, leaf: &str) -> Result<Vec<StoredMessage>, ChatError> {
         let rows = sqlx::query(
-            "SELECT id, parent_id, role, content, status, error, created_at FROM messages \
-             WHERE conversation_id = $1 ORDER BY created_at, id",
+            "WITH RECURSIVE path (id, parent_id, depth) AS ( \
+               SELECT id, parent_id, 0 FROM messages WHERE id = $1 AND conversation_id = $2 \
+               UNION ALL \
+               SELECT m.id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.id = p.parent_id \
+               WHERE m.conversation_id = $2 AND p.depth < 1000000 \
+             ) \
+             SELECT m.id, m.parent_id, m.role, m.content, m.status, m.error, m.created_at \
+             FROM path p JOIN messages m ON m.id = p.id ORDER BY p.depth DESC",
         )
+        .bind(leaf)
         .bind(conversation_id)
         .fetch_all(&self.store.pool)
         .await?;
         rows.iter().map(stored).collect()
+    }
+
+    /// A message of a conversation, whole.
+    async fn message_in(&self, conversation_id: &str, id: &str) -> Result<StoredMessage, ChatError> {
+        let row = sqlx::query(
+            "SELECT id, parent_id, role, content, status, error, created_at FROM messages \
+             WHERE id = $1 AND conversation_id = $2",
+        )
+        .bind(id)
+        .bind(conversation_id)
+        .fetch_optional(&self.store.pool)
+        .await?
+        .ok_or(ChatError::NotFound)?;
+        stored(&row)
     }
 
     /// The messages `ids` of a conversation, whole, in the order given.
@@ -170,22 +206,6 @@ impl Engine {
         let rank: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         out.sort_by_key(|m| rank.get(m.id.as_str()).copied().unwrap_or(usize::MAX));
         Ok(out)
-    }
-
-    /// The path from the first message to `leaf`.
-    pub(crate) fn branch<'a>(all: &'a [StoredMessage], leaf: Option<&str>) -> Vec<&'a StoredMessage> {
-        let by_id: HashMap<&str, &StoredMessage> = all.iter().map(|m| (m.id.as_str(), m)).collect();
-        let mut out = Vec::new();
-        let mut cur = leaf.and_then(|id| by_id.get(id).copied());
-        while let Some(m) = cur {
-            out.push(m);
-            cur = m.parent_id.as_deref().and_then(|p| by_id.get(p).copied());
-            if out.len() > all.len() {
-                break; // a cycle cannot be stored, but never loop on one
-            }
-        }
-        out.reverse();
-        out
     }
 
     /// A new conversation `id` of `user` with `agent_id`.
@@ -253,17 +273,17 @@ impl Engine {
                 let (agent, leaf) = self.conversation(user, id).await?;
                 let parent = match parent_id {
                     Some(p) => {
-                        let all = self.messages(id).await?;
-                        let m = all.iter().find(|m| m.id == p).ok_or(ChatError::NotFound)?;
+                        let m = self.message_in(id, p).await?;
                         // An edit replaces a person's message, never an answer.
                         if m.role != Role::User {
                             return Err(invalid("parent_id", "invalid", None));
                         }
-                        m.parent_id.clone()
+                        m.parent_id
                     }
                     None => leaf,
                 };
                 self.check_agent(user, &agent).await?;
+                self.check_room(id, 2).await?;
                 (id.to_owned(), parent, agent)
             }
             None => {
@@ -344,12 +364,12 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(user = %user.id, message = message_id))]
     pub async fn regenerate(&self, user: &CurrentUser, message_id: &str) -> Result<Sent, ChatError> {
         let conversation_id = self.message_conversation(user, message_id).await?;
-        let all = self.messages(&conversation_id).await?;
-        let m = all.iter().find(|m| m.id == message_id).ok_or(ChatError::NotFound)?;
-        let (Role::Assistant, Some(parent)) = (m.role, m.parent_id.clone()) else {
+        let m = self.message_in(&conversation_id, message_id).await?;
+        let (Role::Assistant, Some(parent)) = (m.role, m.parent_id) else {
             return Err(invalid("message_id", "invalid", None));
         };
         let (agent_id, _) = self.conversation(user, &conversation_id).await?;
+        self.check_room(&conversation_id, 1).await?;
         let (tx, turn) = self.store.begin().await?;
         let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &parent, true).await?;
         Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
@@ -457,14 +477,26 @@ impl Engine {
     /// Shows the branch through `message_id` (down to its newest descendant).
     pub async fn switch_branch(&self, user: &CurrentUser, message_id: &str) -> Result<(), ChatError> {
         let conversation_id = self.message_conversation(user, message_id).await?;
-        let all = self.messages(&conversation_id).await?;
-        let mut leaf = message_id.to_owned();
-        while let Some(child) = all.iter().rev().find(|m| m.parent_id.as_deref() == Some(leaf.as_str())) {
-            leaf = child.id.clone();
+        // Only the tree's ids: each message's newest child, then down from `message_id`.
+        let tree: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, parent_id FROM messages WHERE conversation_id = $1 ORDER BY created_at, id")
+                .bind(&conversation_id)
+                .fetch_all(&self.store.pool)
+                .await?;
+        let newest_child: HashMap<&str, &str> =
+            tree.iter().filter_map(|(id, p)| Some((p.as_deref()?, id.as_str()))).collect();
+        let mut leaf = message_id;
+        let mut steps = 0;
+        while let Some(child) = newest_child.get(leaf) {
+            leaf = child;
+            steps += 1;
+            if steps > tree.len() {
+                break; // a cycle cannot be stored, but never loop on one
+            }
         }
         sqlx::query("UPDATE conversations SET leaf_id = $2 WHERE id = $1 AND owner_id = $3")
             .bind(&conversation_id)
-            .bind(&leaf)
+            .bind(leaf)
             .bind(&user.id)
             .execute(&self.store.pool)
             .await?;
@@ -546,12 +578,17 @@ impl Engine {
     /// instance drives).
     pub async fn delete_conversation(&self, user: &CurrentUser, id: &str) -> Result<(), ChatError> {
         self.conversation(user, id).await?;
-        for m in self.messages(id).await? {
-            if let Some(live) = self.runs.live(&m.id) {
+        let answers: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, status FROM messages WHERE conversation_id = $1 AND role = 'assistant'")
+                .bind(id)
+                .fetch_all(&self.store.pool)
+                .await?;
+        for (message_id, status) in answers {
+            if let Some(live) = self.runs.live(&message_id) {
                 live.cancel(RunStatus::Stopped);
                 live.finished().await;
-            } else if matches!(RunStatus::parse(&m.status), RunStatus::Running | RunStatus::Waiting) {
-                match self.stop_run(user, &m.id).await {
+            } else if matches!(RunStatus::parse(&status), RunStatus::Running | RunStatus::Waiting) {
+                match self.stop_run(user, &message_id).await {
                     Ok(()) | Err(ChatError::NotRunning) => {}
                     Err(e) => return Err(e),
                 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod chat;
+pub mod idempotency;
 pub mod keys;
 pub mod limits;
 pub mod llm;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub provider_cache: cache::Cache<(String, providers::ProviderSecrets)>,
     /// Private address blocks members may reach anyway (`allow_private_networks`).
     pub exempt: Arc<net::Exempt>,
+    /// Reverse proxies whose forwarded client address is believed (`trusted_proxies`).
+    pub trusted_proxies: net::Exempt,
     /// Skill files and build artifacts.
     pub blobs: storage::Blobs,
     /// The agent runs of this process.
@@ -76,7 +79,8 @@ pub enum StartError {
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("allow_private_networks: {0}")]
+    /// A setting that cannot be used, named in the message.
+    #[error("{0}")]
     Settings(String),
     #[error("could not open blob storage: {0}")]
     Blobs(String),
@@ -93,7 +97,11 @@ impl Engine {
     /// Creates the data dir, loads or generates keys, connects the store and runs migrations.
     #[tracing::instrument(skip_all, fields(data_dir = %settings.data_dir.display()))]
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
-        let exempt = Arc::new(net::Exempt::parse(&settings.allow_private_networks).map_err(StartError::Settings)?);
+        let blocks = |name: &str, list: &[String]| {
+            net::Exempt::parse(list).map_err(|e| StartError::Settings(format!("{name}: {e}")))
+        };
+        let exempt = Arc::new(blocks("allow_private_networks", &settings.allow_private_networks)?);
+        let trusted_proxies = blocks("trusted_proxies", &settings.trusted_proxies)?;
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let keys = keys::Keys::load_or_generate(&settings)?;
@@ -115,6 +123,7 @@ impl Engine {
             access_tokens,
             provider_cache,
             exempt,
+            trusted_proxies,
             blobs,
             runs,
             model_http,

@@ -68,6 +68,15 @@ impl TokenBuckets {
 
     /// Takes one token for `key`, or says how long until one is free.
     pub fn check(&self, key: &str) -> Result<(), RetryAfter> {
+        self.take(key, 1.0)
+    }
+
+    /// Says whether `key` has a token left, without taking it.
+    pub fn peek(&self, key: &str) -> Result<(), RetryAfter> {
+        self.take(key, 0.0)
+    }
+
+    fn take(&self, key: &str, cost: f64) -> Result<(), RetryAfter> {
         if self.capacity <= 0.0 {
             return Ok(());
         }
@@ -81,7 +90,7 @@ impl TokenBuckets {
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_sec).min(self.capacity);
         b.at = now;
         if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+            b.tokens -= cost;
             Ok(())
         } else {
             Err(RetryAfter(Duration::from_secs_f64((1.0 - b.tokens) / self.per_sec)))
@@ -111,8 +120,11 @@ impl FailureCounter {
         f(v, now)
     }
 
-    /// Refuses when `key` already failed `max` times within the window.
-    pub fn check(&self, key: &str) -> Result<(), RetryAfter> {
+    /// Counts an attempt for `key` before it is judged, or refuses when `max` attempts
+    /// already count within the window. Counting first means attempts sent in parallel
+    /// cannot all pass the check before any of them fails; a successful attempt takes its
+    /// count back with [`Self::forgive`].
+    pub fn attempt(&self, key: &str) -> Result<(), RetryAfter> {
         if self.max == 0 {
             return Ok(());
         }
@@ -120,12 +132,18 @@ impl FailureCounter {
             Some(first) if v.len() >= self.max as usize => {
                 Err(RetryAfter(self.window.saturating_sub(now.duration_since(*first))))
             }
-            _ => Ok(()),
+            _ => {
+                v.push(now);
+                Ok(())
+            }
         })
     }
 
-    pub fn record_failure(&self, key: &str) {
-        self.with(key, |v, now| v.push(now));
+    /// Takes back the latest attempt counted for `key` (it succeeded).
+    pub fn forgive(&self, key: &str) {
+        self.with(key, |v, _| {
+            v.pop();
+        });
     }
 
     pub fn clear(&self, key: &str) {
@@ -147,13 +165,14 @@ mod tests {
     }
 
     #[test]
-    fn failures_lock_after_max_and_clear_resets() {
+    fn attempts_count_before_judging_and_clear_resets() {
         let f = FailureCounter::new(2, Duration::from_secs(60));
-        f.record_failure("x");
-        assert!(f.check("x").is_ok());
-        f.record_failure("x");
-        assert!(f.check("x").is_err());
+        assert!(f.attempt("x").is_ok());
+        assert!(f.attempt("x").is_ok());
+        assert!(f.attempt("x").is_err(), "a third attempt while two are counted");
+        f.forgive("x");
+        assert!(f.attempt("x").is_ok(), "a forgiven attempt frees its place");
         f.clear("x");
-        assert!(f.check("x").is_ok());
+        assert!(f.attempt("x").is_ok());
     }
 }

@@ -117,7 +117,7 @@ impl Exempt {
             .map(Self)
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|&(net, len)| match (net, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);

@@ -106,6 +106,12 @@ impl Engine {
         Ok((Sent { conversation_id, user_message_id, assistant_message_id }, events))
     }
 
+    /// The events of an answer the caller started before (an idempotent request sent
+    /// again), from the first.
+    pub fn replay_answer(&self, sent: &Sent) -> futures::stream::BoxStream<'static, model::chat::SeqEvent> {
+        self.run_events(&sent.assistant_message_id, 0)
+    }
+
     /// The conversations of API requests, each with its answer last (running, on this
     /// instance) and shown as its branch; in the caller's transaction.
     pub(crate) async fn write_api_conversations(

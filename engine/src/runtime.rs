@@ -28,6 +28,14 @@ use crate::llm::{self, ChatRequest, LlmError, Policy};
 /// How often the store gets what a run produced.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+/// What one answer may hold (its text, tool inputs and tool results together), in bytes.
+/// Past it the run ends as incomplete and keeps what it has: a provider that ignores its
+/// token limit cannot fill the store or this process's memory.
+pub const ANSWER_MAX_BYTES: usize = 2 * 1024 * 1024;
+/// Events one run may append (each text delta is one): its log stays in memory while it
+/// runs, so it is bounded too.
+pub const RUN_MAX_EVENTS: usize = 100_000;
+
 pub(crate) use cluster::spawn_upkeep;
 pub(crate) use flush::spawn_flusher;
 
@@ -106,6 +114,8 @@ pub(crate) enum Row {
 
 struct LiveState {
     log: Vec<SeqEvent>,
+    /// Bytes of content in the log (see [`ANSWER_MAX_BYTES`]).
+    bytes: usize,
     transcript: Transcript,
     row: Row,
     /// Subscribers waiting for the next event (a live subscriber reads the log itself).
@@ -148,14 +158,22 @@ pub struct Live {
 
 impl Live {
     /// Appends an event: numbered, in the log (which the flusher stores and subscribers
-    /// read), and wakes the subscribers waiting for it. One lock for all of it.
-    fn emit(&self, event: RunEvent) {
-        let Ok(mut s) = self.state.lock() else { return };
+    /// read), and wakes the subscribers waiting for it. One lock for all of it. Says
+    /// whether the run is still within [`ANSWER_MAX_BYTES`] and [`RUN_MAX_EVENTS`].
+    fn emit(&self, event: RunEvent) -> bool {
+        let Ok(mut s) = self.state.lock() else { return false };
+        s.bytes += match &event {
+            RunEvent::Text { text } => text.len(),
+            RunEvent::ToolCall { input, .. } => input.to_string().len(),
+            RunEvent::ToolResult { content, .. } => content.len(),
+            _ => 0,
+        };
         let e = SeqEvent { seq: s.log.len() as u64 + 1, event };
         s.transcript.apply(&e);
         s.log.push(e);
         // Waking only queues the task: nothing runs under the lock.
         s.waiting.drain(..).for_each(std::task::Waker::wake);
+        s.bytes <= ANSWER_MAX_BYTES && s.log.len() < RUN_MAX_EVENTS
     }
 
     pub fn transcript(&self) -> Transcript {
@@ -191,11 +209,18 @@ impl Live {
 struct End {
     status: RunStatus,
     error: String,
+    /// Ended at a limit, not by a failure.
+    limit: bool,
 }
 
 impl End {
     fn new(status: RunStatus, error: impl Into<String>) -> Self {
-        Self { status, error: error.into() }
+        Self { status, error: error.into(), limit: false }
+    }
+
+    /// An incomplete answer that reached one of its limits; `error` says which.
+    fn limit(error: impl Into<String>) -> Self {
+        Self { status: RunStatus::Incomplete, error: error.into(), limit: true }
     }
 }
 
@@ -208,6 +233,7 @@ impl Engine {
             interactive: run.interactive,
             state: Mutex::new(LiveState {
                 log: Vec::new(),
+                bytes: 0,
                 transcript: Transcript::default(),
                 row,
                 waiting: Vec::new(),
@@ -226,11 +252,11 @@ impl Engine {
         let (engine, user, handle) = (self.clone(), user.clone(), live.clone());
         tokio::spawn(async move {
             let end = drive(&engine, &user, &run, &live).await;
-            let (status, error) = match end {
-                Ok(()) => (RunStatus::Done, String::new()),
-                Err(e) => (e.status, e.error),
+            let (status, error, limit) = match end {
+                Ok(()) => (RunStatus::Done, String::new(), false),
+                Err(e) => (e.status, e.error, e.limit),
             };
-            live.emit(RunEvent::Status { status, error });
+            live.emit(RunEvent::Status { status, error, limit });
             // Its end stored before it counts as finished.
             let last = live.state.lock().map(|s| s.log.len() as u64).unwrap_or_default();
             engine.runs.due(&run.message_id);
@@ -398,14 +424,14 @@ async fn cancelled(rx: &mut watch::Receiver<Option<End>>) -> End {
 /// The agent and the conversation so far (the branch up to this answer's question).
 async fn load_run(engine: &Engine, user: &CurrentUser, run: &NewRun) -> Result<(AgentView, Vec<Message>), End> {
     let store_err = |e: ChatError| End::new(RunStatus::Failed, format!("The conversation could not be read: {e}"));
-    let all = engine.messages(&run.conversation_id).await.map_err(store_err)?;
+    // The path to this answer only (the answer itself is its last step, empty).
+    let path = engine.path_to(&run.conversation_id, &run.message_id).await.map_err(store_err)?;
     let agent = engine
         .agent_for_run(user, &run.agent_id)
         .await
         .map_err(|e| End::new(RunStatus::Failed, format!("The agent could not be loaded: {e}")))?;
     let mut history = Vec::new();
-    let parent = all.iter().find(|m| m.id == run.message_id).and_then(|m| m.parent_id.clone());
-    for m in Engine::branch(&all, parent.as_deref()) {
+    for m in path.iter().filter(|m| m.id != run.message_id) {
         match m.role {
             Role::User => history.push(Message::user(&m.text())),
             Role::Assistant => history.extend(m.transcript().to_messages()),
@@ -467,6 +493,7 @@ async fn run_turns(
         };
         let model_used = started.model.clone();
         let mut events = started.events;
+        let mut received = Received::default();
         let mut calls = Vec::new();
         let mut call_usage = Usage::default();
         let mut stop = StopReason::EndTurn;
@@ -497,30 +524,59 @@ async fn run_turns(
                         add_usage(engine, live, &mut total, call_usage, &model_used);
                         return Err(End::new(RunStatus::Incomplete, incomplete_message(&e)));
                     }
-                    Some(Ok(ev)) => match ev {
-                        StreamEvent::TextDelta { text } => live.emit(RunEvent::Text { text }),
-                        StreamEvent::ToolStart { id, name } => {
-                            let label = toolbox.label(&name);
-                            live.emit(RunEvent::ToolStart { id, name, label });
+                    Some(Ok(ev)) => {
+                        let within = match ev {
+                            StreamEvent::TextDelta { text } => {
+                                received.add(&text);
+                                live.emit(RunEvent::Text { text })
+                            }
+                            StreamEvent::ToolStart { id, name } => {
+                                let label = toolbox.label(&name);
+                                live.emit(RunEvent::ToolStart { id, name, label })
+                            }
+                            StreamEvent::ToolDelta { json, .. } => {
+                                received.add(&json);
+                                true
+                            }
+                            StreamEvent::ToolEnd { id, name, input } => {
+                                let policy = toolbox.policy(&name);
+                                let asking = policy == model::agents::ToolPolicy::Ask && live.interactive;
+                                let within =
+                                    live.emit(RunEvent::ToolCall { id: id.clone(), input: input.clone(), asking });
+                                calls.push((id, name, input, policy));
+                                within
+                            }
+                            StreamEvent::Usage { usage } => {
+                                call_usage = usage;
+                                true
+                            }
+                            StreamEvent::Stop { reason } => {
+                                stop = reason;
+                                true
+                            }
+                        };
+                        let over_tokens = received.tokens() > output_allowance(spec.max_output_tokens);
+                        if over_tokens || !within {
+                            // Dropping the stream closes the connection: nothing more is read.
+                            add_usage(engine, live, &mut total, call_usage, &model_used);
+                            return Err(if over_tokens {
+                                End::limit(format!(
+                                    "The answer passed the agent's limit of {} output tokens and was cut off \
+                                         there. Raise max output tokens to get more.",
+                                    spec.max_output_tokens
+                                ))
+                            } else {
+                                answer_full()
+                            });
                         }
-                        StreamEvent::ToolDelta { .. } => {}
-                        StreamEvent::ToolEnd { id, name, input } => {
-                            let policy = toolbox.policy(&name);
-                            let asking = policy == model::agents::ToolPolicy::Ask && live.interactive;
-                            live.emit(RunEvent::ToolCall { id: id.clone(), input: input.clone(), asking });
-                            calls.push((id, name, input, policy));
-                        }
-                        StreamEvent::Usage { usage } => call_usage = usage,
-                        StreamEvent::Stop { reason } => stop = reason,
-                    },
+                    }
                 }
             }
         }
         add_usage(engine, live, &mut total, call_usage, &model_used);
         if calls.is_empty() {
             return match stop {
-                StopReason::MaxTokens => Err(End::new(
-                    RunStatus::Incomplete,
+                StopReason::MaxTokens => Err(End::limit(
                     "The answer reached the agent's limit of output tokens. Raise max output tokens to get more.",
                 )),
                 _ => Ok(()),
@@ -541,12 +597,24 @@ async fn run_turns(
                     if let Ok(mut a) = live.answers.lock() {
                         a.insert(id.clone(), tx);
                     }
-                    live.emit(RunEvent::Status { status: RunStatus::Waiting, error: String::new() });
+                    live.emit(RunEvent::Status { status: RunStatus::Waiting, error: String::new(), limit: false });
+                    let wait = Duration::from_secs(engine.settings.limits.approval_timeout_secs);
                     let allowed = tokio::select! {
                         a = rx => a.unwrap_or(false),
                         end = cancelled(cancel) => return Err(end),
+                        () = tokio::time::sleep(wait) => {
+                            if let Ok(mut a) = live.answers.lock() {
+                                a.remove(&id);
+                            }
+                            return Err(End::new(RunStatus::Stopped, format!(
+                                "Nobody allowed or declined {} within {}, so the answer stopped here. \
+                                 Regenerate it to try again.",
+                                toolbox.label(&name),
+                                span_words(wait.as_secs()),
+                            )));
+                        }
                     };
-                    live.emit(RunEvent::Status { status: RunStatus::Running, error: String::new() });
+                    live.emit(RunEvent::Status { status: RunStatus::Running, error: String::new(), limit: false });
                     if allowed {
                         live.emit(RunEvent::ToolRunning { id: id.clone() });
                         run_tool(toolbox, engine, user, &name, input, cancel).await?
@@ -556,13 +624,15 @@ async fn run_turns(
                 }
                 model::agents::ToolPolicy::Allow => run_tool(toolbox, engine, user, &name, input, cancel).await?,
             };
-            live.emit(RunEvent::ToolResult { id, content, state });
+            if !live.emit(RunEvent::ToolResult { id, content, state }) {
+                return Err(answer_full());
+            }
         }
         if turn + 1 >= spec.max_turns {
-            return Err(End::new(
-                RunStatus::Incomplete,
-                format!("The agent used its {} turns. Raise max turns to let it go on.", spec.max_turns),
-            ));
+            return Err(End::limit(format!(
+                "The agent used its {} turns. Raise max turns to let it go on.",
+                spec.max_turns
+            )));
         }
         live.emit(RunEvent::Turn);
     }
@@ -596,6 +666,52 @@ fn add_usage(engine: &Engine, live: &Live, total: &mut Usage, call: Usage, model
     let t = live.transcript();
     let cost = t.cost_micros + cost_micros(engine, model, call);
     live.emit(RunEvent::Usage { input_tokens, output_tokens, cost_micros: cost, model: model.to_owned() });
+}
+
+/// A span of time for people: `24 hours`, `5 minutes`, `1 second`.
+fn span_words(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The end of an answer that holds all an answer may.
+fn answer_full() -> End {
+    End::limit(format!(
+        "The answer reached the most one answer may hold ({} MiB, {} events) and was cut off there.",
+        ANSWER_MAX_BYTES / (1024 * 1024),
+        RUN_MAX_EVENTS
+    ))
+}
+
+/// What a model call has sent so far, to hold it to the agent's output limit whether or
+/// not the provider honours `max_tokens`. Tokens are estimated, never undercounted by much:
+/// at least one per delta, and at least one per four bytes.
+#[derive(Default)]
+struct Received {
+    bytes: usize,
+    deltas: usize,
+}
+
+impl Received {
+    fn add(&mut self, piece: &str) {
+        self.bytes += piece.len();
+        self.deltas += 1;
+    }
+
+    fn tokens(&self) -> usize {
+        self.deltas.max(self.bytes.div_ceil(4))
+    }
+}
+
+/// The estimated tokens a call may send before it is cut off: the agent's limit, and a
+/// little room for the estimate.
+fn output_allowance(max_output_tokens: u32) -> usize {
+    let n = max_output_tokens as usize;
+    n + n / 10 + 4
 }
 
 fn incomplete_message(e: &LlmError) -> String {

@@ -18,8 +18,14 @@ pub struct Settings {
     pub database_url: String,
     /// The origin browsers use to reach Agentry (`https://agentry.example.com`). Server
     /// functions accept only this Origin; cookies get `Secure` and responses HSTS when it
-    /// is https. Empty: the request's own Host is taken as the origin (development).
+    /// is https. Empty: requests must name the server by an IP address, a loopback name
+    /// (`localhost`) or the bound address in `Host` (anything else is a DNS-rebinding
+    /// attempt and gets 421), and the request's own Host is taken as the origin.
     pub public_origin: String,
+    /// Address blocks (CIDR) of reverse proxies in front of Agentry. Only a request from
+    /// one of them has its client address taken from `Forwarded` / `X-Forwarded-For`;
+    /// everyone else is known by the socket's address. Empty: headers are never trusted.
+    pub trusted_proxies: Vec<String>,
     /// `pretty` for people, `json` for log collectors.
     pub log_format: LogFormat,
     /// Whether people may register themselves; an admin can change it at run time. The
@@ -87,6 +93,15 @@ pub struct LimitSettings {
     pub login_failures: u32,
     /// Window for counting failed logins, in seconds.
     pub login_window_secs: u64,
+    /// Messages one conversation may hold (questions and answers, every branch); past it a
+    /// new message is refused with an error naming the limit (start a new conversation).
+    pub messages_per_conversation: u32,
+    /// Seconds a run waits for someone to allow or decline a tool call; then it ends as
+    /// stopped, saying why.
+    pub approval_timeout_secs: u64,
+    /// Bytes of files (every skill version's) one user may keep; an upload past it is
+    /// refused, naming the quota and what is used.
+    pub storage_per_user_bytes: u64,
 }
 
 impl Default for Settings {
@@ -96,6 +111,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             database_url: String::new(),
             public_origin: String::new(),
+            trusted_proxies: Vec::new(),
             log_format: LogFormat::Pretty,
             registration_open: true,
             auth: AuthSettings::default(),
@@ -127,7 +143,14 @@ impl Default for AuthSettings {
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        Self { requests_per_minute: 100, login_failures: 5, login_window_secs: 15 * 60 }
+        Self {
+            requests_per_minute: 100,
+            login_failures: 5,
+            login_window_secs: 15 * 60,
+            messages_per_conversation: 10_000,
+            approval_timeout_secs: 24 * 3600,
+            storage_per_user_bytes: 1024 * 1024 * 1024,
+        }
     }
 }
 

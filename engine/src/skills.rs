@@ -30,6 +30,9 @@ pub enum SkillError {
     /// Agents still use the skill; detach it from them first.
     #[error("the skill is used by {}", .0.join(", "))]
     InUse(Vec<String>),
+    /// The upload would take the user past `limits.storage_per_user_bytes`.
+    #[error("the upload ({upload} bytes) would pass the storage quota of {quota} bytes ({used} used)")]
+    Quota { upload: u64, used: u64, quota: u64 },
     #[error("blob storage failed: {0}")]
     Blobs(String),
     #[error(transparent)]
@@ -79,6 +82,11 @@ impl Engine {
         let html = model::markdown::render(md.as_deref().unwrap_or_default(), Some(&file_base(&id)));
         let manifest: Vec<SkillFile> =
             files.iter().map(|f| SkillFile { path: f.path.clone(), size: f.bytes.len() as u64 }).collect();
+        let upload: u64 = manifest.iter().map(|f| f.size).sum();
+        let (used, quota) = (self.storage_used(user).await?, self.settings.limits.storage_per_user_bytes);
+        if used.saturating_add(upload) > quota {
+            return Err(SkillError::Quota { upload, used, quota });
+        }
         let prefix = blob_prefix(&id, version);
         let parts: Vec<&str> = prefix.iter().map(String::as_str).collect();
         for f in files {
@@ -303,6 +311,40 @@ impl Engine {
         let prefix = blob_prefix(id, version);
         let parts: Vec<&str> = prefix.iter().map(String::as_str).collect();
         Ok(self.blobs.get(&key(&parts, &file.path)).await?.bytes().await?.to_vec())
+    }
+
+    /// Bytes of files the user keeps: every version of every skill of theirs.
+    pub async fn storage_used(&self, user: &CurrentUser) -> Result<u64, SkillError> {
+        let manifests: Vec<String> = sqlx::query_scalar(
+            "SELECT v.manifest FROM skill_versions v JOIN skills s ON s.id = v.skill_id WHERE s.owner_id = $1",
+        )
+        .bind(&user.id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        Ok(manifests
+            .iter()
+            .flat_map(|m| serde_json::from_str::<Vec<SkillFile>>(m).unwrap_or_default())
+            .map(|f| f.size)
+            .sum())
+    }
+
+    /// Deletes every version of a skill but the current one, files included; returns how
+    /// many went. Agents use the current version, so nothing they see changes.
+    pub async fn prune_skill_versions(&self, user: &CurrentUser, id: &str) -> Result<u64, SkillError> {
+        let skill = self.get_skill(user, id).await?;
+        let old: Vec<i64> = skill.versions.iter().map(|(v, _)| *v).filter(|v| *v != skill.version).collect();
+        sqlx::query("DELETE FROM skill_versions WHERE skill_id = $1 AND version < $2")
+            .bind(id)
+            .bind(skill.version)
+            .execute(&self.store.pool)
+            .await?;
+        for v in &old {
+            let prefix = blob_prefix(id, *v);
+            let parts: Vec<&str> = prefix.iter().map(String::as_str).collect();
+            self.delete_blobs(&parts).await;
+        }
+        audit::record(self, Some(&user.id), "skill.prune", id, serde_json::json!({ "versions": old }), "").await;
+        Ok(old.len() as u64)
     }
 
     /// Deletes a skill and all its versions; refused while an agent uses it.

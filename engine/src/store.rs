@@ -38,12 +38,16 @@ async fn open_pool(backend: Backend, opts: AnyConnectOptions, max: u32) -> Resul
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     // WAL lets readers run beside the one writer; busy_timeout makes
-                    // writers queue instead of failing with SQLITE_BUSY. Temporary data
+                    // writers queue instead of failing with SQLITE_BUSY. synchronous=FULL:
+                    // a commit is on disk before anyone is told it succeeded, power loss
+                    // included (NORMAL in WAL mode may lose the last commits then). Run
+                    // events are written in rounds, so that is an fsync per round, not per
+                    // event. Temporary data
                     // in memory: the statement journal of a multi-row write otherwise
                     // spills to a temp file past 64 KiB, a write call per page (about
                     // half of all write calls while a thousand answers stream).
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
                          PRAGMA temp_store = MEMORY;",
                     )

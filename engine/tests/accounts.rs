@@ -23,6 +23,27 @@ async fn first_user_is_admin_and_second_is_member() {
 }
 
 #[tokio::test]
+async fn simultaneous_first_registrations_make_exactly_one_admin() {
+    each_backend(|e| async move {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let e = e.clone();
+                tokio::spawn(async move { e.register(&format!("u{i}@example.com"), PASSWORD, "", &client()).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task").expect("register");
+        }
+        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1")
+            .fetch_one(&e.store.pool)
+            .await
+            .expect("count");
+        assert_eq!(admins, 1, "exactly one of eight simultaneous first accounts is admin");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn duplicate_email_is_a_field_error_whatever_the_case() {
     each_backend(|e| async move {
         sign_up(&e, "ann@example.com").await;
@@ -131,6 +152,50 @@ async fn tampered_expired_unsigned_and_foreign_tokens_are_refused() {
             jsonwebtoken::encode(&jsonwebtoken::Header::default(), &old, &jsonwebtoken::EncodingKey::from_secret(&key))
                 .expect("encode");
         assert!(matches!(e.authenticate(&expired).await, Err(AuthError::Unauthenticated)));
+    })
+    .await;
+}
+
+/// Signed with the right key, yet not an access token of this server: another issuer or
+/// audience, another `typ`, or not valid yet. Each is refused.
+#[tokio::test]
+async fn right_key_but_wrong_issuer_audience_type_or_future_nbf_is_refused() {
+    each_backend(|e| async move {
+        let u = sign_up(&e, "ann@example.com").await;
+        let parts: Vec<&str> = u.tokens.access.split('.').collect();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+        let key = secrecy::ExposeSecret::expose_secret(&e.keys.jwt).to_vec();
+        let sign = |typ: &str, claims: &serde_json::Value| {
+            let header = jsonwebtoken::Header { typ: Some(typ.to_owned()), ..Default::default() };
+            jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_secret(&key)).expect("encode")
+        };
+        // The same claims re-signed as they were: accepted, so the cases below fail for
+        // the one thing each changes.
+        assert!(e.authenticate(&sign("at+jwt", &claims)).await.is_ok(), "a faithful copy is accepted");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        let cases: [(&str, &str, serde_json::Value); 6] = [
+            ("wrong issuer", "at+jwt", serde_json::json!({ "iss": "someone-else" })),
+            ("wrong audience", "at+jwt", serde_json::json!({ "aud": "another-app" })),
+            ("not valid yet", "at+jwt", serde_json::json!({ "nbf": now + 600 })),
+            ("no nbf", "at+jwt", serde_json::json!({ "nbf": null })),
+            ("no issuer", "at+jwt", serde_json::json!({ "iss": null })),
+            ("a plain JWT, not an access token", "JWT", serde_json::json!({})),
+        ];
+        for (what, typ, change) in cases {
+            let mut c = claims.clone();
+            for (k, v) in change.as_object().expect("object") {
+                if v.is_null() {
+                    c.as_object_mut().expect("object").remove(k);
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+            assert!(
+                matches!(e.authenticate(&sign(typ, &c)).await, Err(AuthError::Unauthenticated)),
+                "{what}: accepted"
+            );
+        }
     })
     .await;
 }
@@ -327,4 +392,36 @@ async fn an_unknown_database_scheme_names_the_accepted_ones() {
     let err = engine::Store::connect("mysql://localhost/x").await.err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("sqlite:") && text.contains("postgres://"), "{text}");
+}
+
+/// Refresh tokens that can no longer be used are deleted: expired ones and those rotated
+/// long ago; the current one stays and still works.
+#[tokio::test]
+async fn spent_and_expired_refresh_tokens_are_pruned() {
+    each_backend(|e| async move {
+        let u = sign_up(&e, "ann@example.com").await;
+        let mut refresh = u.tokens.refresh.clone().expect("refresh token");
+        for _ in 0..5 {
+            let (_, t) = e.refresh(&refresh, &client()).await.expect("rotate");
+            refresh = t.refresh.expect("new refresh token");
+        }
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM refresh_tokens")
+                .fetch_one(&e.store.pool)
+                .await
+                .expect("n")
+        };
+        assert_eq!(count().await, 6);
+        // Five were rotated; pretend it was eight days ago.
+        let long_ago = engine::store::now_ms() - 8 * 24 * 3600 * 1000;
+        sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE rotated_at IS NOT NULL")
+            .bind(long_ago)
+            .execute(&e.store.pool)
+            .await
+            .expect("age");
+        e.prune().await;
+        assert_eq!(count().await, 1, "only the current token is left");
+        e.refresh(&refresh, &client()).await.expect("the current token still works");
+    })
+    .await;
 }

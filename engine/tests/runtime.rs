@@ -29,6 +29,11 @@ fn fixture() -> String {
 
 /// An admin's agent on the fake upstream, optionally with the MCP fixture attached.
 async fn setup(e: &Engine, with_tools: bool, policies: &str) -> Setup {
+    setup_with(e, with_tools, policies, "").await
+}
+
+/// The same, with the agent's limit of output tokens (empty: the default).
+async fn setup_with(e: &Engine, with_tools: bool, policies: &str, max_output_tokens: &str) -> Setup {
     if let Ok(mut p) = e.runs.policy.lock() {
         *p = Policy { backoff: Duration::from_millis(10), ..Policy::default() };
     }
@@ -48,6 +53,7 @@ async fn setup(e: &Engine, with_tools: bool, policies: &str) -> Setup {
         model: "fake-large".into(),
         system_prompt: "Be helpful.".into(),
         tool_policies: policies.into(),
+        max_output_tokens: max_output_tokens.into(),
         ..Default::default()
     };
     let agent = e.create_agent(me, form.parse().expect("spec")).await.expect("agent").id;
@@ -604,4 +610,117 @@ async fn api_requests_at_once_store_whole_conversations() {
         assert_eq!(answers, expected);
     })
     .await;
+}
+
+/// A provider that ignores `max_tokens` cannot make an answer longer than the agent allows:
+/// what is received is counted, and the answer ends near the limit, marked incomplete.
+#[tokio::test]
+async fn a_16_token_agent_stops_near_16_tokens_whatever_the_provider_sends() {
+    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let s = setup_with(&e, false, "", "16").await;
+    let me = &s.t.admin.user;
+    s.up.push([Reply::text(&"word ".repeat(2_000))]);
+    let sent = e.send_message(me, &s.agent, None, None, "Talk forever.").await.expect("send");
+    let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+    assert_eq!(s.up.chat_requests()[0]["max_tokens"], 16, "the limit is asked for");
+    assert_eq!(t.status, RunStatus::Incomplete);
+    assert!(t.error.contains("16 output tokens"), "{}", t.error);
+    let words = t.text().split_whitespace().count();
+    assert!((16..=22).contains(&words), "{words} words kept");
+    let stored = e.get_conversation(me, &sent.conversation_id).await.expect("c").messages[1].transcript.clone();
+    assert_eq!(stored.map(|t| t.text().split_whitespace().count()), Some(words), "the store holds the same");
+}
+
+/// An answer holds at most `ANSWER_MAX_BYTES`: past it the run ends, incomplete, with what
+/// it had (a provider sending megabytes per delta cannot fill the store or the memory).
+#[tokio::test]
+async fn an_answer_is_capped_in_size_and_ends_incomplete() {
+    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let s = setup_with(&e, false, "", "1000000").await;
+    let me = &s.t.admin.user;
+    let piece = "x".repeat(10_000);
+    s.up.push([Reply { steps: (0..300).map(|_| Step::Text(piece.clone())).collect(), ..Reply::default() }]);
+    let sent = e.send_message(me, &s.agent, None, None, "Fill the disk.").await.expect("send");
+    let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+    assert_eq!(t.status, RunStatus::Incomplete);
+    assert!(t.error.contains("most one answer may hold"), "{}", t.error);
+    let max = engine::runtime::ANSWER_MAX_BYTES;
+    let stored = e.get_conversation(me, &sent.conversation_id).await.expect("c").messages[1].transcript.clone();
+    let len = stored.map(|t| t.text().len()).unwrap_or_default();
+    assert!(len <= max + piece.len() && len > max - piece.len(), "stored {len} bytes, cap {max}");
+}
+
+/// Nobody answers an approval: after `approval_timeout_secs` the run ends as stopped and
+/// says why, and the call can no longer be answered.
+#[tokio::test]
+async fn an_unanswered_approval_times_out_and_the_run_stops_saying_why() {
+    let mut settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    settings.limits.approval_timeout_secs = 1;
+    let e = Engine::start(settings).await.expect("engine");
+    let s = setup(&e, true, "").await;
+    let me = &s.t.admin.user;
+    s.up.push([Reply::tool_call("c1", "fx__write_note", json!({ "text": "x" }))]);
+    let sent = e.send_message(me, &s.agent, None, None, "Note x").await.expect("send");
+    let msg = sent.assistant_message_id.clone();
+    wait_for(&e, me, &msg, |ev| matches!(ev, RunEvent::Status { status: RunStatus::Waiting, .. })).await;
+    let t = fold(&follow(&e, me, &msg, 0).await);
+    assert_eq!(t.status, RunStatus::Stopped);
+    assert!(t.error.contains("Nobody allowed or declined fx/write_note within 1 second"), "{}", t.error);
+    assert!(e.answer_tool(me, &msg, "c1", true).await.is_err(), "too late to answer");
+    assert_eq!(s.up.chat_requests().len(), 1, "the tool never ran and the model was not called again");
+}
+
+/// A conversation holds at most `messages_per_conversation` messages; past it a new
+/// message or a regeneration is refused with the limit, and nothing is written.
+#[tokio::test]
+async fn a_full_conversation_refuses_new_messages_naming_the_limit() {
+    let mut settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    settings.limits.messages_per_conversation = 4;
+    let e = Engine::start(settings).await.expect("engine");
+    let s = setup(&e, false, "").await;
+    let me = &s.t.admin.user;
+    s.up.push([Reply::text("One."), Reply::text("Two.")]);
+    let first = e.send_message(me, &s.agent, None, None, "1").await.expect("send");
+    follow(&e, me, &first.assistant_message_id, 0).await;
+    let second = e.send_message(me, &s.agent, Some(&first.conversation_id), None, "2").await.expect("send");
+    follow(&e, me, &second.assistant_message_id, 0).await;
+    let full = |r: Result<model::chat::Sent, ChatError>| match r {
+        Err(ChatError::Invalid(f)) => {
+            assert_eq!(
+                (f.0[0].field.as_str(), f.0[0].rule.as_str(), f.0[0].limit),
+                ("conversation_id", "full", Some(4))
+            )
+        }
+        other => panic!("expected the conversation to be full, got {other:?}"),
+    };
+    full(e.send_message(me, &s.agent, Some(&first.conversation_id), None, "3").await);
+    full(e.regenerate(me, &second.assistant_message_id).await);
+    let c = e.get_conversation(me, &first.conversation_id).await.expect("c");
+    assert_eq!(c.messages.len(), 4, "nothing was added");
+}
+
+/// A run is given the path it answers, not the conversation's other branches.
+#[tokio::test]
+async fn a_run_is_given_only_the_branch_it_answers() {
+    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let s = setup(&e, false, "").await;
+    let me = &s.t.admin.user;
+    s.up.push([Reply::text("Alpha answer."), Reply::text("Beta answer."), Reply::text("Gamma answer.")]);
+    let a = e.send_message(me, &s.agent, None, None, "Alpha question").await.expect("send");
+    follow(&e, me, &a.assistant_message_id, 0).await;
+    let b = e
+        .send_message(me, &s.agent, Some(&a.conversation_id), Some(&a.user_message_id), "Beta question")
+        .await
+        .expect("edit");
+    follow(&e, me, &b.assistant_message_id, 0).await;
+    let c = e.send_message(me, &s.agent, Some(&a.conversation_id), None, "Gamma question").await.expect("send");
+    follow(&e, me, &c.assistant_message_id, 0).await;
+    let sent: Vec<String> = s.up.chat_requests()[2]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(sent, ["Beta question", "Beta answer.", "Gamma question"]);
 }

@@ -218,3 +218,41 @@ async fn another_users_skill_is_not_found_and_a_used_skill_is_not_deleted() {
     })
     .await;
 }
+
+/// Versions count against the owner's storage quota: past it an upload is refused with the
+/// figures, nothing stored; deleting the old versions frees their room (and their files).
+#[tokio::test]
+async fn uploads_past_the_storage_quota_are_refused_until_old_versions_are_pruned() {
+    for b in engine::testing::backends() {
+        let mut settings = engine::testing::settings(b).await;
+        settings.limits.storage_per_user_bytes = 5_000;
+        let e = Engine::start(settings).await.expect("engine");
+        let t = two_users(&e).await;
+        let me = &t.member.user;
+        let version = |n: u8| {
+            vec![
+                Upload { path: "pdf-tools/SKILL.md".into(), bytes: SKILL_MD.as_bytes().to_vec() },
+                Upload { path: "pdf-tools/data.bin".into(), bytes: noise(1_800, u32::from(n)) },
+            ]
+        };
+        let v1 = e.upload_skill(me, version(1)).await.expect("v1");
+        e.upload_skill(me, version(2)).await.expect("v2");
+        let used = e.storage_used(me).await.expect("used");
+        match e.upload_skill(me, version(3)).await {
+            Err(SkillError::Quota { used: u, quota, .. }) => assert_eq!((u, quota), (used, 5_000), "{b:?}"),
+            other => panic!("{b:?}: expected the quota to refuse, got {other:?}"),
+        }
+        assert_eq!(e.get_skill(me, &v1.id).await.expect("skill").version, 2, "{b:?}: nothing was stored");
+        // Another user's room is their own.
+        e.upload_skill(&t.admin.user, version(4)).await.expect("another user's upload");
+
+        let files = blob_files(&e);
+        assert_eq!(e.prune_skill_versions(me, &v1.id).await.expect("prune"), 1);
+        assert!(matches!(e.skill_file(me, &v1.id, Some(1), "data.bin").await, Err(SkillError::NotFound)));
+        assert_eq!(blob_files(&e), files - 2, "{b:?}: version 1's two files are gone");
+        assert!(e.skill_file(me, &v1.id, None, "data.bin").await.is_ok(), "the current version stays");
+        let v3 = e.upload_skill(me, version(3)).await.expect("room again");
+        assert_eq!(v3.version, 3);
+        assert!(matches!(e.prune_skill_versions(&t.admin.user, &v1.id).await, Err(SkillError::NotFound)));
+    }
+}

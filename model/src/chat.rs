@@ -278,6 +278,10 @@ pub enum RunEvent {
     Status {
         status: RunStatus,
         error: String,
+        /// The run ended at one of its limits (output tokens, turns, size), not because
+        /// something failed: an API answer then finishes as `length`, not as an error.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        limit: bool,
     },
 }
 
@@ -305,6 +309,9 @@ pub struct Transcript {
     /// The sequence number of the last event applied (0: none).
     #[serde(default)]
     pub seq: u64,
+    /// It ended at a limit (see [`RunEvent::Status`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_limit: bool,
 }
 
 impl Default for Transcript {
@@ -318,6 +325,7 @@ impl Default for Transcript {
             output_tokens: 0,
             cost_micros: 0,
             seq: 0,
+            at_limit: false,
         }
     }
 }
@@ -376,9 +384,10 @@ impl Transcript {
                 self.cost_micros = *cost_micros;
                 self.model = model.clone();
             }
-            RunEvent::Status { status, error } => {
+            RunEvent::Status { status, error, limit } => {
                 self.status = *status;
                 self.error = error.clone();
+                self.at_limit = *limit;
             }
         }
     }
@@ -511,7 +520,7 @@ mod tests {
             ev(5, RunEvent::ToolResult { id: "c1".into(), content: "3".into(), state: CallState::Done }),
             ev(6, RunEvent::Turn),
             ev(7, RunEvent::Text { text: "It is 3.".into() }),
-            ev(8, RunEvent::Status { status: RunStatus::Done, error: String::new() }),
+            ev(8, RunEvent::Status { status: RunStatus::Done, error: String::new(), limit: false }),
         ];
         let mut t = Transcript::default();
         for e in &events {

@@ -3,8 +3,8 @@
 //! sign-in gate for pages.
 
 use std::net::SocketAddr;
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use app::ssr::{PageCsp, RequestId, cookie_value, session_cookies};
@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use engine::auth::{ACCESS_COOKIE, ClientInfo, REFRESH_COOKIE};
-use engine::{CurrentUser, Engine};
+use engine::{AuthError, CurrentUser, Engine};
 use tracing::Instrument;
 
 /// The span every log line of a request is written in.
@@ -68,6 +68,102 @@ fn origin_ok(engine: &Engine, req: &Request) -> bool {
     // No public origin configured: same-origin with the Host the request was sent to.
     let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     !host.is_empty() && (sent == format!("http://{host}") || sent == format!("https://{host}"))
+}
+
+/// With no `public_origin`, whether the request names this server as only this server can
+/// be named: an IP address, a loopback name or the bound address. Any other name is
+/// someone's DNS pointing at us (a rebinding page would otherwise pass the Origin check,
+/// since it sends a matching `Host` and `Origin`). No `Host` at all is no browser's.
+fn host_ok(engine: &Engine, req: &Request) -> bool {
+    if !engine.settings.public_origin.is_empty() {
+        return true;
+    }
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => match v.to_str() {
+            Ok(h) => h,
+            Err(_) => return false,
+        },
+        None => match req.uri().authority() {
+            Some(a) => a.as_str(),
+            None => return true,
+        },
+    };
+    let name = host_name(host);
+    if name.is_empty() {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    engine::net::literal_ip(&lower).is_some()
+        || lower == "localhost"
+        || lower.ends_with(".localhost")
+        || host_name(&engine.settings.bind).eq_ignore_ascii_case(&lower)
+}
+
+/// The name part of `host[:port]` (`[v6]` kept in its brackets).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// The client's address: the socket's, or, when the socket is a trusted proxy, the
+/// nearest address in its `Forwarded` (else `X-Forwarded-For`) chain that is not itself a
+/// trusted proxy. Anyone else's forwarding headers are ignored, so they cannot pick the
+/// address their requests are limited under.
+fn client_ip(engine: &Engine, req: &Request) -> String {
+    let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical()) else {
+        return String::new();
+    };
+    let trusted = &engine.trusted_proxies;
+    if !trusted.contains(peer) {
+        return peer.to_string();
+    }
+    let h = req.headers();
+    let forwarded: Vec<&str> = h
+        .get_all(header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("for").then(|| v.trim().trim_matches('"'))
+            })
+        })
+        .collect();
+    let chain: Vec<&str> = if forwarded.is_empty() {
+        h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect()
+    } else {
+        forwarded
+    };
+    let mut client = peer;
+    for hop in chain.iter().rev() {
+        let Some(ip) = forwarded_ip(hop.trim()) else { break };
+        client = ip;
+        if !trusted.contains(ip) {
+            break;
+        }
+    }
+    client.to_string()
+}
+
+/// An address as forwarding headers write it: `1.2.3.4`, `1.2.3.4:5678`, `[v6]`,
+/// `[v6]:5678` or a bare v6 address.
+fn forwarded_ip(s: &str) -> Option<std::net::IpAddr> {
+    let s = s.trim_matches('"');
+    let ip = if let Some(rest) = s.strip_prefix('[') {
+        rest.split(']').next()?.parse().ok()?
+    } else {
+        match s.parse() {
+            Ok(ip) => ip,
+            Err(_) => s.rsplit_once(':')?.0.parse().ok()?,
+        }
+    };
+    Some(std::net::IpAddr::to_canonical(&ip))
 }
 
 /// Security headers on every response: set here, in the one middleware every request
@@ -149,7 +245,16 @@ pub async fn hygiene(State(engine): State<Engine>, mut req: Request, next: Next)
 async fn checks(engine: Engine, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    if !host_ok(&engine, &req) && !matches!(path.as_str(), "/healthz" | "/readyz") {
+        tracing::warn!(host = ?req.headers().get(header::HOST), "request for another host refused");
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "This server answers only to its own address (an IP address or localhost). To serve it \
+             under a name, set public_origin (AGENTRY_PUBLIC_ORIGIN) to the address people use.\n",
+        )
+            .into_response();
+    }
+    let ip = client_ip(&engine, &req);
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let client = ClientInfo { ip, user_agent };
 
@@ -167,12 +272,17 @@ async fn checks(engine: Engine, mut req: Request, next: Next) -> Response {
     let mut set_cookies = Vec::new();
     let mut user: Option<CurrentUser> = None;
     if let Some(access) = cookie_value(req.headers(), ACCESS_COOKIE).filter(|v| !v.is_empty()) {
-        user = engine.authenticate(&access).await.ok();
+        match engine.authenticate(&access).await {
+            Ok(u) => user = Some(u),
+            Err(AuthError::Store(e)) => return unavailable(&path, &e, &request_id),
+            Err(_) => {}
+        }
     }
     if user.is_none()
         && let Some(refresh) = cookie_value(req.headers(), REFRESH_COOKIE).filter(|v| !v.is_empty())
     {
         match engine.refresh(&refresh, &client).await {
+            Err(AuthError::Store(e)) => return unavailable(&path, &e, &request_id),
             Ok((u, tokens)) => {
                 set_cookies = session_cookies(&tokens, engine.settings.is_https());
                 // Later handlers read the cookie header: give them the new access token.
@@ -212,10 +322,26 @@ async fn checks(engine: Engine, mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(request_id));
     let csp = PageCsp::default();
     req.extensions_mut().insert(csp.clone());
+    let signed_in = user_signed_in(&req);
     let mut res = match body_refusal(&engine, &req) {
-        None => next.run(limited(&engine, req)).await,
+        None => {
+            let over = Arc::new(AtomicBool::new(false));
+            let res = next.run(limited(&engine, req, over.clone())).await;
+            // A body without a declared length that grew past the limit: whatever the
+            // handler made of the cut-off body, the answer is 413.
+            if over.load(Ordering::Relaxed) {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+            } else {
+                res
+            }
+        }
         Some(refused) => refused.into_response(),
     };
+    // Pages and answers for a signed-in person (an API key shown once, among them) stay
+    // out of every cache, the browser's back/forward history included.
+    if signed_in && !path.starts_with("/pkg/") && !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if let Some(v) = csp.0.lock().ok().and_then(|mut c| c.take()) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
@@ -267,8 +393,69 @@ fn body_limit(engine: &Engine, req: &Request) -> usize {
     }
 }
 
-/// The request with its body cut off at the limit.
-fn limited(engine: &Engine, req: Request) -> Request {
+/// The request with its body cut off at the limit; `over` is set when it was.
+fn limited(engine: &Engine, req: Request, over: Arc<AtomicBool>) -> Request {
     let limit = body_limit(engine, &req);
-    req.map(|b| Body::new(http_body_util::Limited::new(b, limit)))
+    req.map(|b| Body::new(Watched { inner: http_body_util::Limited::new(b, limit), over }))
+}
+
+fn user_signed_in(req: &Request) -> bool {
+    req.extensions().get::<CurrentUser>().is_some()
+}
+
+/// A limited body that notes when its limit was hit, so the answer can be a 413 whatever
+/// the handler made of the error.
+struct Watched {
+    inner: http_body_util::Limited<Body>,
+    over: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Watched {
+    type Data = axum::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(e))) = &polled
+            && e.is::<http_body_util::LengthLimitError>()
+        {
+            self.over.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The store cannot be reached: say so (503), rather than take the person for signed out.
+fn unavailable(path: &str, e: &dyn std::fmt::Display, request_id: &str) -> Response {
+    tracing::error!(error = %e, "the database is unavailable");
+    let mut res = if is_api(path) {
+        api_error(
+            AppError::new(ErrorCode::Unavailable, "Agentry cannot reach its database.")
+                .with_hint("Try again in a moment; if it lasts, tell whoever runs this server."),
+            request_id,
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!doctype html><meta charset=utf-8><title>Agentry is unavailable</title>\
+             <h1>Agentry cannot reach its database</h1>\
+             <p>Nothing you saved is lost. Reload this page in a moment; if this lasts, tell whoever runs \
+             this server.</p>",
+        )
+            .into_response()
+    };
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    res
 }

@@ -8,12 +8,16 @@
 use std::convert::Infallible;
 
 use app::ssr::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use engine::auth::ClientInfo;
 use engine::chat::ChatError;
+use engine::idempotency::Once;
+use engine::limits::RetryAfter;
 use engine::openai::ApiMessage;
 use engine::{AuthError, CurrentUser, Engine};
 use futures::StreamExt;
@@ -34,43 +38,58 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, Json(body)).into_response()
 }
 
-/// The key's owner, within the per-user request rate.
-async fn caller(engine: &Engine, headers: &HeaderMap) -> Result<CurrentUser, Response> {
+fn too_many(wait: RetryAfter) -> Response {
+    let mut res = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_exceeded",
+        format!("Too many requests. Wait {} seconds, then try again.", wait.secs()),
+    );
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.secs()));
+    res
+}
+
+/// The key's owner, within the per-user request rate. A request without a valid key is
+/// anonymous and counts against its address like any anonymous request; once the address
+/// has used its share, keys from it are not even looked up.
+async fn caller(engine: &Engine, headers: &HeaderMap, client: &ClientInfo) -> Result<CurrentUser, Response> {
+    let address = format!("ip:{}", client.ip);
+    let refused = |res: Response| {
+        // Spending a token here can only shorten what is left; the answer is the refusal.
+        let _ = engine.limits.requests.check(&address);
+        res
+    };
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|k| !k.is_empty());
+    engine.limits.requests.peek(&address).map_err(too_many)?;
     let Some(key) = key else {
-        return Err(error(
+        return Err(refused(error(
             StatusCode::UNAUTHORIZED,
             "missing_api_key",
             "Send a personal API key (Settings → API keys) as Authorization: Bearer agk_…",
-        ));
+        )));
     };
     let user = match engine.authenticate_api_key(key).await {
         Ok(u) => u,
         Err(AuthError::Disabled) => {
-            return Err(error(StatusCode::FORBIDDEN, "account_disabled", "This account is disabled."));
+            return Err(refused(error(StatusCode::FORBIDDEN, "account_disabled", "This account is disabled.")));
         }
         Err(AuthError::Store(e)) => {
-            tracing::error!(error = %e, "API key check failed");
-            return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error."));
+            tracing::error!(error = %e, "API key check failed: the database is unavailable");
+            let mut res = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "Agentry cannot reach its database. Try again in a moment.",
+            );
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return Err(res);
         }
-        Err(_) => return Err(error(StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key.")),
+        Err(_) => return Err(refused(error(StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key."))),
     };
-    if let Err(wait) = engine.limits.requests.check(&format!("user:{}", user.id)) {
-        let mut res = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_exceeded",
-            format!("Too many requests. Wait {} seconds, then try again.", wait.secs()),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.secs().to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(res);
-    }
+    engine.limits.requests.check(&format!("user:{}", user.id)).map_err(too_many)?;
     Ok(user)
 }
 
@@ -78,8 +97,12 @@ fn model_object(slug: &str, created_ms: i64) -> Value {
     json!({ "id": slug, "object": "model", "created": created_ms / 1000, "owned_by": "agentry" })
 }
 
-pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let user = match caller(&state.engine, &headers).await {
+pub async fn list_models(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+) -> Response {
+    let user = match caller(&state.engine, &headers, &client).await {
         Ok(u) => u,
         Err(res) => return res,
     };
@@ -92,8 +115,13 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-pub async fn get_model(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let user = match caller(&state.engine, &headers).await {
+pub async fn get_model(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match caller(&state.engine, &headers, &client).await {
         Ok(u) => u,
         Err(res) => return res,
     };
@@ -108,6 +136,13 @@ pub async fn get_model(State(state): State<AppState>, headers: HeaderMap, Path(i
 
 fn chat_error(e: ChatError) -> Response {
     match e {
+        ChatError::Invalid(fields) if fields.get(engine::idempotency::FIELD).is_some_and(|f| f.rule == "reused") => {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency-Key: this key was used for a different request in the last 24 hours.",
+            )
+        }
         ChatError::Invalid(fields) => {
             if fields.0.iter().any(|f| f.field == "model" && f.rule == "not_found") {
                 return error(StatusCode::NOT_FOUND, "model_not_found", "No agent of yours has this slug.");
@@ -172,11 +207,29 @@ struct InPart {
     text: String,
 }
 
-fn finish_reason(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Incomplete => "length",
-        _ => "stop",
-    }
+/// An answer that ended at a limit finishes as `length`; every other finished one as `stop`.
+fn finish_reason(at_limit: bool) -> &'static str {
+    if at_limit { "length" } else { "stop" }
+}
+
+/// How an answer that did not finish is reported, the way OpenAI clients understand (they
+/// raise on an error status, and on an `error` event inside a stream): `None` when it
+/// finished, or stopped at one of its limits.
+fn failure(status: RunStatus, at_limit: bool, error: &str) -> Option<(StatusCode, &'static str, String)> {
+    let (code, name, fallback) = match status {
+        RunStatus::Done | RunStatus::Running | RunStatus::Waiting => return None,
+        RunStatus::Incomplete if at_limit => return None,
+        RunStatus::Incomplete | RunStatus::Failed => {
+            (StatusCode::BAD_GATEWAY, "upstream_failed", "The model's provider failed before the answer was complete.")
+        }
+        RunStatus::Interrupted => {
+            (StatusCode::SERVICE_UNAVAILABLE, "interrupted", "The server stopped before the answer was complete.")
+        }
+        RunStatus::Stopped => {
+            (StatusCode::CONFLICT, "answer_stopped", "The answer was stopped before it was complete.")
+        }
+    };
+    Some((code, name, if error.is_empty() { fallback.to_owned() } else { error.to_owned() }))
 }
 
 fn usage(t: &Transcript) -> Value {
@@ -187,9 +240,14 @@ fn usage(t: &Transcript) -> Value {
     })
 }
 
-pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let engine = state.engine;
-    let user = match caller(&engine, &headers).await {
+    let user = match caller(&engine, &headers, &client).await {
         Ok(u) => u,
         Err(res) => return res,
     };
@@ -215,8 +273,25 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         };
         messages.push(ApiMessage { role: m.role, text });
     }
-    let (sent, events) = match engine.api_chat(&user, &req.model, &messages).await {
-        Ok(s) => s,
+    let key = match headers.get("idempotency-key").map(HeaderValue::to_str) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key: use at most 255 visible ASCII characters.",
+            );
+        }
+    };
+    let hash = engine::idempotency::fingerprint(&[&body]);
+    let started = engine.once(&user, "v1.chat", key, &hash, || engine.api_chat(&user, &req.model, &messages)).await;
+    let (sent, events) = match started {
+        Ok(Once::First(sent, events)) => (sent, events),
+        Ok(Once::Again(sent)) => {
+            let events = engine.replay_answer(&sent);
+            (sent, events)
+        }
         Err(e) => return chat_error(e),
     };
     let id = format!("chatcmpl-{}", sent.assistant_message_id);
@@ -228,8 +303,8 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         while let Some(e) = events.next().await {
             t.apply(&e);
         }
-        if t.status == RunStatus::Failed {
-            return error(StatusCode::BAD_GATEWAY, "upstream_failed", t.error);
+        if let Some((status, code, message)) = failure(t.status, t.at_limit, &t.error) {
+            return error(status, code, message);
         }
         return Json(json!({
             "id": id,
@@ -239,7 +314,7 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
             "choices": [{
                 "index": 0,
                 "message": { "role": "assistant", "content": t.text(), "refusal": null },
-                "finish_reason": finish_reason(t.status),
+                "finish_reason": finish_reason(t.at_limit),
                 "logprobs": null,
             }],
             "usage": usage(&t),
@@ -247,7 +322,31 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         .into_response();
     }
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-    let body = Chunks::new(events, id, created, model, include_usage);
+    // The status line waits for the first text (for at most a keep-alive period): an answer
+    // that fails before any output is an HTTP error, as clients expect, not a 200 stream.
+    let mut events = events;
+    let mut early = Vec::new();
+    let waited = tokio::time::timeout(KEEP_ALIVE, async {
+        while let Some(e) = events.next().await {
+            let decisive = match &e.event {
+                RunEvent::Text { .. } => true,
+                RunEvent::Status { status, .. } => status.is_final(),
+                _ => false,
+            };
+            early.push(e);
+            if decisive {
+                break;
+            }
+        }
+    })
+    .await;
+    if waited.is_ok()
+        && let Some(RunEvent::Status { status, error: text, limit }) = early.last().map(|e| &e.event)
+        && let Some((status, code, message)) = failure(*status, *limit, text)
+    {
+        return error(status, code, message);
+    }
+    let body = Chunks::new(events, early, id, created, model, include_usage);
     let mut res = axum::body::Body::from_stream(body).into_response();
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -286,8 +385,10 @@ struct Chunks {
 }
 
 impl Chunks {
+    /// `early`: events already taken from `events` (before the status line went out).
     fn new(
         events: futures::stream::BoxStream<'static, model::chat::SeqEvent>,
+        early: Vec<model::chat::SeqEvent>,
         id: String,
         created: i64,
         model: String,
@@ -315,6 +416,16 @@ impl Chunks {
         this.tail = whole.get(at + marker.len()..).unwrap_or_default().to_owned();
         let first = this.chunk(json!({ "role": "assistant", "content": "" }), None).to_string();
         this.queue.push_back(data_event(&first));
+        for e in &early {
+            if let Some(b) = this.on_event(e) {
+                this.queue.push_back(b);
+            }
+        }
+        this.over =
+            early.last().is_some_and(|e| matches!(&e.event, RunEvent::Status { status, .. } if status.is_final()));
+        if this.over {
+            this.queue.push_back(data_event("[DONE]"));
+        }
         this
     }
 
@@ -342,12 +453,13 @@ impl Chunks {
                 return Some(Bytes::from(out));
             }
             RunEvent::Usage { .. } => self.usage.apply(e),
-            RunEvent::Status { status, error } if status.is_final() => {
-                if *status == RunStatus::Failed {
-                    let line = json!({ "error": { "message": error, "type": "api_error", "code": "upstream_failed" } });
+            RunEvent::Status { status, error, limit } if status.is_final() => {
+                if let Some((_, code, message)) = failure(*status, *limit, error) {
+                    let line =
+                        json!({ "error": { "message": message, "type": "api_error", "param": null, "code": code } });
                     self.queue.push_back(data_event(&line.to_string()));
                 } else {
-                    let finish = self.chunk(json!({}), Some(finish_reason(*status)));
+                    let finish = self.chunk(json!({}), Some(finish_reason(*limit)));
                     self.queue.push_back(data_event(&finish.to_string()));
                     if self.include_usage {
                         let mut u = self.chunk(json!({}), None);

@@ -85,3 +85,37 @@ async fn every_chat_function_refuses_another_users_ids() {
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(res.text().await.unwrap_or_default().contains("100000"), "the limit is named");
 }
+
+/// `chat/send` with an `Idempotency-Key` sent twice (a retried request) makes one
+/// question and one answer; the same key with other text is refused.
+#[tokio::test]
+async fn a_repeated_send_with_the_same_idempotency_key_creates_nothing_new() {
+    let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
+    let app = TestApp::spawn().await;
+    let me = app.register("ada@example.com").await;
+    let agent = fake_agent(&app, &me, &up).await;
+    let send = |text: &'static str| {
+        app.http
+            .post(app.url("/api/chat/send"))
+            .header(reqwest::header::ORIGIN, &app.base)
+            .header(reqwest::header::COOKIE, me.header())
+            .header("idempotency-key", "send-1")
+            .form(&[("agent_id", agent.as_str()), ("text", text)])
+            .send()
+    };
+    let first = json(send("Hello once").await.expect("send")).await;
+    let again = json(send("Hello once").await.expect("send")).await;
+    assert_eq!(first, again);
+    let res = send("Something else").await.expect("send");
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let count = |table: &'static str| {
+        let pool = app.engine.store.pool.clone();
+        async move {
+            engine::sqlx::query_scalar::<_, i64>(engine::sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!((count("conversations").await, count("messages").await), (1, 2));
+}

@@ -131,9 +131,10 @@ async fn bad_tokens_are_401_on_protected_functions() {
 }
 
 /// A token with the given claims, signed with `key`.
+/// An access token with these claims, signed with `key`, shaped like the server's own.
 fn forge(claims: &Value, key: &[u8]) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &jsonwebtoken::EncodingKey::from_secret(key))
-        .expect("encode")
+    let header = jsonwebtoken::Header { typ: Some("at+jwt".into()), ..Default::default() };
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_secret(key)).expect("encode")
 }
 
 fn claims_of(token: &str) -> Value {
@@ -428,4 +429,189 @@ async fn form_posts_without_javascript_redirect_back_with_the_error() {
     // Following it renders the form with the error.
     let html = app.http.get(&to).send().await.expect("get").text().await.expect("html");
     assert!(html.contains("Email or password is incorrect."), "the page shows the error");
+}
+
+/// A DNS-rebinding page: the attacker's name now points here, and the browser sends that
+/// name as `Host` with a matching `Origin`. With no public origin set, only this server's
+/// own names count: nothing is created, pages are refused too, and localhost still works.
+#[tokio::test]
+async fn a_forged_host_with_a_matching_origin_is_refused_and_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let port = app.base.rsplit(':').next().expect("port").to_owned();
+    let evil = format!("rebind.attacker.example:{port}");
+    let res = app
+        .http
+        .post(app.url("/api/auth/register"))
+        .header(reqwest::header::HOST, &evil)
+        .header(ORIGIN, format!("http://{evil}"))
+        .form(&[("email", "ada@example.com"), ("password", engine::testing::PASSWORD)])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(res.text().await.expect("body").contains("public_origin"), "the refusal says what to set");
+    let users: i64 =
+        engine::sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.engine.store.pool).await.expect("n");
+    assert_eq!(users, 0, "no account was created");
+    let page = app.http.get(app.url("/login")).header(reqwest::header::HOST, &evil).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::MISDIRECTED_REQUEST, "pages are not served under a foreign name either");
+
+    // The machine's own names still work.
+    let local = format!("localhost:{port}");
+    let res = app
+        .http
+        .post(app.url("/api/auth/register"))
+        .header(reqwest::header::HOST, &local)
+        .header(ORIGIN, format!("http://{local}"))
+        .form(&[("email", "ada@example.com"), ("password", engine::testing::PASSWORD)])
+        .send()
+        .await
+        .expect("send");
+    assert!(res.status().is_success(), "localhost: {}", res.status());
+}
+
+/// Guesses sent all at once are counted before any password is checked: past the limit
+/// they are refused without being judged.
+#[tokio::test]
+async fn parallel_wrong_logins_get_429_past_the_limit() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    let guesses = (0..25).map(|i| {
+        let pw = format!("wrong password {i}");
+        let app = &app;
+        async move {
+            app.call(&Jar::default(), "auth/login", &[("email", "ada@example.com"), ("password", pw.as_str())])
+                .await
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let judged = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((judged, refused), (5, 20), "{statuses:?}");
+}
+
+async fn login_from(app: &TestApp, email: &str, forwarded: (&str, &str)) -> StatusCode {
+    app.http
+        .post(app.url("/api/auth/login"))
+        .header(ORIGIN, &app.base)
+        .header(forwarded.0, forwarded.1)
+        .form(&[("email", email), ("password", "wrong password")])
+        .send()
+        .await
+        .expect("send")
+        .status()
+}
+
+/// Behind a reverse proxy every request comes from the proxy's address: limits must key on
+/// the client's address the proxy forwards, and only when the proxy is trusted.
+#[tokio::test]
+async fn a_proxied_deployment_keys_limits_on_the_forwarded_address_only_from_a_trusted_peer() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.login_failures = 3;
+        s.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let xff = "x-forwarded-for";
+    // Three failures from one client (different accounts, so only the address counts); what
+    // the client itself wrote to the left of the chain does not change who it is.
+    for spoof in ["1.1.1.1", "8.8.8.8", "9.9.9.9"] {
+        let chain = format!("{spoof}, 203.0.113.7");
+        assert_eq!(login_from(&app, &format!("{spoof}@example.com"), (xff, &chain)).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_from(&app, "x@example.com", (xff, "203.0.113.7")).await, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy is not locked out; `Forwarded` works too.
+    assert_eq!(login_from(&app, "y@example.com", (xff, "203.0.113.8")).await, StatusCode::UNAUTHORIZED);
+    let fwd = "for=\"[2001:db8::1]:4711\";proto=https";
+    assert_eq!(login_from(&app, "z@example.com", ("forwarded", fwd)).await, StatusCode::UNAUTHORIZED);
+
+    // Without the proxy trusted, the header is the client's word and is ignored: the
+    // socket's address is locked whatever it claims.
+    let direct = TestApp::spawn_with(|s| s.limits.login_failures = 3).await;
+    for i in 0..3 {
+        let claim = format!("203.0.113.{i}");
+        assert_eq!(login_from(&direct, &format!("u{i}@example.com"), (xff, &claim)).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_from(&direct, "v@example.com", (xff, "203.0.113.99")).await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Bad API keys are anonymous requests: past the address's share they get 429 before any
+/// key is looked up.
+#[tokio::test]
+async fn anonymous_v1_requests_are_limited_per_address() {
+    let app = TestApp::spawn_with(|s| s.limits.requests_per_minute = 5).await;
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        let res =
+            app.http.get(app.url("/v1/models")).bearer_auth(format!("agk_not_a_key_{i}")).send().await.expect("send");
+        statuses.push((res.status(), res.headers().get(RETRY_AFTER).is_some()));
+    }
+    assert!(statuses[..5].iter().all(|(s, _)| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    assert_eq!(statuses[5], (StatusCode::TOO_MANY_REQUESTS, true), "{statuses:?}");
+    let res = app.http.get(app.url("/v1/models")).send().await.expect("send");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "no key at all counts the same");
+}
+
+/// What a signed-in person sees (pages, the API key shown once) is never stored by a
+/// browser or a proxy cache.
+#[tokio::test]
+async fn authenticated_pages_and_a_new_api_key_are_not_cached() {
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    let page = app.get(&jar, "/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers().get(reqwest::header::CACHE_CONTROL).map(|v| v.as_bytes()), Some(&b"no-store"[..]));
+    let key = app.call(&jar, "settings/keys/create", &[("name", "ci")]).await;
+    assert!(key.status().is_success());
+    assert_eq!(key.headers().get(reqwest::header::CACHE_CONTROL).map(|v| v.as_bytes()), Some(&b"no-store"[..]));
+}
+
+/// A body sent in chunks, with no length declared, that passes the limit: 413 like a
+/// declared one, not a 400 about a body that could not be read.
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_a_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|s| s.max_body_bytes = 16 * 1024).await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&host).await.expect("connect");
+    let head = format!(
+        "POST /api/auth/register HTTP/1.1\r\nHost: {host}\r\nOrigin: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.base
+    );
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let chunk = format!("email=ada%40example.com&password={}", "x".repeat(4096));
+    let _ = tcp.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes()).await;
+    for _ in 0..8 {
+        let more = "y".repeat(4096);
+        if tcp.write_all(format!("{:x}\r\n{more}\r\n", more.len()).as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", answer.lines().next().unwrap_or(""));
+    let users: i64 =
+        engine::sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.engine.store.pool).await.expect("n");
+    assert_eq!(users, 0);
+}
+
+/// The database is down: a signed-in person is told so (503, with a hint), not sent to the
+/// sign-in page as if their session had ended.
+#[tokio::test]
+async fn a_database_outage_answers_503_instead_of_signing_people_out() {
+    let app = TestApp::spawn().await;
+    let jar = app.register("ada@example.com").await;
+    app.engine.store.close().await;
+    let page = app.get(&jar, "/agents").await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE, "{:?}", page.headers().get(LOCATION));
+    assert!(page.headers().get(RETRY_AFTER).is_some());
+    assert!(page.text().await.expect("body").contains("cannot reach its database"));
+    let res = app.call(&jar, "auth/me", &[]).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(res).await;
+    assert_eq!(body["code"], "unavailable");
+    assert!(body["hint"].as_str().is_some_and(|h| !h.is_empty()), "{body}");
 }

@@ -228,3 +228,109 @@ async fn many_quick_answers_are_each_stored_once_and_whole() {
     assert_eq!(statuses.len(), 90);
     assert!(statuses.iter().all(|s| s == "done"), "{statuses:?}");
 }
+
+/// An answer that breaks off is an error the way OpenAI clients see one: an `error` event
+/// in the stream (never a finish reason), or an error status when nothing was sent yet.
+/// An answer cut at the agent's token limit finishes as `length`.
+#[tokio::test]
+async fn failures_are_errors_and_only_a_limit_is_length() {
+    let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
+    let app = TestApp::spawn_with(|s| s.allow_private_networks = vec!["127.0.0.1/32".into()]).await;
+    let ada = app.register("ada@example.com").await;
+    agent(&app, &ada, &up).await;
+    let key = new_key(&app, &ada, "ci").await;
+    let ask = |stream: bool| json!({ "model": "helper", "stream": stream, "messages": [{ "role": "user", "content": "Go" }] });
+
+    // Mid-stream: the text so far, then an error event; no finish reason.
+    let mut dying = Reply::text("half an ");
+    dying.steps.push(fake_upstream::Step::Drop);
+    up.push([dying.clone()]);
+    let data = sse(complete(&app, &key, ask(true)).await).await;
+    let chunks: Vec<Value> = data.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "half an ");
+    let err = chunks.iter().find(|c| c.get("error").is_some()).unwrap_or_else(|| panic!("an error event: {data:?}"));
+    assert_eq!(err["error"]["code"], "upstream_failed");
+    assert!(chunks.iter().all(|c| c["choices"][0]["finish_reason"].is_null()), "no finish reason: {data:?}");
+
+    // Whole: an error status, not a 200 with half an answer.
+    up.push([dying]);
+    let res = complete(&app, &key, ask(false)).await;
+    assert_eq!(error_code(res, StatusCode::BAD_GATEWAY).await, "upstream_failed");
+
+    // Before the first token, streamed too: the status line says it.
+    up.push((0..3).map(|_| Reply::error(500, "boom")));
+    let res = complete(&app, &key, ask(true)).await;
+    assert_eq!(error_code(res, StatusCode::BAD_GATEWAY).await, "upstream_failed");
+
+    // The provider says it hit the token limit: `length`, whole and streamed.
+    let limited = Reply { stop: Some("max_tokens".into()), ..Reply::text("cut short") };
+    up.push([limited.clone(), limited]);
+    let whole = json_ok(complete(&app, &key, ask(false)).await).await;
+    assert_eq!(whole["choices"][0]["finish_reason"], "length");
+    let data = sse(complete(&app, &key, ask(true)).await).await;
+    assert!(data.iter().any(|d| d.contains(r#""finish_reason":"length""#)), "{data:?}");
+}
+
+async fn complete_once(app: &TestApp, key: &str, idem: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("idempotency-key", idem)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn conversations(app: &TestApp) -> i64 {
+    engine::sqlx::query_scalar("SELECT COUNT(*) FROM conversations").fetch_one(&app.engine.store.pool).await.expect("n")
+}
+
+/// A retry with the same `Idempotency-Key` gets the first answer again and starts
+/// nothing; the same key with another request is refused; keys are per user.
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_response_and_creates_nothing() {
+    let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
+    let app = TestApp::spawn_with(|s| s.allow_private_networks = vec!["127.0.0.1/32".into()]).await;
+    let (ada, bob) = app.two_users().await;
+    agent(&app, &ada, &up).await;
+    agent(&app, &bob, &up).await;
+    let (key, bob_key) = (new_key(&app, &ada, "ci").await, new_key(&app, &bob, "ci").await);
+    up.push([Reply::text("The first answer."), Reply::text("Streamed once.")]);
+
+    let body = json!({ "model": "helper", "messages": [{ "role": "user", "content": "Once" }] });
+    let first = json_ok(complete_once(&app, &key, "retry-1", &body).await).await;
+    let again = json_ok(complete_once(&app, &key, "retry-1", &body).await).await;
+    assert_eq!(first["choices"][0]["message"]["content"], "The first answer.");
+    assert_eq!((&again["id"], &again["choices"]), (&first["id"], &first["choices"]), "{again}");
+    assert_eq!(conversations(&app).await, 1);
+
+    let streamed = json!({ "model": "helper", "stream": true, "messages": [{ "role": "user", "content": "Once" }] });
+    let a = sse(complete_once(&app, &key, "retry-2", &streamed).await).await;
+    let b = sse(complete_once(&app, &key, "retry-2", &streamed).await).await;
+    let text = |data: &[String]| -> String {
+        data.iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!((text(&a), text(&b)), ("Streamed once.".to_owned(), "Streamed once.".to_owned()));
+    assert_eq!(conversations(&app).await, 2);
+    assert_eq!(up.chat_requests().len(), 2, "the provider was asked once per key");
+
+    // The same key for another request: 422, nothing started.
+    let other = json!({ "model": "helper", "messages": [{ "role": "user", "content": "Something else" }] });
+    let res = complete_once(&app, &key, "retry-1", &other).await;
+    assert_eq!(error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await, "idempotency_key_reused");
+    assert_eq!(conversations(&app).await, 2);
+
+    // Another user's identical key is theirs alone: a fresh answer, not ada's.
+    up.push([Reply::text("Bob's own answer.")]);
+    let theirs = json_ok(complete_once(&app, &bob_key, "retry-1", &body).await).await;
+    assert_eq!(theirs["choices"][0]["message"]["content"], "Bob's own answer.");
+    assert_ne!(theirs["id"], first["id"]);
+
+    let res = complete_once(&app, &key, &"k".repeat(256), &body).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "a key over 255 characters is refused");
+}

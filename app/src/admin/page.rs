@@ -40,7 +40,7 @@ pub fn AdminPage() -> impl IntoView {
                         <ErrorAlert error=dis_err />
                         {(others == 0).then(|| view! { <p class="empty">{t.users_empty}</p> })}
                         <div class="table-wrap">
-                            <table>
+                            <table class="users-table">
                                 <thead>
                                     <tr>
                                         <th scope="col">{t.col_name}</th>
@@ -56,7 +56,7 @@ pub fn AdminPage() -> impl IntoView {
                                         view! {
                                             <tr>
                                                 <td>{u.display_name.clone()} {is_me.then(|| view! { <span class="muted">" (" {t.you} ")"</span> })}</td>
-                                                <td>{u.email.clone()}</td>
+                                                <td class="email">{u.email.clone()}</td>
                                                 <td>{if u.is_admin { t.role_admin } else { t.role_member }}</td>
                                                 <td>
                                                     <span class=if u.disabled { "badge badge-off" } else { "badge badge-on" }>
@@ -89,7 +89,7 @@ pub fn AdminPage() -> impl IntoView {
     view! {
         <Title text=t.admin_title />
         <PageHeader title=t.admin_title lead=t.admin_lead />
-        <div class="stack">
+        <div class="stack wide">
             <Transition fallback=|| view! { <div class="card"><Skeleton lines=5 /></div> }>{content}</Transition>
         </div>
     }

@@ -39,11 +39,42 @@ pub fn AgentFields(
         skills: Vec::new(),
         mcp_servers: Vec::new(),
     });
-    // Every model any visible connection lists, as suggestions for the model boxes.
-    let mut models: Vec<String> = providers.iter().flat_map(|p| p.models.iter().cloned()).collect();
-    models.sort();
-    models.dedup();
-    let policies = s.tool_policies.iter().map(|(k, v)| format!("{k}={}", v.as_str())).collect::<Vec<_>>().join("\n");
+    // Each connection's models (as "Test connection" found them): the model box suggests
+    // those of the connection chosen. Without JavaScript it suggests every connection's.
+    let by_provider: std::sync::Arc<Vec<(String, Vec<String>)>> =
+        std::sync::Arc::new(providers.iter().map(|p| (p.id.clone(), p.models.clone())).collect());
+    let chosen = RwSignal::new(s.provider_id.clone());
+    let model = RwSignal::new(s.model.clone());
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let suggestions = {
+        let by_provider = by_provider.clone();
+        move || {
+            let chosen = chosen.get();
+            let mut models: Vec<String> = by_provider
+                .iter()
+                .filter(|(id, _)| !hydrated.get() || *id == chosen)
+                .flat_map(|(_, m)| m.iter().cloned())
+                .collect();
+            models.sort();
+            models.dedup();
+            models
+        }
+    };
+    // Another connection: its first model, unless it has the model already in the box.
+    let pick_provider = move |ev: leptos::ev::Event| {
+        let id = event_target_value(&ev);
+        if let Some((_, models)) = by_provider.iter().find(|(p, _)| *p == id)
+            && let Some(first) = models.first()
+            && !model.with(|m| models.contains(m))
+        {
+            model.set(first.clone());
+        }
+        chosen.set(id);
+    };
+    let policies = RwSignal::new(
+        s.tool_policies.iter().map(|(k, v)| format!("{k}={}", v.as_str())).collect::<Vec<_>>().join("\n"),
+    );
     let provider_err = field_error(err, "provider_id");
     let selected = s.provider_id.clone();
     view! {
@@ -57,7 +88,7 @@ pub fn AgentFields(
             <legend>{t.agent_section_model}</legend>
             <div class="field" class:has-error=move || provider_err.get().is_some()>
                 <label for="f-provider_id">{t.field_provider}</label>
-                <select id="f-provider_id" name="provider_id" required=true aria-describedby="f-provider_id-error">
+                <select id="f-provider_id" name="provider_id" required=true aria-describedby="f-provider_id-error" on:change=pick_provider>
                     <option value="" selected=selected.is_empty()>{t.field_provider_pick}</option>
                     {providers
                         .into_iter()
@@ -71,11 +102,22 @@ pub fn AgentFields(
             </div>
             <div class="field" class:has-error=move || field_error(err, "model").get().is_some()>
                 <label for="f-model">{t.field_model}</label>
-                <input id="f-model" name="model" list="model-options" value=s.model.clone() required=true maxlength=model::agents::MODEL_MAX aria-describedby="f-model-help" />
+                <input
+                    id="f-model"
+                    name="model"
+                    list="model-options"
+                    value=s.model.clone()
+                    prop:value=move || model.get()
+                    on:input=move |ev| model.set(event_target_value(&ev))
+                    required=true
+                    maxlength=model::agents::MODEL_MAX
+                    autocomplete="off"
+                    aria-describedby="f-model-help"
+                />
                 <p class="help" id="f-model-help">{t.field_model_help}</p>
                 <p class="field-error" role="alert">{move || field_error(err, "model").get()}</p>
                 <datalist id="model-options">
-                    {models.into_iter().map(|m| view! { <option value=m></option> }).collect_view()}
+                    {move || suggestions().into_iter().map(|m| view! { <option value=m></option> }).collect_view()}
                 </datalist>
             </div>
             <TextArea name="fallback_models" label=t.field_fallback_models help=t.field_fallback_models_help value=s.fallback_models.join("\n") rows=2 mono=true error=field_error(err, "fallback_models") />
@@ -114,15 +156,74 @@ pub fn AgentFields(
                     <p class="help">{t.agent_mcp_help}</p>
                 </div>
             })}
-            {(!tools.is_empty()).then(|| view! { <ToolTable tools /> })}
-            <TextArea name="tool_policies" label=t.field_tool_policies help=t.field_tool_policies_help value=policies rows=3 mono=true error=field_error(err, "tool_policies") />
+            {(!tools.is_empty()).then(|| view! { <ToolTable tools policies hydrated /> })}
+            <PolicyText policies error=field_error(err, "tool_policies") />
         </fieldset>
     }
 }
 
-/// The tools an agent may call: where each comes from and the policy that applies.
+/// The policies as `tool=policy` lines: what the form sends. The table's menus write it
+/// once the page is live; without JavaScript it is edited by hand.
 #[component]
-fn ToolTable(tools: Vec<AgentTool>) -> impl IntoView {
+fn PolicyText(policies: RwSignal<String>, error: Signal<Option<String>>) -> impl IntoView {
+    let t = t();
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for="f-tool_policies">{t.field_tool_policies}</label>
+            <textarea
+                id="f-tool_policies"
+                name="tool_policies"
+                rows=3
+                class="mono"
+                prop:value=move || policies.get()
+                on:input=move |ev| policies.set(event_target_value(&ev))
+                aria-invalid=move || if error.get().is_some() { "true" } else { "false" }
+                aria-describedby="f-tool_policies-help f-tool_policies-error"
+            >
+                {policies.get_untracked()}
+            </textarea>
+            <p class="help" id="f-tool_policies-help">{t.field_tool_policies_help}</p>
+            <p class="field-error" id="f-tool_policies-error" role="alert">{move || error.get()}</p>
+        </div>
+    }
+}
+
+/// The policy `text` (`tool=policy` lines) gives `key`, or "" when it gives none.
+pub fn policy_of(text: &str, key: &str) -> String {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `text` with `key`'s line set to `policy` ("" removes it: the default applies), every
+/// other line kept as it was.
+pub fn with_policy(text: &str, key: &str, policy: &str) -> String {
+    let mut found = false;
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let is_key = line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+        if !is_key {
+            lines.push(line.to_owned());
+        } else if !found {
+            found = true;
+            if !policy.is_empty() {
+                lines.push(format!("{key}={policy}"));
+            }
+        }
+    }
+    if !found && !policy.is_empty() {
+        lines.retain(|l| !l.trim().is_empty());
+        lines.push(format!("{key}={policy}"));
+    }
+    lines.join("\n")
+}
+
+/// The tools an agent may call: where each comes from, and a menu setting its policy (it
+/// writes the policy text below, which the form sends).
+#[component]
+fn ToolTable(tools: Vec<AgentTool>, policies: RwSignal<String>, hydrated: RwSignal<bool>) -> impl IntoView {
     let t = t();
     view! {
         <div class="field">
@@ -134,22 +235,55 @@ fn ToolTable(tools: Vec<AgentTool>) -> impl IntoView {
                     </thead>
                     <tbody>
                         {tools.into_iter().map(|tool| {
-                            let class = match tool.policy {
-                                model::agents::ToolPolicy::Allow => "badge badge-on",
-                                model::agents::ToolPolicy::Ask => "badge badge-warn",
-                                model::agents::ToolPolicy::Deny => "badge badge-off",
-                            };
                             let from = if tool.source.is_empty() { t.tool_from_skills.to_owned() } else { tool.source.clone() };
+                            // What applies when no line names the tool, as the server worked it out.
+                            let default = (!tool.explicit).then_some(tool.policy);
+                            let key = tool.key.clone();
+                            let current = {
+                                let key = key.clone();
+                                move || policy_of(&policies.get(), &key)
+                            };
+                            let set = {
+                                let key = key.clone();
+                                move |ev: leptos::ev::Event| {
+                                    let v = event_target_value(&ev);
+                                    policies.update(|p| *p = with_policy(p, &key, &v));
+                                }
+                            };
+                            let shown = {
+                                let current = current.clone();
+                                move || {
+                                    model::agents::ToolPolicy::parse(&current()).or(default)
+                                }
+                            };
+                            let badge = Signal::derive(move || match shown() {
+                                Some(model::agents::ToolPolicy::Allow) => ("badge badge-on", "allow"),
+                                Some(model::agents::ToolPolicy::Ask) => ("badge badge-warn", "ask"),
+                                Some(model::agents::ToolPolicy::Deny) => ("badge badge-off", "deny"),
+                                None => ("badge", "—"),
+                            });
+                            let label = t.tool_policy_for.replace("{name}", &key);
                             view! {
-                                <tr data-tool=tool.key.clone()>
+                                <tr data-tool=key.clone()>
                                     <td>
-                                        <span class="mono">{tool.key.clone()}</span>
+                                        <span class="mono">{key.clone()}</span>
                                         <p class="muted small">{tool.description.clone()}</p>
                                     </td>
                                     <td>{from}</td>
-                                    <td>
-                                        <span class=class>{tool.policy.as_str()}</span>
-                                        {(!tool.explicit).then(|| view! { " " <span class="muted small">{t.tool_policy_default}</span> })}
+                                    <td class="policy-cell">
+                                        <span class=move || badge.get().0 data-testid="tool-policy">{move || badge.get().1}</span>
+                                        <select
+                                            aria-label=label
+                                            prop:value=current.clone()
+                                            on:change=set
+                                            disabled=move || !hydrated.get()
+                                        >
+                                            <option value="" selected=current().is_empty()>{t.tool_policy_default}</option>
+                                            {["allow", "ask", "deny"].into_iter().map(|p| {
+                                                let is = current() == p;
+                                                view! { <option value=p selected=is>{p}</option> }
+                                            }).collect_view()}
+                                        </select>
                                     </td>
                                 </tr>
                             }
@@ -159,5 +293,22 @@ fn ToolTable(tools: Vec<AgentTool>) -> impl IntoView {
             </div>
             <p class="help">{t.agent_tools_help}</p>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{policy_of, with_policy};
+
+    #[test]
+    fn a_menu_sets_replaces_or_removes_only_its_own_line() {
+        let text = "fx/add=allow\nbare_tool=ask\nfx/write_note=deny";
+        assert_eq!(policy_of(text, "fx/write_note"), "deny");
+        assert_eq!(policy_of(text, "fx/other"), "");
+        assert_eq!(with_policy(text, "fx/write_note", "ask"), "fx/add=allow\nbare_tool=ask\nfx/write_note=ask");
+        assert_eq!(with_policy(text, "fx/add", ""), "bare_tool=ask\nfx/write_note=deny");
+        assert_eq!(with_policy(text, "fx/new", "deny"), format!("{text}\nfx/new=deny"));
+        assert_eq!(with_policy("", "fx/new", "allow"), "fx/new=allow");
+        assert_eq!(with_policy("a=allow\na=deny", "a", "ask"), "a=ask", "a repeated line becomes one");
     }
 }

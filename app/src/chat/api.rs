@@ -41,9 +41,18 @@ pub async fn send_message(
     #[server(default)] parent_id: String,
     text: String,
 ) -> Result<Sent, AppError> {
+    use engine::idempotency::{Once, fingerprint};
     let user = crate::ssr::user()?;
     let engine = crate::ssr::engine()?;
-    let sent = engine.send_message(&user, &agent_id, opt(&conversation_id), opt(&parent_id), &text).await?;
+    let key = crate::ssr::header("idempotency-key");
+    let hash = fingerprint(&[agent_id.as_bytes(), conversation_id.as_bytes(), parent_id.as_bytes(), text.as_bytes()]);
+    let start = || async {
+        let sent = engine.send_message(&user, &agent_id, opt(&conversation_id), opt(&parent_id), &text).await?;
+        Ok::<_, engine::chat::ChatError>((sent, ()))
+    };
+    let sent = match engine.once(&user, "chat.send", key.as_deref(), &hash, start).await? {
+        Once::First(sent, ()) | Once::Again(sent) => sent,
+    };
     leptos_axum::redirect(&format!("/chat/{}", sent.conversation_id));
     Ok(sent)
 }

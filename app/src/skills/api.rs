@@ -68,6 +68,13 @@ pub async fn upload_skill(data: MultipartData) -> Result<SkillView, AppError> {
 }
 
 /// Deletes a skill; refused while an agent uses it (the error names them).
+/// Deletes every version of a skill but the current one (to free storage).
+#[server(endpoint = "skills/prune")]
+pub async fn prune_skill_versions(id: String) -> Result<u64, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.prune_skill_versions(&user, &id).await?)
+}
+
 #[server(endpoint = "skills/delete")]
 pub async fn delete_skill(id: String) -> Result<(), AppError> {
     let user = crate::ssr::user()?;

@@ -5,7 +5,7 @@ use leptos_router::hooks::use_params_map;
 use model::agents::AgentPage;
 use model::skills::{SkillSummary, SkillView};
 
-use super::api::{AttachSkill, DeleteSkill, UploadSkill, get_skill, list_skills, upload_skill};
+use super::api::{AttachSkill, DeleteSkill, PruneSkillVersions, UploadSkill, get_skill, list_skills, upload_skill};
 use crate::agents::api::list_agents;
 use crate::components::{
     EmptyState, ErrorAlert, LoadError, Pager, SearchBox, Skeleton, UsedByCard, action_error, list_query,
@@ -138,12 +138,14 @@ pub fn SkillPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let attach = ServerAction::<AttachSkill>::new();
-    let skill = Resource::new(move || (id(), attach.version().get()), |(id, _)| get_skill(id));
+    let prune = ServerAction::<PruneSkillVersions>::new();
+    let skill =
+        Resource::new(move || (id(), attach.version().get(), prune.version().get()), |(id, _, _)| get_skill(id));
     let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
     let content = move || {
         skill.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| skill.refetch()) /> }.into_any(),
-            Ok(s) => view! { <SkillDetail s attach agents /> }.into_any(),
+            Ok(s) => view! { <SkillDetail s attach prune agents /> }.into_any(),
         })
     };
     view! {
@@ -156,12 +158,15 @@ pub fn SkillPage() -> impl IntoView {
 fn SkillDetail(
     s: SkillView,
     attach: ServerAction<AttachSkill>,
+    prune: ServerAction<PruneSkillVersions>,
     agents: Resource<Result<AgentPage, AppError>>,
 ) -> impl IntoView {
     let t = t();
     let delete = ServerAction::<DeleteSkill>::new();
     let attach_err = action_error(attach);
     let delete_err = action_error(delete);
+    let prune_err = action_error(prune);
+    let old_versions = s.versions.len().saturating_sub(1);
     let id = s.id.clone();
     let attach_form = {
         let id = id.clone();
@@ -208,6 +213,15 @@ fn SkillDetail(
                     }).collect_view()}
                 </ul>
                 <p class="help">{t.skill_reupload_hint}</p>
+                <ErrorAlert error=prune_err />
+                {(old_versions > 0).then(|| view! {
+                    <ActionForm action=prune attr:class="inline-form">
+                        <input type="hidden" name="id" value=id.clone() />
+                        <button type="submit" class="btn btn-secondary">
+                            {t.n(t.skill_prune_versions, old_versions as u64)}
+                        </button>
+                    </ActionForm>
+                })}
             </section>
             <section class="card danger" aria-labelledby="danger-title">
                 <h2 id="danger-title">{t.danger_zone}</h2>

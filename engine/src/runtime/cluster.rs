@@ -35,6 +35,7 @@ pub(crate) fn spawn_upkeep(engine: Weak<Inner>) {
         let mut tick = tokio::time::interval(POLL_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut beat_at, mut sweep_at) = (tokio::time::Instant::now(), tokio::time::Instant::now() + SWEEP_EVERY);
+        let mut prune_at = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             let Some(inner) = engine.upgrade() else { return };
@@ -54,6 +55,10 @@ pub(crate) fn spawn_upkeep(engine: Weak<Inner>) {
             {
                 tracing::warn!(error = %e, "could not read run controls");
             }
+            if now >= prune_at {
+                prune_at = now + PRUNE_EVERY;
+                engine.prune().await;
+            }
             if now >= sweep_at {
                 sweep_at = now + SWEEP_EVERY;
                 if let Err(e) = engine.recover_runs().await {
@@ -68,7 +73,24 @@ fn is_active(status: &str) -> bool {
     matches!(RunStatus::parse(status), RunStatus::Running | RunStatus::Waiting)
 }
 
+/// How often rows that only age (spent refresh tokens, old idempotency keys) are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
 impl Engine {
+    /// Deletes what has aged out; any instance may, and a failure waits for the next turn.
+    pub async fn prune(&self) {
+        match self.prune_sessions().await {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned refresh tokens and ended sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune refresh tokens"),
+        }
+        match self.prune_idempotency().await {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune idempotency keys"),
+        }
+    }
+
     /// This process's id among the instances sharing the store.
     pub fn instance_id(&self) -> &str {
         &self.runs.instance
@@ -159,7 +181,7 @@ impl Engine {
         }
         let end = SeqEvent {
             seq: last + 1,
-            event: RunEvent::Status { status: RunStatus::Interrupted, error: INTERRUPTED.into() },
+            event: RunEvent::Status { status: RunStatus::Interrupted, error: INTERRUPTED.into(), limit: false },
         };
         transcript.apply(&end);
         let now = now_ms();
