@@ -4,7 +4,7 @@ import { addProvider, createAgent, open, register, settle, uniqueEmail, watchPag
 
 watchPageErrors();
 
-// Our own stdio MCP server: `add` (read-only) and `write_note` (may write).
+// Our own stdio MCP server: `add` (marked read-only) and `write_note` (may write).
 const FIXTURE = path.join(__dirname, "..", "fixtures", "mcp-fixture.mjs");
 const ENV_SECRET = "e2e-env-secret-9137";
 
@@ -48,6 +48,8 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await expect(tools.getByText("add", { exact: true })).toBeVisible();
   await expect(tools.getByText("write_note", { exact: true })).toBeVisible();
   await expect(tools.getByText("may write")).toBeVisible();
+  await expect(tools.getByText("marked read-only")).toBeVisible();
+  await expect(page.getByTestId("mcp-trust")).toContainText("Every tool of this server asks before it runs");
   await tools.getByText("Input schema").first().click();
   await expect(tools.getByText('"required"').first()).toBeVisible();
   expect(await page.content()).not.toContain(ENV_SECRET);
@@ -68,7 +70,8 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await expect(page).toHaveURL(/\/agents\/[0-9a-f-]{36}$/);
   await settle(page);
   await expect(page.getByTestId("agent-version")).toHaveText("version 2");
-  await expect(page.locator('tr[data-tool="Fixture/add"]')).toContainText("allow");
+  // `add` says it only reads, but nobody trusts this server's marks: it asks like the rest.
+  await expect(page.locator('tr[data-tool="Fixture/add"]')).toContainText("ask");
   await expect(page.locator('tr[data-tool="Fixture/write_note"]')).toContainText("ask");
   await page.getByLabel("Tool policies").fill("Fixture/write_note=deny");
   await page.getByRole("button", { name: "Save new version" }).click();

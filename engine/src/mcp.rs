@@ -7,7 +7,7 @@ pub mod client;
 use std::time::Duration;
 
 pub use model::mcp::tool_changes;
-use model::mcp::{McpDraft, McpView, Status, Transport, command_line};
+use model::mcp::{McpDraft, McpView, Status, ToolInfo, Transport, command_line};
 use model::{FieldError, FieldErrors, Page};
 use secrecy::ExposeSecret;
 use sqlx::Row;
@@ -34,6 +34,9 @@ pub enum McpError {
     /// Members may not run local commands on this server.
     #[error("only an administrator may add servers that run local commands")]
     StdioAdminOnly,
+    /// Only an administrator may trust a server's read-only hints.
+    #[error("only an administrator may set trust_read_only")]
+    TrustAdminOnly,
     #[error("{0}")]
     Connect(String),
     /// Agents still use the server; detach it from them first.
@@ -55,7 +58,7 @@ impl From<sqlx::Error> for McpError {
 }
 
 const COLUMNS: &str = "id, name, transport, command, args, env_sealed, env_names, url, headers_sealed, header_names, \
-                       approved_line, status, last_error, stderr_tail, tools, discovered, updated_at";
+                       approved_line, status, last_error, stderr_tail, tools, discovered, trust_read_only, updated_at";
 
 fn ctx(id: &str, what: &str) -> String {
     format!("mcp:{id}:{what}")
@@ -72,7 +75,13 @@ fn line_of(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
     Ok(command_line(&command, &args, &env_names))
 }
 
-fn view(row: &sqlx::any::AnyRow) -> Result<McpView, McpError> {
+/// The stored trust flag counts only while the owner is an administrator: a member (or a
+/// demoted admin) never gets it, whatever the row says.
+fn trusted(row: &sqlx::any::AnyRow, owner_is_admin: bool) -> Result<bool, sqlx::Error> {
+    Ok(owner_is_admin && row.try_get::<i64, _>("trust_read_only")? != 0)
+}
+
+fn view(row: &sqlx::any::AnyRow, owner_is_admin: bool) -> Result<McpView, McpError> {
     let transport = Transport::parse(&row.try_get::<String, _>("transport")?).unwrap_or(Transport::Stdio);
     let line = line_of(row)?;
     let approved: Option<String> = row.try_get("approved_line")?;
@@ -87,6 +96,7 @@ fn view(row: &sqlx::any::AnyRow) -> Result<McpView, McpError> {
         name: row.try_get("name")?,
         transport,
         approved: transport == Transport::Http || approved.as_deref() == Some(line.as_str()),
+        trust_read_only: trusted(row, owner_is_admin)?,
         command_line: if transport == Transport::Stdio { line } else { String::new() },
         command: row.try_get("command")?,
         args: json_list(&row.try_get::<String, _>("args")?),
@@ -134,6 +144,9 @@ impl Engine {
         if d.transport == Transport::Stdio && !user.is_admin && !self.settings.mcp_stdio_for_members {
             return Err(McpError::StdioAdminOnly);
         }
+        if d.trust_read_only && !user.is_admin {
+            return Err(McpError::TrustAdminOnly);
+        }
         if d.transport == Transport::Http {
             let url = reqwest::Url::parse(&d.url)
                 .map_err(|_| McpError::Invalid(FieldErrors(vec![FieldError::new("url", "invalid_url")])))?;
@@ -154,8 +167,8 @@ impl Engine {
         let headers_sealed = if headers.is_empty() { None } else { Some(self.seal_pairs(&id, "headers", &headers)?) };
         sqlx::query(
             "INSERT INTO mcp_servers (id, owner_id, name, transport, command, args, env_sealed, env_names, url, \
-             headers_sealed, header_names, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+             headers_sealed, header_names, trust_read_only, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
         )
         .bind(&id)
         .bind(&user.id)
@@ -168,6 +181,7 @@ impl Engine {
         .bind(&d.url)
         .bind(headers_sealed)
         .bind(names(&headers))
+        .bind(i64::from(d.trust_read_only))
         .bind(now_ms())
         .execute(&self.store.pool)
         .await?;
@@ -176,7 +190,7 @@ impl Engine {
             Some(&user.id),
             "mcp.create",
             &id,
-            serde_json::json!({ "transport": d.transport.as_str() }),
+            serde_json::json!({ "transport": d.transport.as_str(), "trust_read_only": d.trust_read_only }),
             "",
         )
         .await;
@@ -205,23 +219,25 @@ impl Engine {
         .bind(offset)
         .fetch_all(&self.store.pool)
         .await?;
-        let items = rows.iter().map(view).collect::<Result<_, _>>()?;
+        let items = rows.iter().map(|r| view(r, user.is_admin)).collect::<Result<_, _>>()?;
         Ok(Page { items, total, page, per_page: PER_PAGE })
     }
 
     pub async fn get_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        let mut v = view(&self.mcp_row(user, id).await?)?;
+        let mut v = view(&self.mcp_row(user, id).await?, user.is_admin)?;
         v.used_by = self.agents_using(user, "mcp_servers", id).await?;
         Ok(v)
     }
 
     /// Saves a definition. Approval stays only while the command line is the same; a
     /// changed URL drops stored headers unless given again (they go only where entered).
+    /// `trust_read_only` is set as given (an unticked box clears it), by an admin only.
     #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
     pub async fn update_mcp(&self, user: &CurrentUser, id: &str, d: McpDraft) -> Result<McpView, McpError> {
         let row = self.mcp_row(user, id).await?;
         self.check_mcp_draft(user, &d)?;
         let old_url: String = row.try_get("url")?;
+        let was_trusted = row.try_get::<i64, _>("trust_read_only")? != 0;
         let mut env_sealed: Option<String> = row.try_get("env_sealed")?;
         let mut env_names: String = row.try_get("env_names")?;
         let mut headers_sealed: Option<String> = row.try_get("headers_sealed")?;
@@ -239,8 +255,8 @@ impl Engine {
         }
         sqlx::query(
             "UPDATE mcp_servers SET name = $3, transport = $4, command = $5, args = $6, env_sealed = $7, \
-             env_names = $8, url = $9, headers_sealed = $10, header_names = $11, updated_at = $12 \
-             WHERE id = $1 AND owner_id = $2",
+             env_names = $8, url = $9, headers_sealed = $10, header_names = $11, trust_read_only = $12, \
+             updated_at = $13 WHERE id = $1 AND owner_id = $2",
         )
         .bind(id)
         .bind(&user.id)
@@ -253,9 +269,14 @@ impl Engine {
         .bind(&d.url)
         .bind(headers_sealed)
         .bind(header_names)
+        .bind(i64::from(d.trust_read_only))
         .bind(now_ms())
         .execute(&self.store.pool)
         .await?;
+        if was_trusted != d.trust_read_only {
+            let detail = serde_json::json!({ "trust_read_only": d.trust_read_only });
+            audit::record(self, Some(&user.id), "mcp.trust_read_only", id, detail, "").await;
+        }
         self.get_mcp(user, id).await
     }
 
@@ -300,7 +321,7 @@ impl Engine {
         id: &str,
     ) -> Result<(client::McpClient, Option<client::StderrTail>), (McpError, String)> {
         let row = self.mcp_row(user, id).await.map_err(|e| (e, String::new()))?;
-        let v = view(&row).map_err(|e| (e, String::new()))?;
+        let v = view(&row, user.is_admin).map_err(|e| (e, String::new()))?;
         if !v.approved {
             return Err((McpError::NotApproved, String::new()));
         }
@@ -332,7 +353,7 @@ impl Engine {
     /// The first list is pinned; a later different one is kept aside and flagged.
     #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
     pub async fn connect_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        let v = view(&self.mcp_row(user, id).await?)?;
+        let v = view(&self.mcp_row(user, id).await?, user.is_admin)?;
         let (result, tail) = match self.open_mcp(user, id).await {
             Ok((c, tail)) => {
                 let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;
@@ -380,6 +401,23 @@ impl Engine {
             }
         }
         self.get_mcp(user, id).await
+    }
+
+    /// What an agent's tool list needs of the user's server `id`: its name, its pinned
+    /// tools and whether their read-only hints count ([`McpView::trust_read_only`]).
+    pub(crate) async fn mcp_pinned_tools(
+        &self,
+        user: &CurrentUser,
+        id: &str,
+    ) -> Result<Option<(String, Vec<ToolInfo>, bool)>, sqlx::Error> {
+        let row = sqlx::query("SELECT name, tools, trust_read_only FROM mcp_servers WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let tools = json_list(&row.try_get::<String, _>("tools")?);
+        Ok(Some((row.try_get("name")?, tools, trusted(&row, user.is_admin)?)))
     }
 
     /// Pins the tool list seen at the last connect (after a change was flagged).

@@ -298,3 +298,79 @@ async fn attached_servers_bring_their_tools_with_policies_and_travel_by_name() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_read_only_mark_allows_nothing_until_an_admin_trusts_the_server() {
+    use engine::agents::Attachment;
+    use model::agents::ToolPolicy;
+    each_backend(|e| async move {
+        let t = two_users(&e).await;
+        let (admin, member) = (&t.admin.user, &t.member.user);
+        let remote = |trust: Option<&str>| {
+            McpForm {
+                name: "Remote".into(),
+                transport: "http".into(),
+                url: "https://mcp.example.com/mcp".into(),
+                trust_read_only: trust.map(Into::into),
+                ..Default::default()
+            }
+            .parse()
+            .expect("draft")
+        };
+
+        // A member can neither create nor edit a server into trusting its marks.
+        let err = e.create_mcp(member, remote(Some("on"))).await.expect_err("member trusts");
+        assert!(matches!(err, McpError::TrustAdminOnly), "{err:?}");
+        assert!(e.list_mcp(member, "", 1).await.expect("list").items.is_empty(), "nothing was created");
+        let theirs = e.create_mcp(member, remote(None)).await.expect("create");
+        let err = e.update_mcp(member, &theirs.id, remote(Some("on"))).await.expect_err("member trusts");
+        assert!(matches!(err, McpError::TrustAdminOnly), "{err:?}");
+        // A flag left on a member's row (an admin since demoted) counts for nothing.
+        engine::sqlx::query("UPDATE mcp_servers SET trust_read_only = 1 WHERE id = $1")
+            .bind(&theirs.id)
+            .execute(&e.store.pool)
+            .await
+            .expect("flag");
+        assert!(!e.get_mcp(member, &theirs.id).await.expect("get").trust_read_only);
+
+        // The admin's server pins a destructive tool that claims to only read.
+        let s = e.create_mcp(admin, remote(None)).await.expect("create");
+        assert!(!s.trust_read_only);
+        let tools = serde_json::json!([{ "name": "delete_everything", "schema": "{}", "read_only": true }]);
+        engine::sqlx::query("UPDATE mcp_servers SET tools = $2 WHERE id = $1")
+            .bind(&s.id)
+            .bind(tools.to_string())
+            .execute(&e.store.pool)
+            .await
+            .expect("pin");
+        let provider = model::providers::ProviderForm {
+            name: "Team".into(),
+            kind: "openai".into(),
+            base_url: "https://api.example.com/v1".into(),
+            ..Default::default()
+        };
+        let provider = e.create_provider(admin, provider.parse().expect("p")).await.expect("provider");
+        let form = model::agents::AgentForm {
+            name: "Cleaner".into(),
+            provider_id: provider.id,
+            model: "m".into(),
+            ..Default::default()
+        };
+        let agent = e.create_agent(admin, form.parse().expect("spec")).await.expect("agent");
+        let a = e.set_agent_attachment(admin, &agent.id, Attachment::Mcp, &s.id, true).await.expect("attach");
+        let policy =
+            |a: &model::agents::AgentView| a.tools.iter().map(|t| (t.key.clone(), t.policy)).collect::<Vec<_>>();
+        assert_eq!(policy(&a), [("Remote/delete_everything".to_owned(), ToolPolicy::Ask)]);
+
+        // Trusted by the admin, it defaults to allow; an explicit policy still wins.
+        let s = e.update_mcp(admin, &s.id, remote(Some("on"))).await.expect("trust");
+        assert!(s.trust_read_only);
+        let a = e.get_agent(admin, &agent.id).await.expect("agent");
+        assert_eq!(policy(&a), [("Remote/delete_everything".to_owned(), ToolPolicy::Allow)]);
+        let mut spec = a.spec.clone();
+        spec.tool_policies.insert("delete_everything".into(), ToolPolicy::Ask);
+        let a = e.update_agent(admin, &agent.id, Some(a.version), spec).await.expect("policy");
+        assert_eq!(policy(&a), [("Remote/delete_everything".to_owned(), ToolPolicy::Ask)]);
+    })
+    .await;
+}

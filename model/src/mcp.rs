@@ -56,6 +56,9 @@ pub struct McpForm {
     pub url: String,
     #[serde(default)]
     pub headers: String,
+    /// A checkbox: `on` when an administrator trusts the server's read-only hints.
+    #[serde(default)]
+    pub trust_read_only: Option<String>,
 }
 
 /// A validated server definition. `env: None` / `headers: None` keep what is stored.
@@ -68,6 +71,8 @@ pub struct McpDraft {
     pub env: Option<Vec<(String, String)>>,
     pub url: String,
     pub headers: Option<Vec<(String, String)>>,
+    /// The server's tools marked read-only default to allow (see [`McpView::trust_read_only`]).
+    pub trust_read_only: bool,
 }
 
 impl std::fmt::Debug for McpDraft {
@@ -78,6 +83,7 @@ impl std::fmt::Debug for McpDraft {
             .field("command", &self.command)
             .field("args", &self.args)
             .field("url", &self.url)
+            .field("trust_read_only", &self.trust_read_only)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +164,7 @@ impl McpForm {
                 env: (!env.is_empty()).then_some(env),
                 url,
                 headers: (!headers.is_empty()).then_some(headers),
+                trust_read_only: self.trust_read_only.as_deref().is_some_and(|v| matches!(v, "on" | "true" | "1")),
             }),
             _ => Err(errs),
         }
@@ -190,6 +197,8 @@ pub struct ToolInfo {
     /// The input schema, as JSON text.
     pub schema: String,
     /// The server says the tool only reads (MCP `readOnlyHint`); otherwise it may write.
+    /// A claim of the server's, not a fact: it decides nothing unless an administrator
+    /// trusts the server ([`McpView::trust_read_only`]).
     #[serde(default)]
     pub read_only: bool,
 }
@@ -217,6 +226,12 @@ pub struct McpView {
     pub header_names: Vec<String>,
     /// stdio: whether this exact command line is approved to run.
     pub approved: bool,
+    /// An administrator trusts this server's read-only hints: its tools marked read-only
+    /// run without asking unless an agent's policy says otherwise. Without it every tool
+    /// of the server asks first, whatever it claims. Counts only while the owner is an
+    /// administrator.
+    #[serde(default)]
+    pub trust_read_only: bool,
     pub status: Status,
     pub last_error: String,
     pub stderr_tail: String,

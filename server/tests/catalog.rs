@@ -420,3 +420,23 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
     let logs = logs();
     assert!(!logs.contains(ENV_VALUE) && !logs.contains(HEADER_VALUE), "a secret was logged");
 }
+
+#[tokio::test]
+async fn only_an_admin_may_trust_a_servers_read_only_marks() {
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let remote =
+        [("name", "Remote"), ("transport", "http"), ("url", "https://mcp.example.com/mcp"), ("trust_read_only", "on")];
+    let (status, body) = text(app.call(&member, "mcp/create", &remote).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("\"field\":\"trust_read_only\""), "the error names the field: {body}");
+    let list: Value = app.call(&member, "mcp/list", &[]).await.json().await.expect("list");
+    assert_eq!(list["total"], 0, "nothing was created");
+
+    let (status, body) = text(app.call(&admin, "mcp/create", &remote).await).await;
+    assert!(status.is_success(), "{status} {body}");
+    let server: Value = serde_json::from_str(&body).expect("server");
+    assert_eq!(server["trust_read_only"], true);
+    let page = text(app.get(&admin, &format!("/mcp/{}", server["id"].as_str().expect("id"))).await).await.1;
+    assert!(page.contains("Read-only marks trusted"), "the server's page says so");
+}

@@ -15,6 +15,7 @@ use crate::components::{
 };
 use crate::error::AppError;
 use crate::i18n::t;
+use crate::shell::layout::use_session;
 
 #[component]
 pub fn McpPage() -> impl IntoView {
@@ -107,6 +108,24 @@ fn McpFields(m: Option<McpView>, #[prop(into)] err: Signal<Option<AppError>>) ->
     let env_help = kept(m.as_ref().map(|m| m.env_names.as_slice()).unwrap_or_default(), t.field_env_help);
     let headers_help = kept(m.as_ref().map(|m| m.header_names.as_slice()).unwrap_or_default(), t.field_headers_help);
     let value = |f: fn(&McpView) -> String| m.as_ref().map(f).unwrap_or_default();
+    let session = use_session();
+    let is_admin = move || session.me.get().and_then(Result::ok).flatten().is_some_and(|m| m.is_admin);
+    let trusted = m.as_ref().is_some_and(|m| m.trust_read_only);
+    // Only an administrator may trust a server's read-only marks; members never see the box.
+    let trust = move || {
+        is_admin().then(|| {
+            view! {
+                <div class="field" class:has-error=move || field_error(err, "trust_read_only").get().is_some()>
+                    <label class="check">
+                        <input type="checkbox" name="trust_read_only" value="on" checked=trusted aria-describedby="f-trust_read_only-help" />
+                        {t.field_trust_read_only}
+                    </label>
+                    <p class="help" id="f-trust_read_only-help">{t.field_trust_read_only_help}</p>
+                    <p class="field-error" role="alert">{move || field_error(err, "trust_read_only").get()}</p>
+                </div>
+            }
+        })
+    };
     view! {
         <Field name="name" label=t.field_mcp_name value=value(|m| m.name.clone()) required=true maxlength=model::mcp::NAME_MAX error=field_error(err, "name") />
         <fieldset class="choice" aria-describedby="f-transport-error">
@@ -130,6 +149,7 @@ fn McpFields(m: Option<McpView>, #[prop(into)] err: Signal<Option<AppError>>) ->
             <Field name="url" label=t.field_url kind="url" help=t.field_url_help value=value(|m| m.url.clone()) maxlength=model::providers::URL_MAX error=field_error(err, "url") />
             <TextArea name="headers" label=t.field_headers help=headers_help rows=2 mono=true error=field_error(err, "headers") />
         </div>
+        <Transition fallback=|| ()>{trust}</Transition>
     }
 }
 
@@ -314,6 +334,11 @@ fn McpDetail(m: McpView, actions: Actions, agents: Resource<Result<AgentPage, Ap
             {status}
             <section class="card" aria-labelledby="tools-title">
                 <h2 id="tools-title">{t.mcp_tools}</h2>
+                {if m.trust_read_only {
+                    view! { <p data-testid="mcp-trust"><span class="badge badge-on">{t.mcp_trusted}</span> " " {t.mcp_trusted_body}</p> }.into_any()
+                } else {
+                    view! { <p class="muted small" data-testid="mcp-trust">{t.mcp_untrusted_body}</p> }.into_any()
+                }}
                 {if tools.is_empty() {
                     view! { <p class="muted">{t.mcp_tools_none}</p> }.into_any()
                 } else {
