@@ -359,7 +359,7 @@ strings! {
     mcp_tools_changed = "tools changed",
     mcp_tools_n = "{n} tools",
     mcp_approve_title = "Approve the command line",
-    mcp_approve_body = "This server runs the command below on the Agentry server. It never runs until you approve exactly this line; editing the command, its arguments or its environment withdraws the approval.",
+    mcp_approve_body = "This server runs the command below on the Agentry server. It never runs until you approve exactly this line; editing the command, its arguments or its environment (names or values) withdraws the approval. Environment values show as a fingerprint (<hmac:…>) that changes when the value does; the values themselves are never shown.",
     mcp_approve = "Approve and allow to run",
     mcp_connect_title = "Status",
     mcp_connect = "Connect and list tools",

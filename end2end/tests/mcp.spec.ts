@@ -34,9 +34,10 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await expect(page).toHaveURL(/\/mcp\/[0-9a-f-]{36}$/);
   await settle(page);
 
-  // Nothing runs before the owner approves the exact line shown (env values hidden).
+  // Nothing runs before the owner approves the exact line shown (env values as fingerprints).
   await expect(page.getByTestId("mcp-status")).toHaveText("Needs approval");
-  await expect(page.getByTestId("command-line")).toHaveText(`API_TOKEN=… node ${FIXTURE}`);
+  await expect(page.getByTestId("command-line")).toHaveText(/^API_TOKEN=<hmac:[0-9a-f]{8}> node /);
+  await expect(page.getByTestId("command-line")).toContainText(` node ${FIXTURE}`);
   await expect(page.getByRole("button", { name: "Connect and list tools" })).toHaveCount(0);
   await page.getByRole("button", { name: "Approve and allow to run" }).click();
   await expect(page.getByTestId("mcp-status")).toHaveText("Never connected");

@@ -68,22 +68,15 @@ fn json_list<T: serde::de::DeserializeOwned>(raw: &str) -> Vec<T> {
     serde_json::from_str(raw).unwrap_or_default()
 }
 
-fn line_of(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
-    let command: String = row.try_get("command")?;
-    let args: Vec<String> = json_list(&row.try_get::<String, _>("args")?);
-    let env_names: Vec<String> = json_list(&row.try_get::<String, _>("env_names")?);
-    Ok(command_line(&command, &args, &env_names))
-}
-
 /// The stored trust flag counts only while the owner is an administrator: a member (or a
 /// demoted admin) never gets it, whatever the row says.
 fn trusted(row: &sqlx::any::AnyRow, owner_is_admin: bool) -> Result<bool, sqlx::Error> {
     Ok(owner_is_admin && row.try_get::<i64, _>("trust_read_only")? != 0)
 }
 
-fn view(row: &sqlx::any::AnyRow, owner_is_admin: bool) -> Result<McpView, McpError> {
+/// The server as its owner sees it, `line` being its command line ([`Engine::mcp_line`]).
+fn view(row: &sqlx::any::AnyRow, line: String, owner_is_admin: bool) -> Result<McpView, McpError> {
     let transport = Transport::parse(&row.try_get::<String, _>("transport")?).unwrap_or(Transport::Stdio);
-    let line = line_of(row)?;
     let approved: Option<String> = row.try_get("approved_line")?;
     let status = match row.try_get::<String, _>("status")?.as_str() {
         "connected" => Status::Connected,
@@ -118,6 +111,41 @@ fn names(pairs: &[(String, String)]) -> String {
 }
 
 impl Engine {
+    /// The command line an owner approves ([`command_line`]): each env name with a keyed
+    /// fingerprint of its value ([`secrets::fingerprint`], under the secrets key, for this
+    /// server and name), so that a changed value changes the line and withdraws the
+    /// approval, and the line shows nothing that would help guess a value.
+    fn line_for(&self, id: &str, command: &str, args: &[String], env: &[(String, String)]) -> String {
+        let marks: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| {
+                (k.clone(), format!("<hmac:{}>", secrets::fingerprint(&self.keys, &ctx(id, &format!("env:{k}")), v)))
+            })
+            .collect();
+        command_line(command, args, &marks)
+    }
+
+    /// The stored server's command line ([`Self::line_for`]).
+    fn mcp_line(&self, row: &sqlx::any::AnyRow) -> Result<String, McpError> {
+        let id: String = row.try_get("id")?;
+        let command: String = row.try_get("command")?;
+        let args: Vec<String> = json_list(&row.try_get::<String, _>("args")?);
+        match self.open_pairs(&id, "env", row.try_get("env_sealed")?) {
+            Ok(env) => Ok(self.line_for(&id, &command, &args, &env)),
+            // Sealed under another secrets key: the line matches no approval (and the
+            // server could not be given its env anyway), but the list still shows.
+            Err(_) => {
+                let names: Vec<String> = json_list(&row.try_get::<String, _>("env_names")?);
+                let marks: Vec<(String, String)> = names.into_iter().map(|n| (n, "<unreadable>".into())).collect();
+                Ok(command_line(&command, &args, &marks))
+            }
+        }
+    }
+
+    fn mcp_view(&self, row: &sqlx::any::AnyRow, owner_is_admin: bool) -> Result<McpView, McpError> {
+        view(row, self.mcp_line(row)?, owner_is_admin)
+    }
+
     async fn mcp_row(&self, user: &CurrentUser, id: &str) -> Result<sqlx::any::AnyRow, McpError> {
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM mcp_servers WHERE id = $1 AND owner_id = $2")))
             .bind(id)
@@ -219,18 +247,20 @@ impl Engine {
         .bind(offset)
         .fetch_all(&self.store.pool)
         .await?;
-        let items = rows.iter().map(|r| view(r, user.is_admin)).collect::<Result<_, _>>()?;
+        let items = rows.iter().map(|r| self.mcp_view(r, user.is_admin)).collect::<Result<_, _>>()?;
         Ok(Page { items, total, page, per_page: PER_PAGE })
     }
 
     pub async fn get_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        let mut v = view(&self.mcp_row(user, id).await?, user.is_admin)?;
+        let mut v = self.mcp_view(&self.mcp_row(user, id).await?, user.is_admin)?;
         v.used_by = self.agents_using(user, "mcp_servers", id).await?;
         Ok(v)
     }
 
-    /// Saves a definition. Approval stays only while the command line is the same; a
-    /// changed URL drops stored headers unless given again (they go only where entered).
+    /// Saves a definition. Approval stays only while the command line is the same: any
+    /// change to the command, its arguments or its env (names or values) withdraws it for
+    /// good (changing it back does not bring it back). A changed URL drops stored headers
+    /// unless given again (they go only where entered).
     /// `trust_read_only` is set as given (an unticked box clears it), by an admin only.
     #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
     pub async fn update_mcp(&self, user: &CurrentUser, id: &str, d: McpDraft) -> Result<McpView, McpError> {
@@ -242,6 +272,18 @@ impl Engine {
         let mut env_names: String = row.try_get("env_names")?;
         let mut headers_sealed: Option<String> = row.try_get("headers_sealed")?;
         let mut header_names: String = row.try_get("header_names")?;
+        let new_line = match &d.env {
+            Some(env) => Some(self.line_for(id, &d.command, &d.args, env)),
+            None => self
+                .open_pairs(id, "env", env_sealed.clone())
+                .ok()
+                .map(|env| self.line_for(id, &d.command, &d.args, &env)),
+        };
+        let approved_line: Option<String> = if new_line.is_some_and(|l| l == self.mcp_line(&row).unwrap_or_default()) {
+            row.try_get("approved_line")?
+        } else {
+            None
+        };
         if let Some(env) = &d.env {
             env_sealed = Some(self.seal_pairs(id, "env", env)?);
             env_names = names(env);
@@ -256,7 +298,7 @@ impl Engine {
         sqlx::query(
             "UPDATE mcp_servers SET name = $3, transport = $4, command = $5, args = $6, env_sealed = $7, \
              env_names = $8, url = $9, headers_sealed = $10, header_names = $11, trust_read_only = $12, \
-             updated_at = $13 WHERE id = $1 AND owner_id = $2",
+             approved_line = $13, updated_at = $14 WHERE id = $1 AND owner_id = $2",
         )
         .bind(id)
         .bind(&user.id)
@@ -270,6 +312,7 @@ impl Engine {
         .bind(headers_sealed)
         .bind(header_names)
         .bind(i64::from(d.trust_read_only))
+        .bind(approved_line)
         .bind(now_ms())
         .execute(&self.store.pool)
         .await?;
@@ -300,7 +343,7 @@ impl Engine {
     /// was shown), or nothing is approved.
     pub async fn approve_mcp(&self, user: &CurrentUser, id: &str, line: &str) -> Result<McpView, McpError> {
         let row = self.mcp_row(user, id).await?;
-        if line_of(&row)? != line {
+        if self.mcp_line(&row)? != line {
             return Err(McpError::NotApproved);
         }
         sqlx::query("UPDATE mcp_servers SET approved_line = $3 WHERE id = $1 AND owner_id = $2")
@@ -321,7 +364,7 @@ impl Engine {
         id: &str,
     ) -> Result<(client::McpClient, Option<client::StderrTail>), (McpError, String)> {
         let row = self.mcp_row(user, id).await.map_err(|e| (e, String::new()))?;
-        let v = view(&row, user.is_admin).map_err(|e| (e, String::new()))?;
+        let v = self.mcp_view(&row, user.is_admin).map_err(|e| (e, String::new()))?;
         if !v.approved {
             return Err((McpError::NotApproved, String::new()));
         }
@@ -353,7 +396,7 @@ impl Engine {
     /// The first list is pinned; a later different one is kept aside and flagged.
     #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
     pub async fn connect_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        let v = view(&self.mcp_row(user, id).await?, user.is_admin)?;
+        let v = self.mcp_view(&self.mcp_row(user, id).await?, user.is_admin)?;
         let (result, tail) = match self.open_mcp(user, id).await {
             Ok((c, tail)) => {
                 let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;

@@ -71,7 +71,7 @@ async fn server_everything_lists_its_tools_over_stdio_without_our_environment() 
         .await
         .expect("create");
     assert_eq!(s.env_names, ["FOO"]);
-    assert!(s.command_line.starts_with("FOO=… node "), "{}", s.command_line);
+    assert!(s.command_line.starts_with("FOO=<hmac:"), "{}", s.command_line);
     let s = e.approve_mcp(&t.admin.user, &s.id, &s.command_line).await.expect("approve");
     let s = e.connect_mcp(&t.admin.user, &s.id).await.expect("connect");
     assert_eq!(s.status, Status::Connected, "{} / {}", s.last_error, s.stderr_tail);
@@ -183,6 +183,45 @@ async fn members_may_not_run_commands_and_nobody_reaches_another_users_server() 
             .await
             .expect("row");
         assert!(!stored.contains("s3cr3t"), "env values are sealed at rest");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn any_change_to_the_env_withdraws_the_approval_and_values_show_as_fingerprints() {
+    each_backend(|e| async move {
+        let t = two_users(&e).await;
+        let me = &t.admin.user;
+        let marker = engine::testing::temp_dir("mcp-env").join("ran");
+        let script = format!("touch {}", marker.display());
+        let draft = |env: &str| stdio("Shell", "/bin/sh", &["-c", &script], env);
+        let s = e.create_mcp(me, draft("API_KEY=first-secret-value")).await.expect("create");
+        // The value shows as a short fingerprint, never itself.
+        let (env, _) = s.command_line.split_once(' ').expect("env first");
+        let fp = env.strip_prefix("API_KEY=<hmac:").and_then(|r| r.strip_suffix('>')).unwrap_or_default();
+        assert!(fp.len() == 8 && fp.bytes().all(|b| b.is_ascii_hexdigit()), "{}", s.command_line);
+        assert!(!s.command_line.contains("first-secret-value"));
+        let s = e.approve_mcp(me, &s.id, &s.command_line).await.expect("approve");
+        assert!(s.approved);
+
+        // Saving what is there keeps the approval: the env box left empty, or the same value.
+        let same = e.update_mcp(me, &s.id, draft("")).await.expect("kept env");
+        assert_eq!((same.approved, &same.command_line), (true, &s.command_line));
+        let same = e.update_mcp(me, &s.id, draft("API_KEY=first-secret-value")).await.expect("same value");
+        assert_eq!((same.approved, &same.command_line), (true, &s.command_line));
+
+        // Only the value changes: so does the line, and the approval is gone.
+        let changed = e.update_mcp(me, &s.id, draft("API_KEY=second-secret-value")).await.expect("edit");
+        assert!(!changed.approved);
+        assert_ne!(changed.command_line, s.command_line);
+        assert!(matches!(e.connect_mcp(me, &s.id).await, Err(McpError::NotApproved)));
+        assert!(!marker.exists(), "a changed env ran without approval");
+        // Changing it back does not bring the approval back.
+        let back = e.update_mcp(me, &s.id, draft("API_KEY=first-secret-value")).await.expect("back");
+        assert_eq!((back.approved, &back.command_line), (false, &s.command_line));
+        // The same value on another server gets another fingerprint.
+        let other = e.create_mcp(me, stdio("Other", "/bin/sh", &["-c", &script], "API_KEY=first-secret-value")).await;
+        assert_ne!(other.expect("other").command_line, s.command_line);
     })
     .await;
 }

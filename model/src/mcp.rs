@@ -172,9 +172,10 @@ impl McpForm {
 }
 
 /// The command line as the owner approves it: each part quoted when it needs to be, so
-/// what is shown is exactly what will run (no shell is involved), and env names (never
-/// their values).
-pub fn command_line(command: &str, args: &[String], env_names: &[String]) -> String {
+/// what is shown is exactly what will run (no shell is involved), and the environment as
+/// `(name, mark)`: each name with what stands for its value (a fingerprint, never the
+/// value), so that a changed value changes the line and withdraws its approval.
+pub fn command_line(command: &str, args: &[String], env: &[(String, String)]) -> String {
     let quote = |s: &str| {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b)) {
             s.to_owned()
@@ -182,7 +183,7 @@ pub fn command_line(command: &str, args: &[String], env_names: &[String]) -> Str
             format!("'{}'", s.replace('\'', "'\\''"))
         }
     };
-    let mut parts: Vec<String> = env_names.iter().map(|n| format!("{n}=…")).collect();
+    let mut parts: Vec<String> = env.iter().map(|(n, mark)| format!("{n}={mark}")).collect();
     parts.push(quote(command));
     parts.extend(args.iter().map(|a| quote(a)));
     parts.join(" ")
@@ -217,7 +218,7 @@ pub struct McpView {
     pub id: String,
     pub name: String,
     pub transport: Transport,
-    /// stdio: the command line to approve (env values hidden).
+    /// stdio: the command line to approve (env values as fingerprints, never shown).
     pub command_line: String,
     pub command: String,
     pub args: Vec<String>,
@@ -297,7 +298,8 @@ mod tests {
 
     #[test]
     fn the_approved_command_line_shows_exactly_what_runs() {
-        let line = command_line("npx", &["-y".into(), "a b".into(), "it's".into()], &["TOKEN".into()]);
-        assert_eq!(line, "TOKEN=… npx -y 'a b' 'it'\\''s'");
+        let env = [("TOKEN".into(), "<hmac:1a2b3c4d>".into())];
+        let line = command_line("npx", &["-y".into(), "a b".into(), "it's".into()], &env);
+        assert_eq!(line, "TOKEN=<hmac:1a2b3c4d> npx -y 'a b' 'it'\\''s'");
     }
 }

@@ -346,7 +346,7 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
     let server: Value = serde_json::from_str(&body).expect("server");
     let id = server["id"].as_str().expect("id").to_owned();
     let line = server["command_line"].as_str().expect("line").to_owned();
-    assert!(line.starts_with("API_TOKEN=… node "), "{line}");
+    assert!(line.starts_with("API_TOKEN=<hmac:"), "{line}");
 
     // A member may not add a server that runs a command here.
     let (status, body) = text(app.call(&member, "mcp/create", &mcp_form("Mine", &fixture, "")).await).await;
@@ -419,6 +419,43 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
     assert!(bodies[1].contains("Authorization"), "the header's name is shown: {}", bodies[1]);
     let logs = logs();
     assert!(!logs.contains(ENV_VALUE) && !logs.contains(HEADER_VALUE), "a secret was logged");
+}
+
+#[tokio::test]
+async fn changing_only_an_env_value_withdraws_the_approval() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.two_users().await;
+    let fixture = mcp_fixture();
+    let env = format!("API_TOKEN={ENV_VALUE}");
+    let server = serde_json::from_str::<Value>(
+        &text(app.call(&admin, "mcp/create", &mcp_form("Fixture", &fixture, &env)).await).await.1,
+    )
+    .expect("server");
+    let id = server["id"].as_str().expect("id").to_owned();
+    let line = server["command_line"].as_str().expect("line").to_owned();
+    let fp =
+        line.strip_prefix("API_TOKEN=<hmac:").and_then(|r| r.split_once('>')).map(|(fp, _)| fp).unwrap_or_default();
+    assert_eq!(fp.len(), 8, "{line}");
+    let (status, body) = text(app.call(&admin, "mcp/approve", &[("id", &id), ("line", &line)]).await).await;
+    assert!(status.is_success() && body.contains("\"approved\":true"), "{status} {body}");
+    let page = text(app.get(&admin, &format!("/mcp/{id}")).await).await.1;
+    assert!(page.contains(fp) && !page.contains(ENV_VALUE), "the page shows the fingerprint, not the value");
+
+    // Saving the same form keeps the approval; a new value for the same name withdraws it.
+    let mut same = mcp_form("Fixture", &fixture, "");
+    same.push(("id", &id));
+    let (status, body) = text(app.call(&admin, "mcp/update", &same).await).await;
+    assert!(status.is_success() && body.contains("\"approved\":true"), "{status} {body}");
+    let mut changed = mcp_form("Fixture", &fixture, "API_TOKEN=another-value");
+    changed.push(("id", &id));
+    let (status, body) = text(app.call(&admin, "mcp/update", &changed).await).await;
+    assert!(status.is_success() && body.contains("\"approved\":false"), "{status} {body}");
+    assert!(!body.contains(&line), "the line changed: {body}");
+    let (status, body) = text(app.call(&admin, "mcp/connect", &[("id", &id)]).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("not been approved"), "{body}");
+    let (status, body) = text(app.call(&admin, "mcp/approve", &[("id", &id), ("line", &line)]).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the old line approves nothing: {body}");
 }
 
 #[tokio::test]
