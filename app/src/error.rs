@@ -216,6 +216,13 @@ mod from_engine {
                     "Only an administrator may add servers that run a command on this machine.",
                 )
                 .with_hint("Add a Streamable HTTP server instead, or ask an administrator."),
+                McpError::BadDocument(m) => {
+                    let mut e =
+                        AppError::new(ErrorCode::ValidationFailed, format!("The document could not be read: {m}"))
+                            .with_hint(format!("The document could not be read: {m}"));
+                    e.fields.push(model::FieldError::new("document", "invalid_json"));
+                    e
+                }
                 McpError::TrustAdminOnly => {
                     let mut e = AppError::new(
                         ErrorCode::Forbidden,

@@ -85,3 +85,35 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await open(page, "/mcp?q=nothing-like-it");
   await expect(page.getByText("No server matches.")).toBeVisible();
 });
+
+test("import servers from another client's mcpServers JSON, all or nothing", async ({ page }, info) => {
+  await register(page, uniqueEmail(info, "mcp-import"));
+  await open(page, "/mcp");
+  // One bad entry: nothing is created, and the problem names the entry and the field.
+  const broken = { mcpServers: { Files: { command: "node", args: [FIXTURE] }, broken: { args: ["--flag"] } } };
+  await page.getByLabel("mcpServers JSON").fill(JSON.stringify(broken));
+  await page.getByRole("button", { name: "Import servers" }).click();
+  await expect(page.getByTestId("import-problems")).toContainText("mcpServers.broken.command");
+  await settle(page);
+  await expect(page.getByRole("heading", { name: "No MCP servers yet" })).toBeVisible();
+
+  const good = {
+    mcpServers: {
+      Files: { command: "node", args: [FIXTURE], env: { API_TOKEN: ENV_SECRET } },
+      Remote: { type: "http", url: "https://mcp.example.com/mcp" },
+    },
+  };
+  await page.getByLabel("mcpServers JSON").fill(JSON.stringify(good));
+  await page.getByRole("button", { name: "Import servers" }).click();
+  await expect(page.getByRole("link", { name: "Remote", exact: true })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Files", exact: true })).toBeVisible();
+  await settle(page);
+
+  // An imported command waits for approval like one added by hand.
+  await page.getByRole("link", { name: "Files", exact: true }).click();
+  await expect(page).toHaveURL(/\/mcp\/[0-9a-f-]{36}$/);
+  await settle(page);
+  await expect(page.getByTestId("mcp-status")).toHaveText("Needs approval");
+  await expect(page.getByTestId("command-line")).toHaveText(/^API_TOKEN=<hmac:[0-9a-f]{8}> node /);
+  expect(await page.content()).not.toContain(ENV_SECRET);
+});

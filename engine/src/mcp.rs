@@ -7,7 +7,7 @@ pub mod client;
 use std::time::Duration;
 
 pub use model::mcp::tool_changes;
-use model::mcp::{McpDraft, McpView, Status, ToolInfo, Transport, command_line};
+use model::mcp::{IMPORT_MAX, McpDraft, McpView, Status, ToolInfo, Transport, command_line};
 use model::{FieldError, FieldErrors, Page};
 use secrecy::ExposeSecret;
 use sqlx::Row;
@@ -34,6 +34,9 @@ pub enum McpError {
     /// Members may not run local commands on this server.
     #[error("only an administrator may add servers that run local commands")]
     StdioAdminOnly,
+    /// An import document that is not JSON; the text says where.
+    #[error("the document could not be read: {0}")]
+    BadDocument(String),
     /// Only an administrator may trust a server's read-only hints.
     #[error("only an administrator may set trust_read_only")]
     TrustAdminOnly,
@@ -185,20 +188,24 @@ impl Engine {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(user = %user.id))]
-    pub async fn create_mcp(&self, user: &CurrentUser, d: McpDraft) -> Result<McpView, McpError> {
-        self.check_mcp_draft(user, &d)?;
-        let id = new_id();
+    /// Inserts a checked draft as server `id` of the user's, within `tx`.
+    async fn insert_mcp(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user: &CurrentUser,
+        id: &str,
+        d: &McpDraft,
+    ) -> Result<(), McpError> {
         let env = d.env.clone().unwrap_or_default();
         let headers = d.headers.clone().unwrap_or_default();
-        let env_sealed = if env.is_empty() { None } else { Some(self.seal_pairs(&id, "env", &env)?) };
-        let headers_sealed = if headers.is_empty() { None } else { Some(self.seal_pairs(&id, "headers", &headers)?) };
+        let env_sealed = if env.is_empty() { None } else { Some(self.seal_pairs(id, "env", &env)?) };
+        let headers_sealed = if headers.is_empty() { None } else { Some(self.seal_pairs(id, "headers", &headers)?) };
         sqlx::query(
             "INSERT INTO mcp_servers (id, owner_id, name, transport, command, args, env_sealed, env_names, url, \
              headers_sealed, header_names, trust_read_only, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(&user.id)
         .bind(&d.name)
         .bind(d.transport.as_str())
@@ -211,18 +218,81 @@ impl Engine {
         .bind(names(&headers))
         .bind(i64::from(d.trust_read_only))
         .bind(now_ms())
-        .execute(&self.store.pool)
+        .execute(&mut **tx)
         .await?;
-        audit::record(
-            self,
-            Some(&user.id),
-            "mcp.create",
-            &id,
-            serde_json::json!({ "transport": d.transport.as_str(), "trust_read_only": d.trust_read_only }),
-            "",
-        )
-        .await;
+        Ok(())
+    }
+
+    async fn audit_create(&self, user: &CurrentUser, id: &str, d: &McpDraft, imported: bool) {
+        let detail = serde_json::json!({
+            "transport": d.transport.as_str(),
+            "trust_read_only": d.trust_read_only,
+            "imported": imported,
+        });
+        audit::record(self, Some(&user.id), "mcp.create", id, detail, "").await;
+    }
+
+    #[tracing::instrument(skip_all, fields(user = %user.id))]
+    pub async fn create_mcp(&self, user: &CurrentUser, d: McpDraft) -> Result<McpView, McpError> {
+        self.check_mcp_draft(user, &d)?;
+        let id = new_id();
+        let (mut tx, turn) = self.store.begin().await?;
+        self.insert_mcp(&mut tx, user, &id, &d).await?;
+        tx.commit().await?;
+        drop(turn);
+        self.audit_create(user, &id, &d, false).await;
         self.get_mcp(user, &id).await
+    }
+
+    /// Creates every server of an `mcpServers` document (as other MCP clients keep them:
+    /// [`model::mcp::parse_import`]) as the user's, each under the same rules and
+    /// permissions as one added by hand, so a stdio one still waits for approval. All or
+    /// nothing: any problem, named `mcpServers.<name>.<field>`, and nothing is created.
+    #[tracing::instrument(skip_all, fields(user = %user.id))]
+    pub async fn import_mcp(&self, user: &CurrentUser, document: &str) -> Result<Vec<McpView>, McpError> {
+        let invalid = |e: FieldError| McpError::Invalid(FieldErrors(vec![e]));
+        if document.len() > IMPORT_MAX {
+            return Err(invalid(FieldError::with_limit("document", "too_large", IMPORT_MAX as u64)));
+        }
+        let doc: serde_json::Value =
+            serde_json::from_str(document).map_err(|e| McpError::BadDocument(e.to_string()))?;
+        let drafts = model::mcp::parse_import(&doc).map_err(McpError::Invalid)?;
+        let named = |name: &str, errs: FieldErrors| {
+            FieldErrors(
+                errs.0
+                    .into_iter()
+                    .map(|e| FieldError { field: format!("mcpServers.{name}.{}", e.field), ..e })
+                    .collect(),
+            )
+        };
+        let mut errs = FieldErrors::default();
+        for (name, d) in &drafts {
+            match self.check_mcp_draft(user, d) {
+                Ok(()) => {}
+                Err(McpError::Invalid(f)) => errs.0.extend(named(name, f).0),
+                Err(e) => return Err(e),
+            }
+        }
+        errs.into_result().map_err(McpError::Invalid)?;
+        let (mut tx, turn) = self.store.begin().await?;
+        let mut ids = Vec::with_capacity(drafts.len());
+        for (name, d) in &drafts {
+            let id = new_id();
+            match self.insert_mcp(&mut tx, user, &id, d).await {
+                Ok(()) => ids.push(id),
+                // Dropping the transaction rolls back the ones before.
+                Err(McpError::Invalid(f)) => return Err(McpError::Invalid(named(name, f))),
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        drop(turn);
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, (_, d)) in ids.iter().zip(&drafts) {
+            self.audit_create(user, id, d, true).await;
+            out.push(self.get_mcp(user, id).await?);
+        }
+        Ok(out)
     }
 
     /// The user's servers by name, optionally filtered by name, command or URL.

@@ -12,6 +12,10 @@ pub const ARGS_MAX: usize = 64;
 pub const ARG_MAX: usize = 4096;
 pub const ENV_MAX: usize = 50;
 pub const ENV_VALUE_MAX: usize = 4096;
+/// The largest `mcpServers` document accepted for import, in bytes.
+pub const IMPORT_MAX: usize = 256 * 1024;
+/// The most servers one import may create.
+pub const IMPORT_ENTRIES_MAX: usize = 50;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -171,6 +175,113 @@ impl McpForm {
     }
 }
 
+/// Reads an `mcpServers` document as other MCP clients keep it (Claude Desktop, Cursor, …):
+/// `{"mcpServers": {"name": {"command", "args", "env"}, "other": {"url", "headers"}}}`,
+/// where `serverUrl` may stand for `url` and `type` may say `stdio`, `http` or
+/// `streamable-http` (without it, a `command` means stdio and a URL means HTTP). Every
+/// entry becomes the form a person would have filled in and meets the same rules
+/// ([`McpForm::parse`]); every problem is named `mcpServers.<name>.<field>`. Other keys
+/// (`disabled`, `cwd`, `autoApprove`, …) are ignored: an import approves and allows
+/// nothing. Returns `(name as written, draft)`, by name.
+pub fn parse_import(doc: &serde_json::Value) -> Result<Vec<(String, McpDraft)>, FieldErrors> {
+    let one = |e: FieldError| FieldErrors(vec![e]);
+    let servers = match doc.get("mcpServers") {
+        None | Some(serde_json::Value::Null) => return Err(one(FieldError::new("mcpServers", "required"))),
+        Some(serde_json::Value::Object(m)) if m.is_empty() => {
+            return Err(one(FieldError::new("mcpServers", "required")));
+        }
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return Err(one(FieldError::new("mcpServers", "invalid"))),
+    };
+    if servers.len() > IMPORT_ENTRIES_MAX {
+        return Err(one(FieldError::with_limit("mcpServers", "too_many", IMPORT_ENTRIES_MAX as u64)));
+    }
+    let mut errs = FieldErrors::default();
+    let mut out = Vec::new();
+    for (name, entry) in servers {
+        let prefix = format!("mcpServers.{name}");
+        let named = |e: FieldError| FieldError { field: format!("{prefix}.{}", e.field), ..e };
+        match import_form(name, entry).map(|(form, url_key)| (form.parse(), url_key)) {
+            Ok((Ok(draft), _)) => out.push((name.clone(), draft)),
+            Ok((Err(fields), url_key)) => errs.0.extend(fields.0.into_iter().map(|mut e| {
+                // Name the keys as the document has them.
+                e.field = match e.field.as_str() {
+                    "transport" => "type".into(),
+                    "url" => url_key.into(),
+                    _ => e.field,
+                };
+                named(e)
+            })),
+            Err(e) if e.field.is_empty() => errs.push(FieldError { field: prefix, ..e }),
+            Err(e) => errs.push(named(e)),
+        }
+    }
+    errs.into_result().map(|()| out)
+}
+
+/// One `mcpServers` entry as the form a person would have sent, and the key its URL came
+/// under. What a form cannot say (a line break inside an argument or a value, an empty
+/// argument, a name with `=` or `:` in it) is refused rather than bent into something else.
+fn import_form(name: &str, entry: &serde_json::Value) -> Result<(McpForm, &'static str), FieldError> {
+    use serde_json::Value;
+    let Value::Object(entry) = entry else { return Err(FieldError::new("", "invalid")) };
+    let text = |key: &str| match entry.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(FieldError::new(key, "invalid")),
+    };
+    let one_line = |s: &str| !s.contains(['\n', '\r']);
+    let pairs = |key: &str, rule: &str, sep: &str, name_ok: &dyn Fn(&str) -> bool| -> Result<String, FieldError> {
+        match entry.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(v) if name_ok(k) && one_line(v) => Ok(format!("{k}{sep}{v}\n")),
+                    _ => Err(FieldError::new(key, rule)),
+                })
+                .collect(),
+            Some(_) => Err(FieldError::new(key, rule)),
+        }
+    };
+    let command = text("command")?;
+    let (url_key, url) = match (text("url")?, text("serverUrl")?) {
+        (Some(u), _) => ("url", Some(u)),
+        (None, Some(u)) => ("serverUrl", Some(u)),
+        (None, None) => ("url", None),
+    };
+    let transport = match text("type")?.as_deref() {
+        Some("stdio") => "stdio",
+        Some("http" | "streamable-http" | "streamableHttp") => "http",
+        Some(_) => return Err(FieldError::new("type", "unsupported")),
+        None if command.is_some() => "stdio",
+        None if url.is_some() => "http",
+        None => return Err(FieldError::new("command", "required")),
+    };
+    let args = match entry.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) if !s.trim().is_empty() && one_line(s) => Ok(s.clone()),
+                _ => Err(FieldError::new("args", "invalid")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(FieldError::new("args", "invalid")),
+    };
+    let form = McpForm {
+        name: name.to_owned(),
+        transport: transport.into(),
+        command: command.unwrap_or_default(),
+        args: args.join("\n"),
+        env: pairs("env", "invalid_env", "=", &env_name_ok)?,
+        url: url.unwrap_or_default(),
+        headers: pairs("headers", "invalid_header", ": ", &|k| !k.contains([':', '\n', '\r']))?,
+        trust_read_only: None,
+    };
+    Ok((form, url_key))
+}
+
 /// The command line as the owner approves it: each part quoted when it needs to be, so
 /// what is shown is exactly what will run (no shell is involved), and the environment as
 /// `(name, mark)`: each name with what stands for its value (a fingerprint, never the
@@ -294,6 +405,56 @@ mod tests {
         assert_eq!(got, [("name", "required"), ("env", "invalid_env"), ("url", "invalid_url")]);
         let f = McpForm { name: "x".into(), transport: "stdio".into(), ..Default::default() };
         assert_eq!(f.parse().expect_err("no command").0[0].field, "command");
+    }
+
+    #[test]
+    fn an_mcp_servers_document_reads_as_the_forms_would() {
+        let doc = serde_json::json!({ "mcpServers": {
+            "files": { "command": "npx", "args": ["-y", "@scope/server", "a b"], "env": { "TOKEN": "x=y" } },
+            "remote": { "serverUrl": "https://mcp.example.com/mcp", "headers": { "Authorization": "Bearer t" } },
+            "typed": { "type": "streamable-http", "url": "https://two.example.com/mcp", "disabled": false },
+        }});
+        let got = parse_import(&doc).expect("valid");
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["files", "remote", "typed"]);
+        let files = &got[0].1;
+        assert_eq!((files.transport, files.command.as_str()), (Transport::Stdio, "npx"));
+        assert_eq!(files.args, ["-y", "@scope/server", "a b"]);
+        assert_eq!(files.env, Some(vec![("TOKEN".into(), "x=y".into())]));
+        assert!(!files.trust_read_only);
+        let remote = &got[1].1;
+        assert_eq!((remote.transport, remote.url.as_str()), (Transport::Http, "https://mcp.example.com/mcp"));
+        assert_eq!(remote.headers, Some(vec![("Authorization".into(), "Bearer t".into())]));
+        assert_eq!(got[2].1.transport, Transport::Http);
+    }
+
+    #[test]
+    fn every_bad_import_entry_is_named_with_its_field() {
+        let doc = serde_json::json!({ "mcpServers": {
+            "foo": { "args": ["x"] },
+            "bar": { "command": "node", "args": ["one\ntwo"] },
+            "baz": { "serverUrl": "ftp://x" },
+            "qux": { "type": "sse", "url": "https://x.example.com/sse" },
+            "env": { "command": "node", "env": { "A=B": "c" } },
+            "ok": { "command": "node" },
+        }});
+        let errs = parse_import(&doc).expect_err("invalid");
+        let got: Vec<_> = errs.0.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("mcpServers.bar.args", "invalid"),
+                ("mcpServers.baz.serverUrl", "invalid_url"),
+                ("mcpServers.env.env", "invalid_env"),
+                ("mcpServers.foo.command", "required"),
+                ("mcpServers.qux.type", "unsupported"),
+            ]
+        );
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..=IMPORT_ENTRIES_MAX).map(|i| (format!("s{i}"), serde_json::json!({ "command": "x" }))).collect();
+        let errs = parse_import(&serde_json::json!({ "mcpServers": many })).expect_err("too many");
+        assert_eq!(errs.0, [FieldError::with_limit("mcpServers", "too_many", IMPORT_ENTRIES_MAX as u64)]);
+        assert_eq!(parse_import(&serde_json::json!({})).expect_err("none").0[0].field, "mcpServers");
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub async fn update_mcp(
     Ok(crate::ssr::engine()?.update_mcp(&user, &id, form.parse().map_err(AppError::invalid)?).await?)
 }
 
+/// Creates every server of an `mcpServers` document from another MCP client, all or
+/// nothing; local commands still wait for approval.
+#[server(endpoint = "mcp/import")]
+pub async fn import_mcp(document: String) -> Result<Vec<McpView>, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.import_mcp(&user, &document).await?)
+}
+
 /// Deletes a server; refused while an agent uses it (the error names them).
 #[server(endpoint = "mcp/delete")]
 pub async fn delete_mcp(id: String) -> Result<(), AppError> {

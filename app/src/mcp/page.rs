@@ -6,7 +6,7 @@ use model::agents::AgentPage;
 use model::mcp::{McpView, Status, ToolInfo, Transport, tool_changes};
 
 use super::api::{
-    ApproveMcp, ApproveMcpTools, AttachMcp, ConnectMcp, CreateMcp, DeleteMcp, UpdateMcp, get_mcp, list_mcp,
+    ApproveMcp, ApproveMcpTools, AttachMcp, ConnectMcp, CreateMcp, DeleteMcp, ImportMcp, UpdateMcp, get_mcp, list_mcp,
 };
 use crate::agents::api::list_agents;
 use crate::components::{
@@ -21,7 +21,8 @@ use crate::shell::layout::use_session;
 pub fn McpPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
-    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_mcp(q, page));
+    let import = ServerAction::<ImportMcp>::new();
+    let list = Resource::new(move || (q.get(), page.get(), import.version().get()), |(q, page, _)| list_mcp(q, page));
     let content = move || {
         list.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
@@ -52,6 +53,51 @@ pub fn McpPage() -> impl IntoView {
         </div>
         <SearchBox action="/mcp" placeholder=t.mcp_search value=q />
         <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
+        <ImportForm action=import />
+    }
+}
+
+/// Pasting an `mcpServers` document from another MCP client adds all its servers at once.
+#[component]
+fn ImportForm(action: ServerAction<ImportMcp>) -> impl IntoView {
+    let t = t();
+    let err = action_error(action);
+    let pending = action.pending();
+    // Problems with entries are listed by entry and field; the rest show as one alert.
+    let problems = move || {
+        err.get().filter(|e: &AppError| !e.fields.is_empty() && e.field("document").is_none()).map(|e| {
+            view! {
+                <div class="alert alert-error" role="alert" data-testid="import-problems">
+                    <strong>{t.mcp_import_problems}</strong>
+                    <ul>
+                        {e.fields.0.iter().map(|f| view! { <li><span class="mono">{f.field.clone()}</span> ": " {t.field_message(f)}</li> }).collect_view()}
+                    </ul>
+                </div>
+            }
+        })
+    };
+    let general = Signal::derive(move || err.get().filter(|e| e.fields.is_empty() || e.field("document").is_some()));
+    let done = move || {
+        action.value().get().and_then(Result::ok).map(|added| {
+            view! { <div class="alert alert-ok" role="status">{t.n(t.mcp_imported_n, added.len() as u64)}</div> }
+        })
+    };
+    view! {
+        <section class="card" aria-labelledby="import-title">
+            <h2 id="import-title">{t.mcp_import_title}</h2>
+            <p class="muted">{t.mcp_import_body}</p>
+            {done}
+            <ErrorAlert error=general />
+            {problems}
+            <ActionForm action=action attr:class="form">
+                <TextArea name="document" label=t.field_mcp_import help=t.field_mcp_import_help rows=8 mono=true maxlength=model::mcp::IMPORT_MAX error=field_error(err, "document") />
+                <div class="form-actions">
+                    <button type="submit" class="btn btn-secondary" disabled=pending>
+                        {move || if pending.get() { t.mcp_importing } else { t.mcp_import }}
+                    </button>
+                </div>
+            </ActionForm>
+        </section>
     }
 }
 
