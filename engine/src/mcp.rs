@@ -349,6 +349,8 @@ impl Engine {
                 .ok()
                 .map(|env| self.line_for(id, &d.command, &d.args, &env)),
         };
+        // A different line loses the stored approval, not only its match: editing it back
+        // later must not quietly bring the approval back.
         let approved_line: Option<String> = if new_line.is_some_and(|l| l == self.mcp_line(&row).unwrap_or_default()) {
             row.try_get("approved_line")?
         } else {
