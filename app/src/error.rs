@@ -235,6 +235,22 @@ mod from_engine {
                     "Only an administrator may add servers that run a command on this machine.",
                 )
                 .with_hint("Add a Streamable HTTP server instead, or ask an administrator."),
+                McpError::BadDocument(m) => {
+                    let mut e =
+                        AppError::new(ErrorCode::ValidationFailed, format!("The document could not be read: {m}"))
+                            .with_hint(format!("The document could not be read: {m}"));
+                    e.fields.push(model::FieldError::new("document", "invalid_json"));
+                    e
+                }
+                McpError::TrustAdminOnly => {
+                    let mut e = AppError::new(
+                        ErrorCode::Forbidden,
+                        "Only an administrator may trust a server's read-only hints (trust_read_only).",
+                    )
+                    .with_hint("Leave it unticked: an agent's tool policies can still allow single tools.");
+                    e.fields.push(model::FieldError::new("trust_read_only", "admin_only"));
+                    e
+                }
                 McpError::Connect(m) => AppError::new(ErrorCode::UpstreamFailed, format!("Could not connect: {m}"))
                     .with_hint("Check the address and headers, then connect again."),
                 McpError::InUse(names) => AppError::new(

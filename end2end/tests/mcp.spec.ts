@@ -4,7 +4,7 @@ import { addProvider, createAgent, jsEnabled, open, register, settle, uniqueEmai
 
 watchPageErrors();
 
-// Our own stdio MCP server: `add` (read-only) and `write_note` (may write).
+// Our own stdio MCP server: `add` (marked read-only) and `write_note` (may write).
 const FIXTURE = path.join(__dirname, "..", "fixtures", "mcp-fixture.mjs");
 const ENV_SECRET = "e2e-env-secret-9137";
 
@@ -34,9 +34,10 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await expect(page).toHaveURL(/\/mcp\/[0-9a-f-]{36}$/);
   await settle(page);
 
-  // Nothing runs before the owner approves the exact line shown (env values hidden).
+  // Nothing runs before the owner approves the exact line shown (env values as fingerprints).
   await expect(page.getByTestId("mcp-status")).toHaveText("Needs approval");
-  await expect(page.getByTestId("command-line")).toHaveText(`API_TOKEN=… node ${FIXTURE}`);
+  await expect(page.getByTestId("command-line")).toHaveText(/^API_TOKEN=<hmac:[0-9a-f]{8}> node /);
+  await expect(page.getByTestId("command-line")).toContainText(` node ${FIXTURE}`);
   await expect(page.getByRole("button", { name: "Connect and list tools" })).toHaveCount(0);
   await page.getByRole("button", { name: "Approve and allow to run" }).click();
   await expect(page.getByTestId("mcp-status")).toHaveText("Never connected");
@@ -48,6 +49,8 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await expect(tools.getByText("add", { exact: true })).toBeVisible();
   await expect(tools.getByText("write_note", { exact: true })).toBeVisible();
   await expect(tools.getByText("may write")).toBeVisible();
+  await expect(tools.getByText("marked read-only")).toBeVisible();
+  await expect(page.getByTestId("mcp-trust")).toContainText("Every tool of this server asks before it runs");
   await tools.getByText("Input schema").first().click();
   await expect(tools.getByText('"required"').first()).toBeVisible();
   expect(await page.content()).not.toContain(ENV_SECRET);
@@ -91,4 +94,36 @@ test("add an MCP server, approve its command line, connect, attach it to an agen
   await expect(page.getByRole("link", { name: "Fixture" })).toBeVisible();
   await open(page, "/mcp?q=nothing-like-it");
   await expect(page.getByText("No server matches.")).toBeVisible();
+});
+
+test("import servers from another client's mcpServers JSON, all or nothing", async ({ page }, info) => {
+  await register(page, uniqueEmail(info, "mcp-import"));
+  await open(page, "/mcp");
+  // One bad entry: nothing is created, and the problem names the entry and the field.
+  const broken = { mcpServers: { Files: { command: "node", args: [FIXTURE] }, broken: { args: ["--flag"] } } };
+  await page.getByLabel("mcpServers JSON").fill(JSON.stringify(broken));
+  await page.getByRole("button", { name: "Import servers" }).click();
+  await expect(page.getByTestId("import-problems")).toContainText("mcpServers.broken.command");
+  await settle(page);
+  await expect(page.getByRole("heading", { name: "No MCP servers yet" })).toBeVisible();
+
+  const good = {
+    mcpServers: {
+      Files: { command: "node", args: [FIXTURE], env: { API_TOKEN: ENV_SECRET } },
+      Remote: { type: "http", url: "https://mcp.example.com/mcp" },
+    },
+  };
+  await page.getByLabel("mcpServers JSON").fill(JSON.stringify(good));
+  await page.getByRole("button", { name: "Import servers" }).click();
+  await expect(page.getByRole("link", { name: "Remote", exact: true })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Files", exact: true })).toBeVisible();
+  await settle(page);
+
+  // An imported command waits for approval like one added by hand.
+  await page.getByRole("link", { name: "Files", exact: true }).click();
+  await expect(page).toHaveURL(/\/mcp\/[0-9a-f-]{36}$/);
+  await settle(page);
+  await expect(page.getByTestId("mcp-status")).toHaveText("Needs approval");
+  await expect(page.getByTestId("command-line")).toHaveText(/^API_TOKEN=<hmac:[0-9a-f]{8}> node /);
+  expect(await page.content()).not.toContain(ENV_SECRET);
 });

@@ -98,7 +98,7 @@ export function watchPageErrors() {
   });
 }
 
-/** Our own stdio MCP server: `add` (read-only) and `write_note` (may write). */
+/** Our own stdio MCP server: `add` (marked read-only) and `write_note` (may write). */
 export const MCP_FIXTURE = `${__dirname}/../fixtures/mcp-fixture.mjs`;
 
 /** Adds the MCP fixture as "Fixture", approves, connects and attaches it to `agent`. */

@@ -5,7 +5,6 @@ use model::agents::{
     AgentExport, AgentPage, AgentSpec, AgentSummary, AgentTool, AgentView, EXPORT_FORMAT, SKILL_TOOLS, VersionView,
     diff, effective_policy, slugify,
 };
-use model::mcp::ToolInfo;
 use model::{FieldError, FieldErrors};
 use sqlx::Row;
 
@@ -143,6 +142,8 @@ impl Engine {
         let mut out = Vec::new();
         if !spec.skills.is_empty() {
             for (name, description) in SKILL_TOOLS {
+                // Agentry's own tools, reading only the agent's attached skills: known, not
+                // claimed, to only read, so they run without asking by default.
                 let (policy, explicit) = effective_policy(&spec.tool_policies, name, name, true);
                 out.push(AgentTool {
                     source: String::new(),
@@ -155,17 +156,12 @@ impl Engine {
             }
         }
         for id in &spec.mcp_servers {
-            let row = sqlx::query("SELECT name, tools FROM mcp_servers WHERE id = $1 AND owner_id = $2")
-                .bind(id)
-                .bind(&user.id)
-                .fetch_optional(&self.store.pool)
-                .await?;
-            let Some(row) = row else { continue };
-            let server: String = row.try_get("name")?;
-            let tools: Vec<ToolInfo> = serde_json::from_str(&row.try_get::<String, _>("tools")?).unwrap_or_default();
+            let Some((server, tools, trusted)) = self.mcp_pinned_tools(user, id).await? else { continue };
             for tool in tools {
                 let key = format!("{server}/{}", tool.name);
-                let (policy, explicit) = effective_policy(&spec.tool_policies, &key, &tool.name, tool.read_only);
+                // The server's read-only hint counts only where an admin trusts the server.
+                let known_read_only = trusted && tool.read_only;
+                let (policy, explicit) = effective_policy(&spec.tool_policies, &key, &tool.name, known_read_only);
                 out.push(AgentTool {
                     source: server.clone(),
                     key,

@@ -7,7 +7,7 @@ pub mod client;
 use std::time::Duration;
 
 pub use model::mcp::tool_changes;
-use model::mcp::{McpDraft, McpView, Status, Transport, command_line};
+use model::mcp::{IMPORT_MAX, McpDraft, McpView, Status, ToolInfo, Transport, command_line};
 use model::{FieldError, FieldErrors, Page};
 use secrecy::ExposeSecret;
 use sqlx::Row;
@@ -34,6 +34,12 @@ pub enum McpError {
     /// Members may not run local commands on this server.
     #[error("only an administrator may add servers that run local commands")]
     StdioAdminOnly,
+    /// An import document that is not JSON; the text says where.
+    #[error("the document could not be read: {0}")]
+    BadDocument(String),
+    /// Only an administrator may trust a server's read-only hints.
+    #[error("only an administrator may set trust_read_only")]
+    TrustAdminOnly,
     #[error("{0}")]
     Connect(String),
     /// Agents still use the server; detach it from them first.
@@ -55,7 +61,7 @@ impl From<sqlx::Error> for McpError {
 }
 
 const COLUMNS: &str = "id, name, transport, command, args, env_sealed, env_names, url, headers_sealed, header_names, \
-                       approved_line, status, last_error, stderr_tail, tools, discovered, updated_at";
+                       approved_line, status, last_error, stderr_tail, tools, discovered, trust_read_only, updated_at";
 
 fn ctx(id: &str, what: &str) -> String {
     format!("mcp:{id}:{what}")
@@ -65,16 +71,15 @@ fn json_list<T: serde::de::DeserializeOwned>(raw: &str) -> Vec<T> {
     serde_json::from_str(raw).unwrap_or_default()
 }
 
-fn line_of(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
-    let command: String = row.try_get("command")?;
-    let args: Vec<String> = json_list(&row.try_get::<String, _>("args")?);
-    let env_names: Vec<String> = json_list(&row.try_get::<String, _>("env_names")?);
-    Ok(command_line(&command, &args, &env_names))
+/// The stored trust flag counts only while the owner is an administrator: a member (or a
+/// demoted admin) never gets it, whatever the row says.
+fn trusted(row: &sqlx::any::AnyRow, owner_is_admin: bool) -> Result<bool, sqlx::Error> {
+    Ok(owner_is_admin && row.try_get::<i64, _>("trust_read_only")? != 0)
 }
 
-fn view(row: &sqlx::any::AnyRow) -> Result<McpView, McpError> {
+/// The server as its owner sees it, `line` being its command line ([`Engine::mcp_line`]).
+fn view(row: &sqlx::any::AnyRow, line: String, owner_is_admin: bool) -> Result<McpView, McpError> {
     let transport = Transport::parse(&row.try_get::<String, _>("transport")?).unwrap_or(Transport::Stdio);
-    let line = line_of(row)?;
     let approved: Option<String> = row.try_get("approved_line")?;
     let status = match row.try_get::<String, _>("status")?.as_str() {
         "connected" => Status::Connected,
@@ -87,6 +92,7 @@ fn view(row: &sqlx::any::AnyRow) -> Result<McpView, McpError> {
         name: row.try_get("name")?,
         transport,
         approved: transport == Transport::Http || approved.as_deref() == Some(line.as_str()),
+        trust_read_only: trusted(row, owner_is_admin)?,
         command_line: if transport == Transport::Stdio { line } else { String::new() },
         command: row.try_get("command")?,
         args: json_list(&row.try_get::<String, _>("args")?),
@@ -108,6 +114,41 @@ fn names(pairs: &[(String, String)]) -> String {
 }
 
 impl Engine {
+    /// The command line an owner approves ([`command_line`]): each env name with a keyed
+    /// fingerprint of its value ([`secrets::fingerprint`], under the secrets key, for this
+    /// server and name), so that a changed value changes the line and withdraws the
+    /// approval, and the line shows nothing that would help guess a value.
+    fn line_for(&self, id: &str, command: &str, args: &[String], env: &[(String, String)]) -> String {
+        let marks: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| {
+                (k.clone(), format!("<hmac:{}>", secrets::fingerprint(&self.keys, &ctx(id, &format!("env:{k}")), v)))
+            })
+            .collect();
+        command_line(command, args, &marks)
+    }
+
+    /// The stored server's command line ([`Self::line_for`]).
+    fn mcp_line(&self, row: &sqlx::any::AnyRow) -> Result<String, McpError> {
+        let id: String = row.try_get("id")?;
+        let command: String = row.try_get("command")?;
+        let args: Vec<String> = json_list(&row.try_get::<String, _>("args")?);
+        match self.open_pairs(&id, "env", row.try_get("env_sealed")?) {
+            Ok(env) => Ok(self.line_for(&id, &command, &args, &env)),
+            // Sealed under another secrets key: the line matches no approval (and the
+            // server could not be given its env anyway), but the list still shows.
+            Err(_) => {
+                let names: Vec<String> = json_list(&row.try_get::<String, _>("env_names")?);
+                let marks: Vec<(String, String)> = names.into_iter().map(|n| (n, "<unreadable>".into())).collect();
+                Ok(command_line(&command, &args, &marks))
+            }
+        }
+    }
+
+    fn mcp_view(&self, row: &sqlx::any::AnyRow, owner_is_admin: bool) -> Result<McpView, McpError> {
+        view(row, self.mcp_line(row)?, owner_is_admin)
+    }
+
     async fn mcp_row(&self, user: &CurrentUser, id: &str) -> Result<sqlx::any::AnyRow, McpError> {
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM mcp_servers WHERE id = $1 AND owner_id = $2")))
             .bind(id)
@@ -134,6 +175,9 @@ impl Engine {
         if d.transport == Transport::Stdio && !user.is_admin && !self.settings.mcp_stdio_for_members {
             return Err(McpError::StdioAdminOnly);
         }
+        if d.trust_read_only && !user.is_admin {
+            return Err(McpError::TrustAdminOnly);
+        }
         if d.transport == Transport::Http {
             let url = reqwest::Url::parse(&d.url)
                 .map_err(|_| McpError::Invalid(FieldErrors(vec![FieldError::new("url", "invalid_url")])))?;
@@ -144,20 +188,24 @@ impl Engine {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(user = %user.id))]
-    pub async fn create_mcp(&self, user: &CurrentUser, d: McpDraft) -> Result<McpView, McpError> {
-        self.check_mcp_draft(user, &d)?;
-        let id = new_id();
+    /// Inserts a checked draft as server `id` of the user's, within `tx`.
+    async fn insert_mcp(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user: &CurrentUser,
+        id: &str,
+        d: &McpDraft,
+    ) -> Result<(), McpError> {
         let env = d.env.clone().unwrap_or_default();
         let headers = d.headers.clone().unwrap_or_default();
-        let env_sealed = if env.is_empty() { None } else { Some(self.seal_pairs(&id, "env", &env)?) };
-        let headers_sealed = if headers.is_empty() { None } else { Some(self.seal_pairs(&id, "headers", &headers)?) };
+        let env_sealed = if env.is_empty() { None } else { Some(self.seal_pairs(id, "env", &env)?) };
+        let headers_sealed = if headers.is_empty() { None } else { Some(self.seal_pairs(id, "headers", &headers)?) };
         sqlx::query(
             "INSERT INTO mcp_servers (id, owner_id, name, transport, command, args, env_sealed, env_names, url, \
-             headers_sealed, header_names, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+             headers_sealed, header_names, trust_read_only, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(&user.id)
         .bind(&d.name)
         .bind(d.transport.as_str())
@@ -168,19 +216,83 @@ impl Engine {
         .bind(&d.url)
         .bind(headers_sealed)
         .bind(names(&headers))
+        .bind(i64::from(d.trust_read_only))
         .bind(now_ms())
-        .execute(&self.store.pool)
+        .execute(&mut **tx)
         .await?;
-        audit::record(
-            self,
-            Some(&user.id),
-            "mcp.create",
-            &id,
-            serde_json::json!({ "transport": d.transport.as_str() }),
-            "",
-        )
-        .await;
+        Ok(())
+    }
+
+    async fn audit_create(&self, user: &CurrentUser, id: &str, d: &McpDraft, imported: bool) {
+        let detail = serde_json::json!({
+            "transport": d.transport.as_str(),
+            "trust_read_only": d.trust_read_only,
+            "imported": imported,
+        });
+        audit::record(self, Some(&user.id), "mcp.create", id, detail, "").await;
+    }
+
+    #[tracing::instrument(skip_all, fields(user = %user.id))]
+    pub async fn create_mcp(&self, user: &CurrentUser, d: McpDraft) -> Result<McpView, McpError> {
+        self.check_mcp_draft(user, &d)?;
+        let id = new_id();
+        let (mut tx, turn) = self.store.begin().await?;
+        self.insert_mcp(&mut tx, user, &id, &d).await?;
+        tx.commit().await?;
+        drop(turn);
+        self.audit_create(user, &id, &d, false).await;
         self.get_mcp(user, &id).await
+    }
+
+    /// Creates every server of an `mcpServers` document (as other MCP clients keep them:
+    /// [`model::mcp::parse_import`]) as the user's, each under the same rules and
+    /// permissions as one added by hand, so a stdio one still waits for approval. All or
+    /// nothing: any problem, named `mcpServers.<name>.<field>`, and nothing is created.
+    #[tracing::instrument(skip_all, fields(user = %user.id))]
+    pub async fn import_mcp(&self, user: &CurrentUser, document: &str) -> Result<Vec<McpView>, McpError> {
+        let invalid = |e: FieldError| McpError::Invalid(FieldErrors(vec![e]));
+        if document.len() > IMPORT_MAX {
+            return Err(invalid(FieldError::with_limit("document", "too_large", IMPORT_MAX as u64)));
+        }
+        let doc: serde_json::Value =
+            serde_json::from_str(document).map_err(|e| McpError::BadDocument(e.to_string()))?;
+        let drafts = model::mcp::parse_import(&doc).map_err(McpError::Invalid)?;
+        let named = |name: &str, errs: FieldErrors| {
+            FieldErrors(
+                errs.0
+                    .into_iter()
+                    .map(|e| FieldError { field: format!("mcpServers.{name}.{}", e.field), ..e })
+                    .collect(),
+            )
+        };
+        let mut errs = FieldErrors::default();
+        for (name, d) in &drafts {
+            match self.check_mcp_draft(user, d) {
+                Ok(()) => {}
+                Err(McpError::Invalid(f)) => errs.0.extend(named(name, f).0),
+                Err(e) => return Err(e),
+            }
+        }
+        errs.into_result().map_err(McpError::Invalid)?;
+        let (mut tx, turn) = self.store.begin().await?;
+        let mut ids = Vec::with_capacity(drafts.len());
+        for (name, d) in &drafts {
+            let id = new_id();
+            match self.insert_mcp(&mut tx, user, &id, d).await {
+                Ok(()) => ids.push(id),
+                // Dropping the transaction rolls back the ones before.
+                Err(McpError::Invalid(f)) => return Err(McpError::Invalid(named(name, f))),
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        drop(turn);
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, (_, d)) in ids.iter().zip(&drafts) {
+            self.audit_create(user, id, d, true).await;
+            out.push(self.get_mcp(user, id).await?);
+        }
+        Ok(out)
     }
 
     /// The user's servers by name, optionally filtered by name, command or URL.
@@ -205,27 +317,45 @@ impl Engine {
         .bind(offset)
         .fetch_all(&self.store.pool)
         .await?;
-        let items = rows.iter().map(view).collect::<Result<_, _>>()?;
+        let items = rows.iter().map(|r| self.mcp_view(r, user.is_admin)).collect::<Result<_, _>>()?;
         Ok(Page { items, total, page, per_page: PER_PAGE })
     }
 
     pub async fn get_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        let mut v = view(&self.mcp_row(user, id).await?)?;
+        let mut v = self.mcp_view(&self.mcp_row(user, id).await?, user.is_admin)?;
         v.used_by = self.agents_using(user, "mcp_servers", id).await?;
         Ok(v)
     }
 
-    /// Saves a definition. Approval stays only while the command line is the same; a
-    /// changed URL drops stored headers unless given again (they go only where entered).
+    /// Saves a definition. Approval stays only while the command line is the same: any
+    /// change to the command, its arguments or its env (names or values) withdraws it for
+    /// good (changing it back does not bring it back). A changed URL drops stored headers
+    /// unless given again (they go only where entered).
+    /// `trust_read_only` is set as given (an unticked box clears it), by an admin only.
     #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
     pub async fn update_mcp(&self, user: &CurrentUser, id: &str, d: McpDraft) -> Result<McpView, McpError> {
         let row = self.mcp_row(user, id).await?;
         self.check_mcp_draft(user, &d)?;
         let old_url: String = row.try_get("url")?;
+        let was_trusted = row.try_get::<i64, _>("trust_read_only")? != 0;
         let mut env_sealed: Option<String> = row.try_get("env_sealed")?;
         let mut env_names: String = row.try_get("env_names")?;
         let mut headers_sealed: Option<String> = row.try_get("headers_sealed")?;
         let mut header_names: String = row.try_get("header_names")?;
+        let new_line = match &d.env {
+            Some(env) => Some(self.line_for(id, &d.command, &d.args, env)),
+            None => self
+                .open_pairs(id, "env", env_sealed.clone())
+                .ok()
+                .map(|env| self.line_for(id, &d.command, &d.args, &env)),
+        };
+        // A different line loses the stored approval, not only its match: editing it back
+        // later must not quietly bring the approval back.
+        let approved_line: Option<String> = if new_line.is_some_and(|l| l == self.mcp_line(&row).unwrap_or_default()) {
+            row.try_get("approved_line")?
+        } else {
+            None
+        };
         if let Some(env) = &d.env {
             env_sealed = Some(self.seal_pairs(id, "env", env)?);
             env_names = names(env);
@@ -239,8 +369,8 @@ impl Engine {
         }
         sqlx::query(
             "UPDATE mcp_servers SET name = $3, transport = $4, command = $5, args = $6, env_sealed = $7, \
-             env_names = $8, url = $9, headers_sealed = $10, header_names = $11, updated_at = $12 \
-             WHERE id = $1 AND owner_id = $2",
+             env_names = $8, url = $9, headers_sealed = $10, header_names = $11, trust_read_only = $12, \
+             approved_line = $13, updated_at = $14 WHERE id = $1 AND owner_id = $2",
         )
         .bind(id)
         .bind(&user.id)
@@ -253,9 +383,15 @@ impl Engine {
         .bind(&d.url)
         .bind(headers_sealed)
         .bind(header_names)
+        .bind(i64::from(d.trust_read_only))
+        .bind(approved_line)
         .bind(now_ms())
         .execute(&self.store.pool)
         .await?;
+        if was_trusted != d.trust_read_only {
+            let detail = serde_json::json!({ "trust_read_only": d.trust_read_only });
+            audit::record(self, Some(&user.id), "mcp.trust_read_only", id, detail, "").await;
+        }
         self.get_mcp(user, id).await
     }
 
@@ -279,7 +415,7 @@ impl Engine {
     /// was shown), or nothing is approved.
     pub async fn approve_mcp(&self, user: &CurrentUser, id: &str, line: &str) -> Result<McpView, McpError> {
         let row = self.mcp_row(user, id).await?;
-        if line_of(&row)? != line {
+        if self.mcp_line(&row)? != line {
             return Err(McpError::NotApproved);
         }
         sqlx::query("UPDATE mcp_servers SET approved_line = $3 WHERE id = $1 AND owner_id = $2")
@@ -300,7 +436,7 @@ impl Engine {
         id: &str,
     ) -> Result<(client::McpClient, Option<client::StderrTail>), (McpError, String)> {
         let row = self.mcp_row(user, id).await.map_err(|e| (e, String::new()))?;
-        let v = view(&row).map_err(|e| (e, String::new()))?;
+        let v = self.mcp_view(&row, user.is_admin).map_err(|e| (e, String::new()))?;
         if !v.approved {
             return Err((McpError::NotApproved, String::new()));
         }
@@ -332,7 +468,7 @@ impl Engine {
     /// The first list is pinned; a later different one is kept aside and flagged.
     #[tracing::instrument(skip_all, fields(user = %user.id, mcp = id))]
     pub async fn connect_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {
-        let v = view(&self.mcp_row(user, id).await?)?;
+        let v = self.mcp_view(&self.mcp_row(user, id).await?, user.is_admin)?;
         let (result, tail) = match self.open_mcp(user, id).await {
             Ok((c, tail)) => {
                 let tools = client::list_tools(&c, CONNECT_TIMEOUT).await;
@@ -380,6 +516,23 @@ impl Engine {
             }
         }
         self.get_mcp(user, id).await
+    }
+
+    /// What an agent's tool list needs of the user's server `id`: its name, its pinned
+    /// tools and whether their read-only hints count ([`McpView::trust_read_only`]).
+    pub(crate) async fn mcp_pinned_tools(
+        &self,
+        user: &CurrentUser,
+        id: &str,
+    ) -> Result<Option<(String, Vec<ToolInfo>, bool)>, sqlx::Error> {
+        let row = sqlx::query("SELECT name, tools, trust_read_only FROM mcp_servers WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let tools = json_list(&row.try_get::<String, _>("tools")?);
+        Ok(Some((row.try_get("name")?, tools, trusted(&row, user.is_admin)?)))
     }
 
     /// Pins the tool list seen at the last connect (after a change was flagged).

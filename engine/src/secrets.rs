@@ -1,12 +1,15 @@
 //! AES-256-GCM for secrets at rest (provider keys, MCP headers and env values). Each
 //! sealed value carries its own random nonce and is bound to a context string (the row
-//! and field it belongs to), so a ciphertext copied to another row does not open.
+//! and field it belongs to), so a ciphertext copied to another row does not open. Also
+//! keyed fingerprints, which let people see that a secret changed without seeing it.
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
 
 use crate::keys::Keys;
 
@@ -51,6 +54,26 @@ pub fn open(keys: &Keys, context: &str, sealed: &str) -> Result<SecretString, Se
     String::from_utf8(pt).map(SecretString::from).map_err(|_| SecretError::Open)
 }
 
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC takes keys of any length: `new_from_slice` cannot fail.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else { return [0; 32] };
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// A short fingerprint of a secret value for people to compare (eight hex digits): it
+/// changes when the value does, and shows nothing of it. Keyed, so that it does not let
+/// anyone test guesses at a short value offline: HMAC-SHA256 under a key derived from the
+/// secrets key (kept apart from its encryption use), over `context` (the row and field,
+/// so one value gets different fingerprints in different places) and the value.
+pub fn fingerprint(keys: &Keys, context: &str, value: &str) -> String {
+    let key = hmac(keys.secrets.expose_secret(), &[b"agentry fingerprint key v1"]);
+    let mac = hmac(&key, &[context.as_bytes(), &[0], value.as_bytes()]);
+    mac[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What the UI may show of a secret: its last four characters.
 pub fn mask(secret: &str) -> String {
     let n = secret.chars().count();
@@ -89,6 +112,18 @@ mod tests {
         let last = t.len() - 3;
         t[last] = if t[last] == b'A' { b'B' } else { b'A' };
         assert!(open(&k, "provider:1:api_key", &String::from_utf8(t).expect("utf8")).is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_stable_short_and_keyed_by_place_and_key() {
+        let k = keys();
+        let a = fingerprint(&k, "mcp:1:env:TOKEN", "abc");
+        assert_eq!(a, fingerprint(&k, "mcp:1:env:TOKEN", "abc"));
+        assert!(a.len() == 8 && a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, fingerprint(&k, "mcp:1:env:TOKEN", "abd"), "another value");
+        assert_ne!(a, fingerprint(&k, "mcp:2:env:TOKEN", "abc"), "another place");
+        let other = Keys { jwt: SecretBox::new(Box::new([1u8; 32])), secrets: SecretBox::new(Box::new([3u8; 32])) };
+        assert_ne!(a, fingerprint(&other, "mcp:1:env:TOKEN", "abc"), "another key");
     }
 
     #[test]

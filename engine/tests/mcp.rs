@@ -71,7 +71,7 @@ async fn server_everything_lists_its_tools_over_stdio_without_our_environment() 
         .await
         .expect("create");
     assert_eq!(s.env_names, ["FOO"]);
-    assert!(s.command_line.starts_with("FOO=… node "), "{}", s.command_line);
+    assert!(s.command_line.starts_with("FOO=<hmac:"), "{}", s.command_line);
     let s = e.approve_mcp(&t.admin.user, &s.id, &s.command_line).await.expect("approve");
     let s = e.connect_mcp(&t.admin.user, &s.id).await.expect("connect");
     assert_eq!(s.status, Status::Connected, "{} / {}", s.last_error, s.stderr_tail);
@@ -187,6 +187,45 @@ async fn members_may_not_run_commands_and_nobody_reaches_another_users_server() 
     .await;
 }
 
+#[tokio::test]
+async fn any_change_to_the_env_withdraws_the_approval_and_values_show_as_fingerprints() {
+    each_backend(|e| async move {
+        let t = two_users(&e).await;
+        let me = &t.admin.user;
+        let marker = engine::testing::temp_dir("mcp-env").join("ran");
+        let script = format!("touch {}", marker.display());
+        let draft = |env: &str| stdio("Shell", "/bin/sh", &["-c", &script], env);
+        let s = e.create_mcp(me, draft("API_KEY=first-secret-value")).await.expect("create");
+        // The value shows as a short fingerprint, never itself.
+        let (env, _) = s.command_line.split_once(' ').expect("env first");
+        let fp = env.strip_prefix("API_KEY=<hmac:").and_then(|r| r.strip_suffix('>')).unwrap_or_default();
+        assert!(fp.len() == 8 && fp.bytes().all(|b| b.is_ascii_hexdigit()), "{}", s.command_line);
+        assert!(!s.command_line.contains("first-secret-value"));
+        let s = e.approve_mcp(me, &s.id, &s.command_line).await.expect("approve");
+        assert!(s.approved);
+
+        // Saving what is there keeps the approval: the env box left empty, or the same value.
+        let same = e.update_mcp(me, &s.id, draft("")).await.expect("kept env");
+        assert_eq!((same.approved, &same.command_line), (true, &s.command_line));
+        let same = e.update_mcp(me, &s.id, draft("API_KEY=first-secret-value")).await.expect("same value");
+        assert_eq!((same.approved, &same.command_line), (true, &s.command_line));
+
+        // Only the value changes: so does the line, and the approval is gone.
+        let changed = e.update_mcp(me, &s.id, draft("API_KEY=second-secret-value")).await.expect("edit");
+        assert!(!changed.approved);
+        assert_ne!(changed.command_line, s.command_line);
+        assert!(matches!(e.connect_mcp(me, &s.id).await, Err(McpError::NotApproved)));
+        assert!(!marker.exists(), "a changed env ran without approval");
+        // Changing it back does not bring the approval back.
+        let back = e.update_mcp(me, &s.id, draft("API_KEY=first-secret-value")).await.expect("back");
+        assert_eq!((back.approved, &back.command_line), (false, &s.command_line));
+        // The same value on another server gets another fingerprint.
+        let other = e.create_mcp(me, stdio("Other", "/bin/sh", &["-c", &script], "API_KEY=first-secret-value")).await;
+        assert_ne!(other.expect("other").command_line, s.command_line);
+    })
+    .await;
+}
+
 /// Our own stdio fixture: its tools come from a file the test rewrites.
 fn fixture() -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/mcp-fixture.mjs");
@@ -295,6 +334,82 @@ async fn attached_servers_bring_their_tools_with_policies_and_travel_by_name() {
         let a = e.set_agent_attachment(me, &agent.id, Attachment::Mcp, &s.id, false).await.expect("detach");
         assert!(a.tools.is_empty() && a.mcp_names.is_empty());
         e.delete_mcp(me, &s.id).await.expect("delete once free");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_read_only_mark_allows_nothing_until_an_admin_trusts_the_server() {
+    use engine::agents::Attachment;
+    use model::agents::ToolPolicy;
+    each_backend(|e| async move {
+        let t = two_users(&e).await;
+        let (admin, member) = (&t.admin.user, &t.member.user);
+        let remote = |trust: Option<&str>| {
+            McpForm {
+                name: "Remote".into(),
+                transport: "http".into(),
+                url: "https://mcp.example.com/mcp".into(),
+                trust_read_only: trust.map(Into::into),
+                ..Default::default()
+            }
+            .parse()
+            .expect("draft")
+        };
+
+        // A member can neither create nor edit a server into trusting its marks.
+        let err = e.create_mcp(member, remote(Some("on"))).await.expect_err("member trusts");
+        assert!(matches!(err, McpError::TrustAdminOnly), "{err:?}");
+        assert!(e.list_mcp(member, "", 1).await.expect("list").items.is_empty(), "nothing was created");
+        let theirs = e.create_mcp(member, remote(None)).await.expect("create");
+        let err = e.update_mcp(member, &theirs.id, remote(Some("on"))).await.expect_err("member trusts");
+        assert!(matches!(err, McpError::TrustAdminOnly), "{err:?}");
+        // A flag left on a member's row (an admin since demoted) counts for nothing.
+        engine::sqlx::query("UPDATE mcp_servers SET trust_read_only = 1 WHERE id = $1")
+            .bind(&theirs.id)
+            .execute(&e.store.pool)
+            .await
+            .expect("flag");
+        assert!(!e.get_mcp(member, &theirs.id).await.expect("get").trust_read_only);
+
+        // The admin's server pins a destructive tool that claims to only read.
+        let s = e.create_mcp(admin, remote(None)).await.expect("create");
+        assert!(!s.trust_read_only);
+        let tools = serde_json::json!([{ "name": "delete_everything", "schema": "{}", "read_only": true }]);
+        engine::sqlx::query("UPDATE mcp_servers SET tools = $2 WHERE id = $1")
+            .bind(&s.id)
+            .bind(tools.to_string())
+            .execute(&e.store.pool)
+            .await
+            .expect("pin");
+        let provider = model::providers::ProviderForm {
+            name: "Team".into(),
+            kind: "openai".into(),
+            base_url: "https://api.example.com/v1".into(),
+            ..Default::default()
+        };
+        let provider = e.create_provider(admin, provider.parse().expect("p")).await.expect("provider");
+        let form = model::agents::AgentForm {
+            name: "Cleaner".into(),
+            provider_id: provider.id,
+            model: "m".into(),
+            ..Default::default()
+        };
+        let agent = e.create_agent(admin, form.parse().expect("spec")).await.expect("agent");
+        let a = e.set_agent_attachment(admin, &agent.id, Attachment::Mcp, &s.id, true).await.expect("attach");
+        let policy =
+            |a: &model::agents::AgentView| a.tools.iter().map(|t| (t.key.clone(), t.policy)).collect::<Vec<_>>();
+        assert_eq!(policy(&a), [("Remote/delete_everything".to_owned(), ToolPolicy::Ask)]);
+
+        // Trusted by the admin, it defaults to allow; an explicit policy still wins.
+        let s = e.update_mcp(admin, &s.id, remote(Some("on"))).await.expect("trust");
+        assert!(s.trust_read_only);
+        let a = e.get_agent(admin, &agent.id).await.expect("agent");
+        assert_eq!(policy(&a), [("Remote/delete_everything".to_owned(), ToolPolicy::Allow)]);
+        let mut spec = a.spec.clone();
+        spec.tool_policies.insert("delete_everything".into(), ToolPolicy::Ask);
+        let a = e.update_agent(admin, &agent.id, Some(a.version), spec).await.expect("policy");
+        assert_eq!(policy(&a), [("Remote/delete_everything".to_owned(), ToolPolicy::Ask)]);
     })
     .await;
 }

@@ -336,7 +336,9 @@ pub struct AgentTool {
     /// What `tool_policies` calls it: `server/tool`, or the bare name for skills' tools.
     pub key: String,
     pub description: String,
-    /// Only reads (MCP `readOnlyHint`): allowed unless a policy says otherwise.
+    /// Marked as only reading: by Agentry for the skills' own tools, by the server for an
+    /// MCP tool (`readOnlyHint`, a claim that counts only on a server an administrator
+    /// trusts; see [`effective_policy`]).
     pub read_only: bool,
     pub policy: ToolPolicy,
     /// The policy comes from `tool_policies` (not the default).
@@ -350,16 +352,21 @@ pub const SKILL_TOOLS: [(&str, &str); 2] = [
 ];
 
 /// The policy for tool `key` (`server/tool`; `bare` is the tool's own name): the policy
-/// for `key`, else for `bare`, else allow for tools that only read and ask for the rest.
+/// for `key`, else for `bare`, else allow for a tool known to only read and ask for the
+/// rest. `known_read_only` must never rest on an MCP server's word alone: annotations are
+/// hints an untrusted server sets as it likes (a `delete_everything` may claim to only
+/// read). It holds for the skills' own tools (Agentry's code, reading the agent's attached
+/// skills) and for a server's tools marked read-only when an administrator trusts that
+/// server's hints.
 pub fn effective_policy(
     policies: &BTreeMap<String, ToolPolicy>,
     key: &str,
     bare: &str,
-    read_only: bool,
+    known_read_only: bool,
 ) -> (ToolPolicy, bool) {
     match policies.get(key).or_else(|| policies.get(bare)) {
         Some(p) => (*p, true),
-        None if read_only => (ToolPolicy::Allow, false),
+        None if known_read_only => (ToolPolicy::Allow, false),
         None => (ToolPolicy::Ask, false),
     }
 }

@@ -39,6 +39,8 @@ impl FieldError {
             "invalid_header" => format!("{} must be lines of `Name: value`", self.field),
             "too_many" => format!("{} may have at most {n} entries", self.field),
             "private_address" => format!("{} is a private address only admin connections may reach", self.field),
+            "admin_only" => format!("{} may be set only by an administrator", self.field),
+            "unsupported" => format!("{} is not supported", self.field),
             other => format!("{}: {other}", self.field),
         }
     }

@@ -12,6 +12,10 @@ pub const ARGS_MAX: usize = 64;
 pub const ARG_MAX: usize = 4096;
 pub const ENV_MAX: usize = 50;
 pub const ENV_VALUE_MAX: usize = 4096;
+/// The largest `mcpServers` document accepted for import, in bytes.
+pub const IMPORT_MAX: usize = 256 * 1024;
+/// The most servers one import may create.
+pub const IMPORT_ENTRIES_MAX: usize = 50;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +60,9 @@ pub struct McpForm {
     pub url: String,
     #[serde(default)]
     pub headers: String,
+    /// A checkbox: `on` when an administrator trusts the server's read-only hints.
+    #[serde(default)]
+    pub trust_read_only: Option<String>,
 }
 
 /// A validated server definition. `env: None` / `headers: None` keep what is stored.
@@ -68,6 +75,8 @@ pub struct McpDraft {
     pub env: Option<Vec<(String, String)>>,
     pub url: String,
     pub headers: Option<Vec<(String, String)>>,
+    /// The server's tools marked read-only default to allow (see [`McpView::trust_read_only`]).
+    pub trust_read_only: bool,
 }
 
 impl std::fmt::Debug for McpDraft {
@@ -78,6 +87,7 @@ impl std::fmt::Debug for McpDraft {
             .field("command", &self.command)
             .field("args", &self.args)
             .field("url", &self.url)
+            .field("trust_read_only", &self.trust_read_only)
             .finish_non_exhaustive()
     }
 }
@@ -158,16 +168,125 @@ impl McpForm {
                 env: (!env.is_empty()).then_some(env),
                 url,
                 headers: (!headers.is_empty()).then_some(headers),
+                trust_read_only: self.trust_read_only.as_deref().is_some_and(|v| matches!(v, "on" | "true" | "1")),
             }),
             _ => Err(errs),
         }
     }
 }
 
+/// Reads an `mcpServers` document as other MCP clients keep it (Claude Desktop, Cursor, …):
+/// `{"mcpServers": {"name": {"command", "args", "env"}, "other": {"url", "headers"}}}`,
+/// where `serverUrl` may stand for `url` and `type` may say `stdio`, `http` or
+/// `streamable-http` (without it, a `command` means stdio and a URL means HTTP). Every
+/// entry becomes the form a person would have filled in and meets the same rules
+/// ([`McpForm::parse`]); every problem is named `mcpServers.<name>.<field>`. Other keys
+/// (`disabled`, `cwd`, `autoApprove`, …) are ignored: an import approves and allows
+/// nothing. Returns `(name as written, draft)`, by name.
+pub fn parse_import(doc: &serde_json::Value) -> Result<Vec<(String, McpDraft)>, FieldErrors> {
+    let one = |e: FieldError| FieldErrors(vec![e]);
+    let servers = match doc.get("mcpServers") {
+        None | Some(serde_json::Value::Null) => return Err(one(FieldError::new("mcpServers", "required"))),
+        Some(serde_json::Value::Object(m)) if m.is_empty() => {
+            return Err(one(FieldError::new("mcpServers", "required")));
+        }
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return Err(one(FieldError::new("mcpServers", "invalid"))),
+    };
+    if servers.len() > IMPORT_ENTRIES_MAX {
+        return Err(one(FieldError::with_limit("mcpServers", "too_many", IMPORT_ENTRIES_MAX as u64)));
+    }
+    let mut errs = FieldErrors::default();
+    let mut out = Vec::new();
+    for (name, entry) in servers {
+        let prefix = format!("mcpServers.{name}");
+        let named = |e: FieldError| FieldError { field: format!("{prefix}.{}", e.field), ..e };
+        match import_form(name, entry).map(|(form, url_key)| (form.parse(), url_key)) {
+            Ok((Ok(draft), _)) => out.push((name.clone(), draft)),
+            Ok((Err(fields), url_key)) => errs.0.extend(fields.0.into_iter().map(|mut e| {
+                // Name the keys as the document has them.
+                e.field = match e.field.as_str() {
+                    "transport" => "type".into(),
+                    "url" => url_key.into(),
+                    _ => e.field,
+                };
+                named(e)
+            })),
+            Err(e) if e.field.is_empty() => errs.push(FieldError { field: prefix, ..e }),
+            Err(e) => errs.push(named(e)),
+        }
+    }
+    errs.into_result().map(|()| out)
+}
+
+/// One `mcpServers` entry as the form a person would have sent, and the key its URL came
+/// under. What a form cannot say (a line break inside an argument or a value, an empty
+/// argument, a name with `=` or `:` in it) is refused rather than bent into something else.
+fn import_form(name: &str, entry: &serde_json::Value) -> Result<(McpForm, &'static str), FieldError> {
+    use serde_json::Value;
+    let Value::Object(entry) = entry else { return Err(FieldError::new("", "invalid")) };
+    let text = |key: &str| match entry.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(FieldError::new(key, "invalid")),
+    };
+    let one_line = |s: &str| !s.contains(['\n', '\r']);
+    let pairs = |key: &str, rule: &str, sep: &str, name_ok: &dyn Fn(&str) -> bool| -> Result<String, FieldError> {
+        match entry.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(v) if name_ok(k) && one_line(v) => Ok(format!("{k}{sep}{v}\n")),
+                    _ => Err(FieldError::new(key, rule)),
+                })
+                .collect(),
+            Some(_) => Err(FieldError::new(key, rule)),
+        }
+    };
+    let command = text("command")?;
+    let (url_key, url) = match (text("url")?, text("serverUrl")?) {
+        (Some(u), _) => ("url", Some(u)),
+        (None, Some(u)) => ("serverUrl", Some(u)),
+        (None, None) => ("url", None),
+    };
+    let transport = match text("type")?.as_deref() {
+        Some("stdio") => "stdio",
+        Some("http" | "streamable-http" | "streamableHttp") => "http",
+        Some(_) => return Err(FieldError::new("type", "unsupported")),
+        None if command.is_some() => "stdio",
+        None if url.is_some() => "http",
+        None => return Err(FieldError::new("command", "required")),
+    };
+    let args = match entry.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) if !s.trim().is_empty() && one_line(s) => Ok(s.clone()),
+                _ => Err(FieldError::new("args", "invalid")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(FieldError::new("args", "invalid")),
+    };
+    let form = McpForm {
+        name: name.to_owned(),
+        transport: transport.into(),
+        command: command.unwrap_or_default(),
+        args: args.join("\n"),
+        env: pairs("env", "invalid_env", "=", &env_name_ok)?,
+        url: url.unwrap_or_default(),
+        headers: pairs("headers", "invalid_header", ": ", &|k| !k.contains([':', '\n', '\r']))?,
+        trust_read_only: None,
+    };
+    Ok((form, url_key))
+}
+
 /// The command line as the owner approves it: each part quoted when it needs to be, so
-/// what is shown is exactly what will run (no shell is involved), and env names (never
-/// their values).
-pub fn command_line(command: &str, args: &[String], env_names: &[String]) -> String {
+/// what is shown is exactly what will run (no shell is involved), and the environment as
+/// `(name, mark)`: each name with what stands for its value (a fingerprint, never the
+/// value), so that a changed value changes the line and withdraws its approval.
+pub fn command_line(command: &str, args: &[String], env: &[(String, String)]) -> String {
     let quote = |s: &str| {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b)) {
             s.to_owned()
@@ -175,7 +294,7 @@ pub fn command_line(command: &str, args: &[String], env_names: &[String]) -> Str
             format!("'{}'", s.replace('\'', "'\\''"))
         }
     };
-    let mut parts: Vec<String> = env_names.iter().map(|n| format!("{n}=…")).collect();
+    let mut parts: Vec<String> = env.iter().map(|(n, mark)| format!("{n}={mark}")).collect();
     parts.push(quote(command));
     parts.extend(args.iter().map(|a| quote(a)));
     parts.join(" ")
@@ -190,6 +309,8 @@ pub struct ToolInfo {
     /// The input schema, as JSON text.
     pub schema: String,
     /// The server says the tool only reads (MCP `readOnlyHint`); otherwise it may write.
+    /// A claim of the server's, not a fact: it decides nothing unless an administrator
+    /// trusts the server ([`McpView::trust_read_only`]).
     #[serde(default)]
     pub read_only: bool,
 }
@@ -208,7 +329,7 @@ pub struct McpView {
     pub id: String,
     pub name: String,
     pub transport: Transport,
-    /// stdio: the command line to approve (env values hidden).
+    /// stdio: the command line to approve (env values as fingerprints, never shown).
     pub command_line: String,
     pub command: String,
     pub args: Vec<String>,
@@ -217,6 +338,12 @@ pub struct McpView {
     pub header_names: Vec<String>,
     /// stdio: whether this exact command line is approved to run.
     pub approved: bool,
+    /// An administrator trusts this server's read-only hints: its tools marked read-only
+    /// run without asking unless an agent's policy says otherwise. Without it every tool
+    /// of the server asks first, whatever it claims. Counts only while the owner is an
+    /// administrator.
+    #[serde(default)]
+    pub trust_read_only: bool,
     pub status: Status,
     pub last_error: String,
     pub stderr_tail: String,
@@ -281,8 +408,59 @@ mod tests {
     }
 
     #[test]
+    fn an_mcp_servers_document_reads_as_the_forms_would() {
+        let doc = serde_json::json!({ "mcpServers": {
+            "files": { "command": "npx", "args": ["-y", "@scope/server", "a b"], "env": { "TOKEN": "x=y" } },
+            "remote": { "serverUrl": "https://mcp.example.com/mcp", "headers": { "Authorization": "Bearer t" } },
+            "typed": { "type": "streamable-http", "url": "https://two.example.com/mcp", "disabled": false },
+        }});
+        let got = parse_import(&doc).expect("valid");
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["files", "remote", "typed"]);
+        let files = &got[0].1;
+        assert_eq!((files.transport, files.command.as_str()), (Transport::Stdio, "npx"));
+        assert_eq!(files.args, ["-y", "@scope/server", "a b"]);
+        assert_eq!(files.env, Some(vec![("TOKEN".into(), "x=y".into())]));
+        assert!(!files.trust_read_only);
+        let remote = &got[1].1;
+        assert_eq!((remote.transport, remote.url.as_str()), (Transport::Http, "https://mcp.example.com/mcp"));
+        assert_eq!(remote.headers, Some(vec![("Authorization".into(), "Bearer t".into())]));
+        assert_eq!(got[2].1.transport, Transport::Http);
+    }
+
+    #[test]
+    fn every_bad_import_entry_is_named_with_its_field() {
+        let doc = serde_json::json!({ "mcpServers": {
+            "foo": { "args": ["x"] },
+            "bar": { "command": "node", "args": ["one\ntwo"] },
+            "baz": { "serverUrl": "ftp://x" },
+            "qux": { "type": "sse", "url": "https://x.example.com/sse" },
+            "env": { "command": "node", "env": { "A=B": "c" } },
+            "ok": { "command": "node" },
+        }});
+        let errs = parse_import(&doc).expect_err("invalid");
+        let got: Vec<_> = errs.0.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("mcpServers.bar.args", "invalid"),
+                ("mcpServers.baz.serverUrl", "invalid_url"),
+                ("mcpServers.env.env", "invalid_env"),
+                ("mcpServers.foo.command", "required"),
+                ("mcpServers.qux.type", "unsupported"),
+            ]
+        );
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..=IMPORT_ENTRIES_MAX).map(|i| (format!("s{i}"), serde_json::json!({ "command": "x" }))).collect();
+        let errs = parse_import(&serde_json::json!({ "mcpServers": many })).expect_err("too many");
+        assert_eq!(errs.0, [FieldError::with_limit("mcpServers", "too_many", IMPORT_ENTRIES_MAX as u64)]);
+        assert_eq!(parse_import(&serde_json::json!({})).expect_err("none").0[0].field, "mcpServers");
+    }
+
+    #[test]
     fn the_approved_command_line_shows_exactly_what_runs() {
-        let line = command_line("npx", &["-y".into(), "a b".into(), "it's".into()], &["TOKEN".into()]);
-        assert_eq!(line, "TOKEN=… npx -y 'a b' 'it'\\''s'");
+        let env = [("TOKEN".into(), "<hmac:1a2b3c4d>".into())];
+        let line = command_line("npx", &["-y".into(), "a b".into(), "it's".into()], &env);
+        assert_eq!(line, "TOKEN=<hmac:1a2b3c4d> npx -y 'a b' 'it'\\''s'");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 use fake_upstream::{FakeUpstream, Script};
 use reqwest::StatusCode;
 use serde_json::Value;
-use server::testing::{Jar, TestApp};
+use server::testing::{Jar, TestApp, json_ok};
 
 const KEY: &str = "sk-live-SECRETKEY-0123456789";
 const HEADER_VALUE: &str = "hv-SECRETHEADER-42";
@@ -346,7 +346,7 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
     let server: Value = serde_json::from_str(&body).expect("server");
     let id = server["id"].as_str().expect("id").to_owned();
     let line = server["command_line"].as_str().expect("line").to_owned();
-    assert!(line.starts_with("API_TOKEN=… node "), "{line}");
+    assert!(line.starts_with("API_TOKEN=<hmac:"), "{line}");
 
     // A member may not add a server that runs a command here.
     let (status, body) = text(app.call(&member, "mcp/create", &mcp_form("Mine", &fixture, "")).await).await;
@@ -419,4 +419,162 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
     assert!(bodies[1].contains("Authorization"), "the header's name is shown: {}", bodies[1]);
     let logs = logs();
     assert!(!logs.contains(ENV_VALUE) && !logs.contains(HEADER_VALUE), "a secret was logged");
+}
+
+#[tokio::test]
+async fn changing_only_an_env_value_withdraws_the_approval() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.two_users().await;
+    let fixture = mcp_fixture();
+    let env = format!("API_TOKEN={ENV_VALUE}");
+    let server = serde_json::from_str::<Value>(
+        &text(app.call(&admin, "mcp/create", &mcp_form("Fixture", &fixture, &env)).await).await.1,
+    )
+    .expect("server");
+    let id = server["id"].as_str().expect("id").to_owned();
+    let line = server["command_line"].as_str().expect("line").to_owned();
+    let fp =
+        line.strip_prefix("API_TOKEN=<hmac:").and_then(|r| r.split_once('>')).map(|(fp, _)| fp).unwrap_or_default();
+    assert_eq!(fp.len(), 8, "{line}");
+    let (status, body) = text(app.call(&admin, "mcp/approve", &[("id", &id), ("line", &line)]).await).await;
+    assert!(status.is_success() && body.contains("\"approved\":true"), "{status} {body}");
+    let page = text(app.get(&admin, &format!("/mcp/{id}")).await).await.1;
+    assert!(page.contains(fp) && !page.contains(ENV_VALUE), "the page shows the fingerprint, not the value");
+
+    // Saving the same form keeps the approval; a new value for the same name withdraws it.
+    let mut same = mcp_form("Fixture", &fixture, "");
+    same.push(("id", &id));
+    let (status, body) = text(app.call(&admin, "mcp/update", &same).await).await;
+    assert!(status.is_success() && body.contains("\"approved\":true"), "{status} {body}");
+    let mut changed = mcp_form("Fixture", &fixture, "API_TOKEN=another-value");
+    changed.push(("id", &id));
+    let (status, body) = text(app.call(&admin, "mcp/update", &changed).await).await;
+    assert!(status.is_success() && body.contains("\"approved\":false"), "{status} {body}");
+    assert!(!body.contains(&line), "the line changed: {body}");
+    let (status, body) = text(app.call(&admin, "mcp/connect", &[("id", &id)]).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("not been approved"), "{body}");
+    let (status, body) = text(app.call(&admin, "mcp/approve", &[("id", &id), ("line", &line)]).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the old line approves nothing: {body}");
+}
+
+#[tokio::test]
+async fn only_an_admin_may_trust_a_servers_read_only_marks() {
+    let app = TestApp::spawn().await;
+    let (admin, member) = app.two_users().await;
+    let remote =
+        [("name", "Remote"), ("transport", "http"), ("url", "https://mcp.example.com/mcp"), ("trust_read_only", "on")];
+    let (status, body) = text(app.call(&member, "mcp/create", &remote).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("\"field\":\"trust_read_only\""), "the error names the field: {body}");
+    let list: Value = app.call(&member, "mcp/list", &[]).await.json().await.expect("list");
+    assert_eq!(list["total"], 0, "nothing was created");
+
+    let (status, body) = text(app.call(&admin, "mcp/create", &remote).await).await;
+    assert!(status.is_success(), "{status} {body}");
+    let server: Value = serde_json::from_str(&body).expect("server");
+    assert_eq!(server["trust_read_only"], true);
+    let page = text(app.get(&admin, &format!("/mcp/{}", server["id"].as_str().expect("id"))).await).await.1;
+    assert!(page.contains("Read-only marks trusted"), "the server's page says so");
+}
+
+async fn mcp_total(app: &TestApp, jar: &Jar) -> i64 {
+    let list: Value = app.call(jar, "mcp/list", &[]).await.json().await.expect("list");
+    list["total"].as_i64().expect("total")
+}
+
+#[tokio::test]
+async fn an_mcp_servers_document_imports_every_entry_or_none() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.two_users().await;
+    let doc = serde_json::json!({ "mcpServers": {
+        "Local": { "command": "node", "args": [mcp_fixture()], "env": { "API_TOKEN": ENV_VALUE } },
+        "Remote": {
+            "type": "streamable-http",
+            "serverUrl": "https://mcp.example.com/mcp",
+            "headers": { "Authorization": format!("Bearer {HEADER_VALUE}") },
+        },
+    }})
+    .to_string();
+    let (status, body) = text(app.call(&admin, "mcp/import", &[("document", &doc)]).await).await;
+    assert!(status.is_success(), "{status} {body}");
+    assert!(!body.contains(ENV_VALUE) && !body.contains(HEADER_VALUE), "no secret comes back: {body}");
+    let added: Vec<Value> = serde_json::from_str(&body).expect("servers");
+    let by_name = |n: &str| added.iter().find(|s| s["name"] == n).cloned().expect(n);
+    let local = by_name("Local");
+    assert_eq!((local["transport"].as_str(), local["approved"].as_bool()), (Some("stdio"), Some(false)));
+    assert!(local["command_line"].as_str().is_some_and(|l| l.starts_with("API_TOKEN=<hmac:")), "{local}");
+    let remote = by_name("Remote");
+    assert_eq!(
+        (remote["transport"].as_str(), remote["header_names"].clone()),
+        (Some("http"), serde_json::json!(["Authorization"]))
+    );
+    assert_eq!(mcp_total(&app, &admin).await, 2);
+    // An imported command runs no sooner than one added by hand.
+    let (status, body) =
+        text(app.call(&admin, "mcp/connect", &[("id", local["id"].as_str().expect("id"))]).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // One bad entry and nothing is created; the error names the entry and the field.
+    let bad = serde_json::json!({ "mcpServers": {
+        "Fine": { "url": "https://fine.example.com/mcp" },
+        "foo": { "args": ["--flag"] },
+    }})
+    .to_string();
+    let (status, body) = text(app.call(&admin, "mcp/import", &[("document", &bad)]).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("mcpServers.foo.command") && body.contains("required"), "{body}");
+    // A name already taken fails at the insert: the entries written before it go too.
+    let taken = serde_json::json!({ "mcpServers": {
+        "Another": { "url": "https://another.example.com/mcp" },
+        "Local": { "url": "https://local.example.com/mcp" },
+    }})
+    .to_string();
+    let (status, body) = text(app.call(&admin, "mcp/import", &[("document", &taken)]).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("mcpServers.Local.name") && body.contains("taken"), "{body}");
+    assert_eq!(mcp_total(&app, &admin).await, 2, "nothing of a refused document was created");
+
+    // The limits are named.
+    let huge = format!("{{\"mcpServers\": {{}}, \"pad\": \"{}\"}}", "x".repeat(model::mcp::IMPORT_MAX));
+    let (status, body) = text(app.call(&admin, "mcp/import", &[("document", &huge)]).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("\"field\":\"document\",\"rule\":\"too_large\",\"limit\":262144"), "{body}");
+    let many: serde_json::Map<String, Value> =
+        (0..51).map(|i| (format!("s{i}"), serde_json::json!({ "url": "https://x.example.com/mcp" }))).collect();
+    let many = serde_json::json!({ "mcpServers": many }).to_string();
+    let (status, body) = text(app.call(&admin, "mcp/import", &[("document", &many)]).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("\"field\":\"mcpServers\",\"rule\":\"too_many\",\"limit\":50"), "{body}");
+    let (status, body) = text(app.call(&admin, "mcp/import", &[("document", "{\"mcpServers\": ")]).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("invalid_json"), "{body}");
+    assert_eq!(mcp_total(&app, &admin).await, 2);
+}
+
+#[tokio::test]
+async fn a_member_imports_local_commands_only_where_members_may_add_them() {
+    let doc = serde_json::json!({ "mcpServers": {
+        "Remote": { "url": "https://mcp.example.com/mcp" },
+        "Local": { "command": "node", "args": [mcp_fixture()] },
+    }})
+    .to_string();
+    let app = TestApp::spawn().await;
+    let (_, member) = app.two_users().await;
+    let (status, body) = text(app.call(&member, "mcp/import", &[("document", &doc)]).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("administrator"), "{body}");
+    assert_eq!(mcp_total(&app, &member).await, 0, "not even the remote one was created");
+    // A member's private address is refused by entry, as in the form.
+    let private = serde_json::json!({ "mcpServers": { "Inside": { "url": "http://127.0.0.1:9/mcp" } } }).to_string();
+    let (status, body) = text(app.call(&member, "mcp/import", &[("document", &private)]).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("mcpServers.Inside.url") && body.contains("private_address"), "{body}");
+
+    let app = TestApp::spawn_with(|s| s.mcp_stdio_for_members = true).await;
+    let (_, member) = app.two_users().await;
+    let added = json_ok(app.call(&member, "mcp/import", &[("document", &doc)]).await).await;
+    let local = added.as_array().and_then(|a| a.iter().find(|s| s["name"] == "Local")).cloned().expect("local");
+    assert_eq!(local["approved"], false, "still waits for approval");
+    assert_eq!(mcp_total(&app, &member).await, 2);
 }

@@ -33,16 +33,17 @@ pub async fn create_mcp(
     #[server(default)] env: String,
     #[server(default)] url: String,
     #[server(default)] headers: String,
+    #[server(default)] trust_read_only: Option<String>,
 ) -> Result<McpView, AppError> {
     let user = crate::ssr::user()?;
-    let form = model::mcp::McpForm { name, transport, command, args, env, url, headers };
+    let form = model::mcp::McpForm { name, transport, command, args, env, url, headers, trust_read_only };
     let view = crate::ssr::engine()?.create_mcp(&user, form.parse().map_err(AppError::invalid)?).await?;
     leptos_axum::redirect(&format!("/mcp/{}", view.id));
     Ok(view)
 }
 
 /// Saves a server. Empty env or header boxes keep what is stored; a changed command line
-/// must be approved again.
+/// must be approved again. Only an administrator may tick `trust_read_only`.
 #[server(endpoint = "mcp/update")]
 pub async fn update_mcp(
     id: String,
@@ -53,10 +54,19 @@ pub async fn update_mcp(
     #[server(default)] env: String,
     #[server(default)] url: String,
     #[server(default)] headers: String,
+    #[server(default)] trust_read_only: Option<String>,
 ) -> Result<McpView, AppError> {
     let user = crate::ssr::user()?;
-    let form = model::mcp::McpForm { name, transport, command, args, env, url, headers };
+    let form = model::mcp::McpForm { name, transport, command, args, env, url, headers, trust_read_only };
     Ok(crate::ssr::engine()?.update_mcp(&user, &id, form.parse().map_err(AppError::invalid)?).await?)
+}
+
+/// Creates every server of an `mcpServers` document from another MCP client, all or
+/// nothing; local commands still wait for approval.
+#[server(endpoint = "mcp/import")]
+pub async fn import_mcp(document: String) -> Result<Vec<McpView>, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.import_mcp(&user, &document).await?)
 }
 
 /// Deletes a server; refused while an agent uses it (the error names them).

@@ -6,7 +6,7 @@ use model::agents::AgentPage;
 use model::mcp::{McpView, Status, ToolInfo, Transport, tool_changes};
 
 use super::api::{
-    ApproveMcp, ApproveMcpTools, AttachMcp, ConnectMcp, CreateMcp, DeleteMcp, UpdateMcp, get_mcp, list_mcp,
+    ApproveMcp, ApproveMcpTools, AttachMcp, ConnectMcp, CreateMcp, DeleteMcp, ImportMcp, UpdateMcp, get_mcp, list_mcp,
 };
 use crate::agents::api::list_agents;
 use crate::components::{
@@ -15,12 +15,14 @@ use crate::components::{
 };
 use crate::error::AppError;
 use crate::i18n::t;
+use crate::shell::layout::use_session;
 
 #[component]
 pub fn McpPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
-    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_mcp(q, page));
+    let import = ServerAction::<ImportMcp>::new();
+    let list = Resource::new(move || (q.get(), page.get(), import.version().get()), |(q, page, _)| list_mcp(q, page));
     let content = move || {
         list.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
@@ -51,6 +53,51 @@ pub fn McpPage() -> impl IntoView {
         </div>
         <SearchBox action="/mcp" placeholder=t.mcp_search value=q />
         <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
+        <ImportForm action=import />
+    }
+}
+
+/// Pasting an `mcpServers` document from another MCP client adds all its servers at once.
+#[component]
+fn ImportForm(action: ServerAction<ImportMcp>) -> impl IntoView {
+    let t = t();
+    let err = action_error(action);
+    let pending = action.pending();
+    // Problems with entries are listed by entry and field; the rest show as one alert.
+    let problems = move || {
+        err.get().filter(|e: &AppError| !e.fields.is_empty() && e.field("document").is_none()).map(|e| {
+            view! {
+                <div class="alert alert-error" role="alert" data-testid="import-problems">
+                    <strong>{t.mcp_import_problems}</strong>
+                    <ul>
+                        {e.fields.0.iter().map(|f| view! { <li><span class="mono">{f.field.clone()}</span> ": " {t.field_message(f)}</li> }).collect_view()}
+                    </ul>
+                </div>
+            }
+        })
+    };
+    let general = Signal::derive(move || err.get().filter(|e| e.fields.is_empty() || e.field("document").is_some()));
+    let done = move || {
+        action.value().get().and_then(Result::ok).map(|added| {
+            view! { <div class="alert alert-ok" role="status">{t.n(t.mcp_imported_n, added.len() as u64)}</div> }
+        })
+    };
+    view! {
+        <section class="card" aria-labelledby="import-title">
+            <h2 id="import-title">{t.mcp_import_title}</h2>
+            <p class="muted">{t.mcp_import_body}</p>
+            {done}
+            <ErrorAlert error=general />
+            {problems}
+            <ActionForm action=action attr:class="form">
+                <TextArea name="document" label=t.field_mcp_import help=t.field_mcp_import_help rows=8 mono=true maxlength=model::mcp::IMPORT_MAX error=field_error(err, "document") />
+                <div class="form-actions">
+                    <button type="submit" class="btn btn-secondary" disabled=pending>
+                        {move || if pending.get() { t.mcp_importing } else { t.mcp_import }}
+                    </button>
+                </div>
+            </ActionForm>
+        </section>
     }
 }
 
@@ -107,6 +154,24 @@ fn McpFields(m: Option<McpView>, #[prop(into)] err: Signal<Option<AppError>>) ->
     let env_help = kept(m.as_ref().map(|m| m.env_names.as_slice()).unwrap_or_default(), t.field_env_help);
     let headers_help = kept(m.as_ref().map(|m| m.header_names.as_slice()).unwrap_or_default(), t.field_headers_help);
     let value = |f: fn(&McpView) -> String| m.as_ref().map(f).unwrap_or_default();
+    let session = use_session();
+    let is_admin = move || session.me.get().and_then(Result::ok).flatten().is_some_and(|m| m.is_admin);
+    let trusted = m.as_ref().is_some_and(|m| m.trust_read_only);
+    // Only an administrator may trust a server's read-only marks; members never see the box.
+    let trust = move || {
+        is_admin().then(|| {
+            view! {
+                <div class="field" class:has-error=move || field_error(err, "trust_read_only").get().is_some()>
+                    <label class="check">
+                        <input type="checkbox" name="trust_read_only" value="on" checked=trusted aria-describedby="f-trust_read_only-help" />
+                        {t.field_trust_read_only}
+                    </label>
+                    <p class="help" id="f-trust_read_only-help">{t.field_trust_read_only_help}</p>
+                    <p class="field-error" role="alert">{move || field_error(err, "trust_read_only").get()}</p>
+                </div>
+            }
+        })
+    };
     view! {
         <Field name="name" label=t.field_mcp_name value=value(|m| m.name.clone()) required=true maxlength=model::mcp::NAME_MAX error=field_error(err, "name") />
         <fieldset class="choice" aria-describedby="f-transport-error">
@@ -130,6 +195,7 @@ fn McpFields(m: Option<McpView>, #[prop(into)] err: Signal<Option<AppError>>) ->
             <Field name="url" label=t.field_url kind="url" help=t.field_url_help value=value(|m| m.url.clone()) maxlength=model::providers::URL_MAX error=field_error(err, "url") />
             <TextArea name="headers" label=t.field_headers help=headers_help rows=2 mono=true error=field_error(err, "headers") />
         </div>
+        <Transition fallback=|| ()>{trust}</Transition>
     }
 }
 
@@ -314,6 +380,11 @@ fn McpDetail(m: McpView, actions: Actions, agents: Resource<Result<AgentPage, Ap
             {status}
             <section class="card" aria-labelledby="tools-title">
                 <h2 id="tools-title">{t.mcp_tools}</h2>
+                {if m.trust_read_only {
+                    view! { <p data-testid="mcp-trust"><span class="badge badge-on">{t.mcp_trusted}</span> " " {t.mcp_trusted_body}</p> }.into_any()
+                } else {
+                    view! { <p class="muted small" data-testid="mcp-trust">{t.mcp_untrusted_body}</p> }.into_any()
+                }}
                 {if tools.is_empty() {
                     view! { <p class="muted">{t.mcp_tools_none}</p> }.into_any()
                 } else {

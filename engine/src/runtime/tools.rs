@@ -92,6 +92,7 @@ impl Toolbox {
         }
         if !skills.is_empty() {
             for (name, description) in SKILL_TOOLS {
+                // Ours, and they only read the attached skills (see `agent_tools`).
                 let (policy, _) = effective_policy(&spec.tool_policies, name, name, true);
                 let schema = if name == "load_skill" {
                     json!({ "type": "object", "properties": { "name": { "type": "string", "description": "The skill's name." } }, "required": ["name"] })
@@ -113,7 +114,7 @@ impl Toolbox {
         for (server_id, server) in &agent.mcp_names {
             let Ok(view) = engine.get_mcp(user, server_id).await else { continue };
             for t in &view.tools {
-                tools.push(mcp_tool(&tools, spec, server_id, server, t));
+                tools.push(mcp_tool(&tools, spec, server_id, server, view.trust_read_only, t));
             }
         }
         Self { tools, skills, sessions: HashMap::new() }
@@ -198,9 +199,18 @@ impl Toolbox {
     }
 }
 
-fn mcp_tool(taken: &[Tool], spec: &model::agents::AgentSpec, server_id: &str, server: &str, t: &ToolInfo) -> Tool {
+/// `trusted`: an admin trusts the server's read-only hints; otherwise a tool's claim to
+/// only read changes nothing and it asks like any other.
+fn mcp_tool(
+    taken: &[Tool],
+    spec: &model::agents::AgentSpec,
+    server_id: &str,
+    server: &str,
+    trusted: bool,
+    t: &ToolInfo,
+) -> Tool {
     let label = format!("{server}/{}", t.name);
-    let (policy, _) = effective_policy(&spec.tool_policies, &label, &t.name, t.read_only);
+    let (policy, _) = effective_policy(&spec.tool_policies, &label, &t.name, trusted && t.read_only);
     let schema = serde_json::from_str(&t.schema).unwrap_or_else(|_| json!({ "type": "object" }));
     Tool {
         spec: ToolSpec {
