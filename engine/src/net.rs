@@ -14,7 +14,12 @@ pub enum Reach {
     Any,
 }
 
-/// Why an address is refused, for the error message.
+/// All a member is told about a refused address. Neither the address a name resolved to
+/// nor the kind of range it is in: both would let members map the internal network one
+/// name at a time. The detail goes to the debug log.
+pub const NOT_ALLOWED: &str = "address not allowed";
+
+/// Why an address is refused, for the log.
 pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_reason(v4),
@@ -81,10 +86,13 @@ fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
-/// `Ok` when `reach` allows connecting to `ip`.
+/// `Ok` when `reach` allows connecting to `ip`; a refusal says only [`NOT_ALLOWED`].
 pub fn check_ip(ip: IpAddr, reach: Reach) -> Result<(), String> {
     match (reach, refused_reason(ip)) {
-        (Reach::Public, Some(why)) => Err(format!("{ip} is a {why} address, which only admin connections may reach")),
+        (Reach::Public, Some(why)) => {
+            tracing::debug!(%ip, why, "address refused");
+            Err(NOT_ALLOWED.into())
+        }
         _ => Ok(()),
     }
 }
@@ -237,7 +245,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for a in &addrs {
-                guard.check(a.ip()).map_err(|why| format!("{host} resolves to {why}"))?;
+                guard.check(a.ip()).map_err(|why| format!("{host}: {why}"))?;
             }
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -278,6 +286,12 @@ mod tests {
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
+    }
+
+    #[test]
+    fn a_refusal_names_neither_the_address_nor_its_range() {
+        let err = check_ip("10.0.0.5".parse().expect("ip"), Reach::Public).expect_err("private");
+        assert_eq!(err, NOT_ALLOWED);
     }
 
     #[test]

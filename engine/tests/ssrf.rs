@@ -1,8 +1,10 @@
 //! "Test connection" through the SSRF guard, against the fake upstream over real HTTP:
-//! members are kept off internal addresses (literal, by name and by redirect); admins
-//! reach a local provider; keys go only where they were entered for.
+//! members are kept off internal addresses (literal, by name and by redirect) and are not
+//! told what a name resolved to; admins reach a local provider; keys go only where they
+//! were entered for.
 
 use engine::Engine;
+use engine::net::NOT_ALLOWED;
 use engine::providers::ProviderError;
 use engine::store::Backend;
 use engine::testing::two_users;
@@ -94,7 +96,9 @@ async fn a_member_host_name_resolving_to_loopback_is_refused_on_connect() {
     let url = format!("http://localhost:{}/v1", up.addr.port());
     let p = e.create_provider(&t.member.user, draft(&url, KEY)).await.expect("names are checked on connect");
     let err = e.test_provider(&t.member.user, &p.id).await.expect_err("refused");
-    assert!(matches!(&err, ProviderError::Unreachable(m) if m.contains("loopback")), "{err}");
+    assert!(matches!(&err, ProviderError::Unreachable(m) if m.contains(NOT_ALLOWED)), "{err}");
+    let msg = err.to_string();
+    assert!(!msg.contains("127.0.0.1") && !msg.contains("loopback"), "how the name resolved leaked: {msg}");
     assert!(up.seen().is_empty(), "nothing reached the upstream");
 }
 
@@ -108,7 +112,7 @@ async fn a_redirect_to_loopback_is_refused_for_a_member_and_followed_for_an_admi
     let t = two_users(&e).await;
     let p = e.create_provider(&t.member.user, draft(&hop.openai_base(), KEY)).await.expect("exempt address");
     let err = e.test_provider(&t.member.user, &p.id).await.expect_err("redirect refused");
-    assert!(matches!(&err, ProviderError::Unreachable(m) if m.contains("loopback")), "{err}");
+    assert!(matches!(&err, ProviderError::Unreachable(m) if m.contains(NOT_ALLOWED)), "{err}");
     assert!(target.seen().is_empty(), "the redirect was not followed");
 
     // An admin's connection may reach loopback, but the key still stays with its origin.
