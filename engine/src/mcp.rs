@@ -319,6 +319,10 @@ impl Engine {
                 let sealed = row.try_get("headers_sealed").map_err(|e| (McpError::from(e), String::new()))?;
                 let headers = self.open_pairs(id, "headers", sealed).map_err(|e| (e, String::new()))?;
                 let guard = self.guard(user.is_admin);
+                // A literal address never reaches the guarded resolver, and the user may no
+                // longer be the admin who saved it.
+                let url = reqwest::Url::parse(&v.url).map_err(|e| (McpError::Connect(e.to_string()), String::new()))?;
+                guard.check_url(&url).map_err(|e| (McpError::Connect(e), String::new()))?;
                 let http = guard.streaming_client().map_err(|e| (McpError::Connect(e), String::new()))?;
                 client::connect_http(&v.url, &headers, http, CONNECT_TIMEOUT)
                     .await

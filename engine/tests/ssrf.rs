@@ -103,6 +103,34 @@ async fn a_member_host_name_resolving_to_loopback_is_refused_on_connect() {
 }
 
 #[tokio::test]
+async fn a_member_mcp_url_to_loopback_fails_by_name_and_by_literal_without_naming_the_address() {
+    let up = fake("127.0.0.1:0", Script::default()).await;
+    let e = engine_with(|_| {}).await;
+    let t = two_users(&e).await;
+    let form = model::mcp::McpForm {
+        name: "Tools".into(),
+        transport: "http".into(),
+        url: format!("http://localhost:{}/mcp", up.addr.port()),
+        ..Default::default()
+    };
+    let s = e.create_mcp(&t.member.user, form.parse().expect("draft")).await.expect("names are checked on connect");
+    let s = e.connect_mcp(&t.member.user, &s.id).await.expect("connect records the failure");
+    assert_eq!(s.status, model::mcp::Status::Failed);
+    assert!(!s.last_error.contains("127.0.0.1") && !s.last_error.contains("loopback"), "{}", s.last_error);
+
+    // A literal address that got into the row anyway is refused on connect too.
+    engine::sqlx::query("UPDATE mcp_servers SET url = $1 WHERE id = $2")
+        .bind(format!("http://127.0.0.1:{}/mcp", up.addr.port()))
+        .bind(&s.id)
+        .execute(&e.store.pool)
+        .await
+        .expect("update");
+    let s = e.connect_mcp(&t.member.user, &s.id).await.expect("connect records the failure");
+    assert!(s.last_error.contains(NOT_ALLOWED), "{}", s.last_error);
+    assert!(up.seen().is_empty(), "nothing reached the address");
+}
+
+#[tokio::test]
 async fn a_redirect_to_loopback_is_refused_for_a_member_and_followed_for_an_admin() {
     // 127.0.0.2 stands for a public host: the operator exempts it for members.
     let target = fake("127.0.0.1:0", Script::default()).await;
