@@ -3,7 +3,7 @@
 //! case). The check runs on every resolved address of every connection, so DNS
 //! rebinding and redirects to private hosts are refused too.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Who the request is made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,34 +24,52 @@ pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_reason(v4),
         IpAddr::V6(v6) => {
-            // Mapped and translated IPv4 forms are judged by the IPv4 address they carry.
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_reason(v4);
-            }
             let seg = v6.segments();
-            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                return v4_reason(v4_of(seg[6], seg[7]));
-            }
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
+            } else if let Some(v4) = embedded_v4(v6) {
+                // Judged by the IPv4 address they carry; the deprecated compatible form
+                // (`::a.b.c.d`) is refused whatever it carries.
+                let compatible = seg[..6] == [0; 6];
+                v4_reason(v4).or(compatible.then_some("IPv4-compatible"))
+            } else if seg[..3] == [0x64, 0xff9b, 1] {
+                // NAT64 local-use (RFC 8215) laid out other than as a /96: where it puts the
+                // IPv4 address is the operator's choice, so the whole prefix is refused.
+                Some("NAT64 local-use")
             } else if v6.is_multicast() {
                 Some("multicast")
             } else if (seg[0] & 0xffc0) == 0xfe80 {
                 Some("link-local")
+            } else if (seg[0] & 0xffc0) == 0xfec0 {
+                // Deprecated (RFC 3879) but still routed inside some networks.
+                Some("site-local")
             } else if (seg[0] & 0xfe00) == 0xfc00 {
                 Some("private (unique local)")
-            } else if seg[..6] == [0, 0, 0, 0, 0, 0] {
-                // Deprecated IPv4-compatible form (::a.b.c.d).
-                v4_reason(v4_of(seg[6], seg[7])).or(Some("IPv4-compatible"))
-            } else if seg[0] == 0x2002 {
-                // 6to4 embeds an IPv4 address in the next 32 bits.
-                v4_reason(v4_of(seg[1], seg[2]))
+            } else if seg[..2] == [0x2001, 0xdb8] || (seg[0] == 0x3fff && seg[1] < 0x1000) {
+                // 2001:db8::/32 and 3fff::/20 (RFC 9637).
+                Some("documentation")
             } else {
                 None
             }
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, in the forms that deliver to it: mapped
+/// (`::ffff:a.b.c.d`), translated (`::ffff:0:a.b.c.d`, RFC 2765), NAT64 (`64:ff9b::a.b.c.d`,
+/// and the local-use `64:ff9b:1::a.b.c.d` laid out as a /96), 6to4 (`2002:aabb:ccdd::…`,
+/// the next 32 bits) and the deprecated compatible form (`::a.b.c.d`).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    match v6.segments() {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo]
+        | [0x64, 0xff9b, 1, 0, 0, 0, hi, lo]
+        | [0, 0, 0, 0, 0, 0, hi, lo]
+        | [0x2002, hi, lo, ..] => Some(v4_of(hi, lo)),
+        _ => None,
     }
 }
 
@@ -81,6 +99,8 @@ fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
         Some("IETF protocol assignments")
     } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
         Some("benchmarking")
+    } else if matches!(o[..3], [192, 0, 2] | [198, 51, 100] | [203, 0, 113]) {
+        Some("documentation")
     } else {
         None
     }
@@ -162,6 +182,8 @@ impl Guard {
     }
 
     /// Checks a URL's host when it is a literal address (those never reach the resolver).
+    /// `Url` has already read the other spellings of an IPv4 address (`2130706433`,
+    /// `0x7f.1`, `0177.0.0.1`, full-width digits) as the address they stand for.
     pub fn check_url(&self, url: &reqwest::Url) -> Result<(), String> {
         match url.host() {
             Some(url::Host::Ipv4(ip)) => self.check(IpAddr::V4(ip)),
@@ -283,6 +305,17 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "2002:7f00:1::",
+            "::ffff:0:7f00:1",
+            "::ffff:0:10.0.0.1",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:5db8:d822::",
+            "fec0::1",
+            "feff::1",
+            "192.0.2.2",
+            "198.51.100.7",
+            "203.0.113.255",
+            "2001:db8::1",
+            "3fff:fff::1",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
@@ -296,7 +329,17 @@ mod tests {
 
     #[test]
     fn public_addresses_pass_and_admins_reach_anything() {
-        for ip in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "2606:4700:4700::1111", "::ffff:1.1.1.1"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "93.184.216.34",
+            "2606:4700:4700::1111",
+            "::ffff:1.1.1.1",
+            "::ffff:0:5db8:d822",
+            "64:ff9b:1::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(!refused(ip), "{ip} should pass");
         }
         assert!(check_ip("127.0.0.1".parse().expect("ip"), Reach::Any).is_ok());
