@@ -51,6 +51,8 @@ pub struct Inner {
     pub provider_cache: cache::Cache<(String, providers::ProviderSecrets)>,
     /// Private address blocks members may reach anyway (`allow_private_networks`).
     pub exempt: Arc<net::Exempt>,
+    /// This host's own addresses, which members may not reach either.
+    pub own_addrs: Arc<net::OwnAddrs>,
     /// Skill files and build artifacts.
     pub blobs: storage::Blobs,
     /// The agent runs of this process.
@@ -87,13 +89,15 @@ impl Engine {
     /// public addresses and the operator's exemptions.
     pub fn guard(&self, admin_made: bool) -> net::Guard {
         let reach = if admin_made { net::Reach::Any } else { net::Reach::Public };
-        net::Guard { reach, exempt: self.exempt.clone() }
+        net::Guard { reach, exempt: self.exempt.clone(), own: self.own_addrs.clone() }
     }
 
     /// Creates the data dir, loads or generates keys, connects the store and runs migrations.
     #[tracing::instrument(skip_all, fields(data_dir = %settings.data_dir.display()))]
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let exempt = Arc::new(net::Exempt::parse(&settings.allow_private_networks).map_err(StartError::Settings)?);
+        let own_addrs = Arc::new(net::OwnAddrs::of_this_host());
+        tracing::debug!(addrs = ?own_addrs.as_slice(), "this host's own addresses");
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let keys = keys::Keys::load_or_generate(&settings)?;
@@ -115,6 +119,7 @@ impl Engine {
             access_tokens,
             provider_cache,
             exempt,
+            own_addrs,
             blobs,
             runs,
             model_http,

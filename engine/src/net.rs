@@ -117,6 +117,56 @@ pub fn check_ip(ip: IpAddr, reach: Reach) -> Result<(), String> {
     }
 }
 
+/// This host's own interface addresses. A machine's public address reaches its own
+/// services (the server itself, a database listening on every interface) as surely as
+/// loopback does, so members may not reach these either. Read once when the engine
+/// starts; an address added later is judged by its range alone.
+#[derive(Clone, Debug, Default)]
+pub struct OwnAddrs(Vec<IpAddr>);
+
+impl OwnAddrs {
+    pub fn new(mut addrs: Vec<IpAddr>) -> Self {
+        addrs.sort_unstable();
+        addrs.dedup();
+        Self(addrs)
+    }
+
+    /// The addresses of every interface of this host (`getifaddrs`). When they cannot be
+    /// listed, none: the ranges still apply, and the operator is told.
+    pub fn of_this_host() -> Self {
+        #[cfg(unix)]
+        match nix::ifaddrs::getifaddrs() {
+            Ok(list) => Self::new(
+                list.filter_map(|i| i.address)
+                    .filter_map(|a| {
+                        let v4 = a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip()));
+                        v4.or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list this host's addresses; members may reach any public one");
+                Self::default()
+            }
+        }
+        #[cfg(not(unix))]
+        Self::default()
+    }
+
+    pub fn as_slice(&self) -> &[IpAddr] {
+        &self.0
+    }
+
+    /// Also in the IPv6 forms that carry an IPv4 address.
+    fn contains(&self, ip: IpAddr) -> bool {
+        let v4 = match ip {
+            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.0.contains(&ip) || v4.is_some_and(|v4| self.0.contains(&v4))
+    }
+}
+
 /// Parses a literal IP host (`1.2.3.4`, `[::1]`), if the host is one.
 pub fn literal_ip(host: &str) -> Option<IpAddr> {
     host.trim_start_matches('[').trim_end_matches(']').parse().ok()
@@ -169,16 +219,27 @@ pub fn install_tls() {
     });
 }
 
-/// Who may reach what: the connection's reach and the operator's exemptions.
+/// Who may reach what: the connection's reach, the operator's exemptions and this host's
+/// own addresses.
 #[derive(Clone, Debug)]
 pub struct Guard {
     pub reach: Reach,
     pub exempt: std::sync::Arc<Exempt>,
+    pub own: std::sync::Arc<OwnAddrs>,
 }
 
 impl Guard {
+    /// The operator's exemptions win over this host's own addresses: exempting an internal
+    /// gateway that runs on this machine is what they are for.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
-        if self.exempt.contains(ip) { Ok(()) } else { check_ip(ip, self.reach) }
+        if self.reach == Reach::Any || self.exempt.contains(ip) {
+            Ok(())
+        } else if self.own.contains(ip) {
+            tracing::debug!(%ip, why = "this host's own", "address refused");
+            Err(NOT_ALLOWED.into())
+        } else {
+            check_ip(ip, self.reach)
+        }
     }
 
     /// Checks a URL's host when it is a literal address (those never reach the resolver).
@@ -325,6 +386,27 @@ mod tests {
     fn a_refusal_names_neither_the_address_nor_its_range() {
         let err = check_ip("10.0.0.5".parse().expect("ip"), Reach::Public).expect_err("private");
         assert_eq!(err, NOT_ALLOWED);
+        let g = Guard {
+            reach: Reach::Public,
+            exempt: Default::default(),
+            own: std::sync::Arc::new(OwnAddrs::new(vec!["93.184.216.34".parse().expect("ip")])),
+        };
+        assert_eq!(g.check("93.184.216.34".parse().expect("ip")), Err(NOT_ALLOWED.into()));
+    }
+
+    #[test]
+    fn this_hosts_own_addresses_are_refused_to_members_in_every_form() {
+        let own = OwnAddrs::new(vec!["93.184.216.34".parse().expect("ip"), "2606:2800:220:1::1".parse().expect("ip")]);
+        let g = |reach| Guard { reach, exempt: Default::default(), own: std::sync::Arc::new(own.clone()) };
+        for ip in
+            ["93.184.216.34", "::ffff:93.184.216.34", "::ffff:0:5db8:d822", "64:ff9b::5db8:d822", "2606:2800:220:1::1"]
+        {
+            assert!(g(Reach::Public).check(ip.parse().expect("ip")).is_err(), "{ip} should be refused");
+            assert!(g(Reach::Any).check(ip.parse().expect("ip")).is_ok(), "{ip}: admins reach anything");
+        }
+        assert!(g(Reach::Public).check("93.184.216.35".parse().expect("ip")).is_ok(), "a neighbour is someone else");
+        let listed = OwnAddrs::of_this_host();
+        assert!(listed.as_slice().contains(&"127.0.0.1".parse().expect("ip")), "{listed:?}");
     }
 
     #[test]
@@ -348,7 +430,7 @@ mod tests {
     #[test]
     fn exemptions_open_only_their_block() {
         let ex = Exempt::parse(&["127.0.0.2/32".into(), "fd00::/8".into()]).expect("blocks");
-        let g = Guard { reach: Reach::Public, exempt: std::sync::Arc::new(ex) };
+        let g = Guard { reach: Reach::Public, exempt: std::sync::Arc::new(ex), own: Default::default() };
         assert!(g.check("127.0.0.2".parse().expect("ip")).is_ok());
         assert!(g.check("127.0.0.1".parse().expect("ip")).is_err());
         assert!(g.check("fd12::1".parse().expect("ip")).is_ok());
