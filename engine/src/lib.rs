@@ -16,6 +16,7 @@ pub mod llm;
 pub mod mcp;
 pub mod net;
 pub mod openai;
+pub mod owner_only;
 pub mod providers;
 pub mod runtime;
 pub mod secrets;
@@ -92,13 +93,14 @@ impl Engine {
         net::Guard { reach, exempt: self.exempt.clone(), own: self.own_addrs.clone() }
     }
 
-    /// Creates the data dir, loads or generates keys, connects the store and runs migrations.
+    /// Creates the data dir (owner-only), loads or generates keys, connects the store and
+    /// runs migrations.
     #[tracing::instrument(skip_all, fields(data_dir = %settings.data_dir.display()))]
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let exempt = Arc::new(net::Exempt::parse(&settings.allow_private_networks).map_err(StartError::Settings)?);
         let own_addrs = Arc::new(net::OwnAddrs::of_this_host());
         tracing::debug!(addrs = ?own_addrs.as_slice(), "this host's own addresses");
-        std::fs::create_dir_all(&settings.data_dir)
+        owner_only::data_dir(&settings.data_dir)
             .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let keys = keys::Keys::load_or_generate(&settings)?;
         let blobs = storage::local(&settings.data_dir.join("blobs")).map_err(StartError::Blobs)?;
