@@ -17,6 +17,7 @@ pub mod llm;
 pub mod mcp;
 pub mod net;
 pub mod openai;
+pub mod owner_only;
 pub mod providers;
 pub mod runtime;
 pub mod secrets;
@@ -54,6 +55,8 @@ pub struct Inner {
     pub exempt: Arc<net::Exempt>,
     /// Reverse proxies whose forwarded client address is believed (`trusted_proxies`).
     pub trusted_proxies: net::Exempt,
+    /// This host's own addresses, which members may not reach either.
+    pub own_addrs: Arc<net::OwnAddrs>,
     /// Skill files and build artifacts.
     pub blobs: storage::Blobs,
     /// The agent runs of this process.
@@ -91,10 +94,11 @@ impl Engine {
     /// public addresses and the operator's exemptions.
     pub fn guard(&self, admin_made: bool) -> net::Guard {
         let reach = if admin_made { net::Reach::Any } else { net::Reach::Public };
-        net::Guard { reach, exempt: self.exempt.clone() }
+        net::Guard { reach, exempt: self.exempt.clone(), own: self.own_addrs.clone() }
     }
 
-    /// Creates the data dir, loads or generates keys, connects the store and runs migrations.
+    /// Creates the data dir (owner-only), loads or generates keys, connects the store and
+    /// runs migrations.
     #[tracing::instrument(skip_all, fields(data_dir = %settings.data_dir.display()))]
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let blocks = |name: &str, list: &[String]| {
@@ -102,7 +106,9 @@ impl Engine {
         };
         let exempt = Arc::new(blocks("allow_private_networks", &settings.allow_private_networks)?);
         let trusted_proxies = blocks("trusted_proxies", &settings.trusted_proxies)?;
-        std::fs::create_dir_all(&settings.data_dir)
+        let own_addrs = Arc::new(net::OwnAddrs::of_this_host());
+        tracing::debug!(addrs = ?own_addrs.as_slice(), "this host's own addresses");
+        owner_only::data_dir(&settings.data_dir)
             .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let keys = keys::Keys::load_or_generate(&settings)?;
         let blobs = storage::local(&settings.data_dir.join("blobs")).map_err(StartError::Blobs)?;
@@ -124,6 +130,7 @@ impl Engine {
             provider_cache,
             exempt,
             trusted_proxies,
+            own_addrs,
             blobs,
             runs,
             model_http,

@@ -113,6 +113,34 @@ fn names(pairs: &[(String, String)]) -> String {
     serde_json::to_string(&pairs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }
 
+/// Where a stdio server runs, its `HOME` and working directory: a directory per server
+/// inside one this process made in the system's temp dir, all owner-only. Not under the
+/// data dir: the child runs as our user, and from there the keys and the database were two
+/// levels up. (It can still name them by absolute path: only a sandbox will stop that.)
+/// The parent's name is random and made with an exclusive create, so no other local user
+/// can have made it first or put a link in its place; the price is that what a server
+/// keeps in its `HOME` (npx's cache, say) lasts as long as the process.
+fn stdio_home(server_id: &str) -> std::io::Result<std::path::PathBuf> {
+    static ROOT: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+    let mut root = ROOT.lock().unwrap_or_else(|e| e.into_inner());
+    // Made again if the temp dir's cleaner removed it.
+    let root = match root.as_ref().filter(|r| r.is_dir()) {
+        Some(r) => r.clone(),
+        None => {
+            let random = crate::keys::random_bytes::<16>().map_err(std::io::Error::other)?;
+            let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let dir = std::env::temp_dir().join(format!("agentry-mcp-{name}"));
+            crate::owner_only::new_dir(&dir)?;
+            root.insert(dir).clone()
+        }
+    };
+    let home = root.join(server_id);
+    match crate::owner_only::new_dir(&home) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(home),
+    }
+}
+
 impl Engine {
     /// The command line an owner approves ([`command_line`]): each env name with a keyed
     /// fingerprint of its value ([`secrets::fingerprint`], under the secrets key, for this
@@ -444,8 +472,9 @@ impl Engine {
             Transport::Stdio => {
                 let sealed = row.try_get("env_sealed").map_err(|e| (McpError::from(e), String::new()))?;
                 let env = self.open_pairs(id, "env", sealed).map_err(|e| (e, String::new()))?;
-                let home = self.settings.data_dir.join("mcp").join(id);
-                let _ = std::fs::create_dir_all(&home);
+                let home = stdio_home(id).map_err(|e| {
+                    (McpError::Connect(format!("cannot prepare the server's home: {e}")), String::new())
+                })?;
                 match client::connect_stdio(&v.command, &v.args, &env, &home, CONNECT_TIMEOUT).await {
                     Ok((c, tail)) => Ok((c, Some(tail))),
                     Err((e, tail)) => Err((McpError::Connect(e), tail.text())),
@@ -455,6 +484,10 @@ impl Engine {
                 let sealed = row.try_get("headers_sealed").map_err(|e| (McpError::from(e), String::new()))?;
                 let headers = self.open_pairs(id, "headers", sealed).map_err(|e| (e, String::new()))?;
                 let guard = self.guard(user.is_admin);
+                // A literal address never reaches the guarded resolver, and the user may no
+                // longer be the admin who saved it.
+                let url = reqwest::Url::parse(&v.url).map_err(|e| (McpError::Connect(e.to_string()), String::new()))?;
+                guard.check_url(&url).map_err(|e| (McpError::Connect(e), String::new()))?;
                 let http = guard.streaming_client().map_err(|e| (McpError::Connect(e), String::new()))?;
                 client::connect_http(&v.url, &headers, http, CONNECT_TIMEOUT)
                     .await

@@ -3,7 +3,7 @@
 //! case). The check runs on every resolved address of every connection, so DNS
 //! rebinding and redirects to private hosts are refused too.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Who the request is made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,39 +14,62 @@ pub enum Reach {
     Any,
 }
 
-/// Why an address is refused, for the error message.
+/// All a member is told about a refused address. Neither the address a name resolved to
+/// nor the kind of range it is in: both would let members map the internal network one
+/// name at a time. The detail goes to the debug log.
+pub const NOT_ALLOWED: &str = "address not allowed";
+
+/// Why an address is refused, for the log.
 pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_reason(v4),
         IpAddr::V6(v6) => {
-            // Mapped and translated IPv4 forms are judged by the IPv4 address they carry.
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_reason(v4);
-            }
             let seg = v6.segments();
-            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                return v4_reason(v4_of(seg[6], seg[7]));
-            }
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
+            } else if let Some(v4) = embedded_v4(v6) {
+                // Judged by the IPv4 address they carry; the deprecated compatible form
+                // (`::a.b.c.d`) is refused whatever it carries.
+                let compatible = seg[..6] == [0; 6];
+                v4_reason(v4).or(compatible.then_some("IPv4-compatible"))
+            } else if seg[..3] == [0x64, 0xff9b, 1] {
+                // NAT64 local-use (RFC 8215) laid out other than as a /96: where it puts the
+                // IPv4 address is the operator's choice, so the whole prefix is refused.
+                Some("NAT64 local-use")
             } else if v6.is_multicast() {
                 Some("multicast")
             } else if (seg[0] & 0xffc0) == 0xfe80 {
                 Some("link-local")
+            } else if (seg[0] & 0xffc0) == 0xfec0 {
+                // Deprecated (RFC 3879) but still routed inside some networks.
+                Some("site-local")
             } else if (seg[0] & 0xfe00) == 0xfc00 {
                 Some("private (unique local)")
-            } else if seg[..6] == [0, 0, 0, 0, 0, 0] {
-                // Deprecated IPv4-compatible form (::a.b.c.d).
-                v4_reason(v4_of(seg[6], seg[7])).or(Some("IPv4-compatible"))
-            } else if seg[0] == 0x2002 {
-                // 6to4 embeds an IPv4 address in the next 32 bits.
-                v4_reason(v4_of(seg[1], seg[2]))
+            } else if seg[..2] == [0x2001, 0xdb8] || (seg[0] == 0x3fff && seg[1] < 0x1000) {
+                // 2001:db8::/32 and 3fff::/20 (RFC 9637).
+                Some("documentation")
             } else {
                 None
             }
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, in the forms that deliver to it: mapped
+/// (`::ffff:a.b.c.d`), translated (`::ffff:0:a.b.c.d`, RFC 2765), NAT64 (`64:ff9b::a.b.c.d`,
+/// and the local-use `64:ff9b:1::a.b.c.d` laid out as a /96), 6to4 (`2002:aabb:ccdd::…`,
+/// the next 32 bits) and the deprecated compatible form (`::a.b.c.d`).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    match v6.segments() {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo]
+        | [0x64, 0xff9b, 1, 0, 0, 0, hi, lo]
+        | [0, 0, 0, 0, 0, 0, hi, lo]
+        | [0x2002, hi, lo, ..] => Some(v4_of(hi, lo)),
+        _ => None,
     }
 }
 
@@ -76,16 +99,71 @@ fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
         Some("IETF protocol assignments")
     } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
         Some("benchmarking")
+    } else if matches!(o[..3], [192, 0, 2] | [198, 51, 100] | [203, 0, 113]) {
+        Some("documentation")
     } else {
         None
     }
 }
 
-/// `Ok` when `reach` allows connecting to `ip`.
+/// `Ok` when `reach` allows connecting to `ip`; a refusal says only [`NOT_ALLOWED`].
 pub fn check_ip(ip: IpAddr, reach: Reach) -> Result<(), String> {
     match (reach, refused_reason(ip)) {
-        (Reach::Public, Some(why)) => Err(format!("{ip} is a {why} address, which only admin connections may reach")),
+        (Reach::Public, Some(why)) => {
+            tracing::debug!(%ip, why, "address refused");
+            Err(NOT_ALLOWED.into())
+        }
         _ => Ok(()),
+    }
+}
+
+/// This host's own interface addresses. A machine's public address reaches its own
+/// services (the server itself, a database listening on every interface) as surely as
+/// loopback does, so members may not reach these either. Read once when the engine
+/// starts; an address added later is judged by its range alone.
+#[derive(Clone, Debug, Default)]
+pub struct OwnAddrs(Vec<IpAddr>);
+
+impl OwnAddrs {
+    pub fn new(mut addrs: Vec<IpAddr>) -> Self {
+        addrs.sort_unstable();
+        addrs.dedup();
+        Self(addrs)
+    }
+
+    /// The addresses of every interface of this host (`getifaddrs`). When they cannot be
+    /// listed, none: the ranges still apply, and the operator is told.
+    pub fn of_this_host() -> Self {
+        #[cfg(unix)]
+        match nix::ifaddrs::getifaddrs() {
+            Ok(list) => Self::new(
+                list.filter_map(|i| i.address)
+                    .filter_map(|a| {
+                        let v4 = a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip()));
+                        v4.or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list this host's addresses; members may reach any public one");
+                Self::default()
+            }
+        }
+        #[cfg(not(unix))]
+        Self::default()
+    }
+
+    pub fn as_slice(&self) -> &[IpAddr] {
+        &self.0
+    }
+
+    /// Also in the IPv6 forms that carry an IPv4 address.
+    fn contains(&self, ip: IpAddr) -> bool {
+        let v4 = match ip {
+            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.0.contains(&ip) || v4.is_some_and(|v4| self.0.contains(&v4))
     }
 }
 
@@ -141,19 +219,32 @@ pub fn install_tls() {
     });
 }
 
-/// Who may reach what: the connection's reach and the operator's exemptions.
+/// Who may reach what: the connection's reach, the operator's exemptions and this host's
+/// own addresses.
 #[derive(Clone, Debug)]
 pub struct Guard {
     pub reach: Reach,
     pub exempt: std::sync::Arc<Exempt>,
+    pub own: std::sync::Arc<OwnAddrs>,
 }
 
 impl Guard {
+    /// The operator's exemptions win over this host's own addresses: exempting an internal
+    /// gateway that runs on this machine is what they are for.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
-        if self.exempt.contains(ip) { Ok(()) } else { check_ip(ip, self.reach) }
+        if self.reach == Reach::Any || self.exempt.contains(ip) {
+            Ok(())
+        } else if self.own.contains(ip) {
+            tracing::debug!(%ip, why = "this host's own", "address refused");
+            Err(NOT_ALLOWED.into())
+        } else {
+            check_ip(ip, self.reach)
+        }
     }
 
     /// Checks a URL's host when it is a literal address (those never reach the resolver).
+    /// `Url` has already read the other spellings of an IPv4 address (`2130706433`,
+    /// `0x7f.1`, `0177.0.0.1`, full-width digits) as the address they stand for.
     pub fn check_url(&self, url: &reqwest::Url) -> Result<(), String> {
         match url.host() {
             Some(url::Host::Ipv4(ip)) => self.check(IpAddr::V4(ip)),
@@ -237,7 +328,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for a in &addrs {
-                guard.check(a.ip()).map_err(|why| format!("{host} resolves to {why}"))?;
+                guard.check(a.ip()).map_err(|why| format!("{host}: {why}"))?;
             }
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -275,14 +366,62 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "2002:7f00:1::",
+            "::ffff:0:7f00:1",
+            "::ffff:0:10.0.0.1",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:5db8:d822::",
+            "fec0::1",
+            "feff::1",
+            "192.0.2.2",
+            "198.51.100.7",
+            "203.0.113.255",
+            "2001:db8::1",
+            "3fff:fff::1",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
     }
 
     #[test]
+    fn a_refusal_names_neither_the_address_nor_its_range() {
+        let err = check_ip("10.0.0.5".parse().expect("ip"), Reach::Public).expect_err("private");
+        assert_eq!(err, NOT_ALLOWED);
+        let g = Guard {
+            reach: Reach::Public,
+            exempt: Default::default(),
+            own: std::sync::Arc::new(OwnAddrs::new(vec!["93.184.216.34".parse().expect("ip")])),
+        };
+        assert_eq!(g.check("93.184.216.34".parse().expect("ip")), Err(NOT_ALLOWED.into()));
+    }
+
+    #[test]
+    fn this_hosts_own_addresses_are_refused_to_members_in_every_form() {
+        let own = OwnAddrs::new(vec!["93.184.216.34".parse().expect("ip"), "2606:2800:220:1::1".parse().expect("ip")]);
+        let g = |reach| Guard { reach, exempt: Default::default(), own: std::sync::Arc::new(own.clone()) };
+        for ip in
+            ["93.184.216.34", "::ffff:93.184.216.34", "::ffff:0:5db8:d822", "64:ff9b::5db8:d822", "2606:2800:220:1::1"]
+        {
+            assert!(g(Reach::Public).check(ip.parse().expect("ip")).is_err(), "{ip} should be refused");
+            assert!(g(Reach::Any).check(ip.parse().expect("ip")).is_ok(), "{ip}: admins reach anything");
+        }
+        assert!(g(Reach::Public).check("93.184.216.35".parse().expect("ip")).is_ok(), "a neighbour is someone else");
+        let listed = OwnAddrs::of_this_host();
+        assert!(listed.as_slice().contains(&"127.0.0.1".parse().expect("ip")), "{listed:?}");
+    }
+
+    #[test]
     fn public_addresses_pass_and_admins_reach_anything() {
-        for ip in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "2606:4700:4700::1111", "::ffff:1.1.1.1"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "93.184.216.34",
+            "2606:4700:4700::1111",
+            "::ffff:1.1.1.1",
+            "::ffff:0:5db8:d822",
+            "64:ff9b:1::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(!refused(ip), "{ip} should pass");
         }
         assert!(check_ip("127.0.0.1".parse().expect("ip"), Reach::Any).is_ok());
@@ -291,7 +430,7 @@ mod tests {
     #[test]
     fn exemptions_open_only_their_block() {
         let ex = Exempt::parse(&["127.0.0.2/32".into(), "fd00::/8".into()]).expect("blocks");
-        let g = Guard { reach: Reach::Public, exempt: std::sync::Arc::new(ex) };
+        let g = Guard { reach: Reach::Public, exempt: std::sync::Arc::new(ex), own: Default::default() };
         assert!(g.check("127.0.0.2".parse().expect("ip")).is_ok());
         assert!(g.check("127.0.0.1".parse().expect("ip")).is_err());
         assert!(g.check("fd12::1".parse().expect("ip")).is_ok());

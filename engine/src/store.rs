@@ -61,6 +61,21 @@ async fn open_pool(backend: Backend, opts: AnyConnectOptions, max: u32) -> Resul
         .map_err(StoreError::Connect)
 }
 
+/// Makes the SQLite file and its `-wal` and `-shm` owner-only (they are created with the
+/// umask's 0644 as a rule). SQLite gives the `-wal` and `-shm` it creates later the
+/// database file's mode, so they stay owner-only too.
+fn sqlite_owner_only(url: &str) {
+    let Ok(opts) = sqlx::sqlite::SqliteConnectOptions::from_str(url) else { return };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = opts.get_filename().as_os_str().to_owned();
+        path.push(suffix);
+        let path = std::path::PathBuf::from(path);
+        if let Err(e) = crate::owner_only::set(&path, crate::owner_only::FILE) {
+            tracing::warn!(path = %path.display(), error = %e, "could not make the database file owner-only");
+        }
+    }
+}
+
 /// Held with a write transaction on SQLite (see [`Store::begin`]); nothing on PostgreSQL.
 pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
@@ -121,6 +136,9 @@ impl Store {
             Backend::Sqlite => Some(open_pool(backend, opts, 1).await?),
             Backend::Postgres => None,
         };
+        if backend == Backend::Sqlite {
+            sqlite_owner_only(url);
+        }
         Ok(Self { pool, backend, writes, writer: Default::default() })
     }
 

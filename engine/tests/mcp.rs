@@ -63,6 +63,30 @@ async fn an_unapproved_stdio_server_is_never_spawned() {
 }
 
 #[tokio::test]
+async fn a_stdio_server_lives_outside_the_data_dir_in_an_owner_only_home() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = sqlite().await;
+    let t = two_users(&e).await;
+    let out = engine::testing::temp_dir("mcp-where").join("where");
+    let script = format!("printf '%s\\n%s\\n' \"$HOME\" \"$(pwd -P)\" > {}", out.display());
+    let s = e.create_mcp(&t.admin.user, stdio("Where", "/bin/sh", &["-c", &script], "")).await.expect("create");
+    let s = e.approve_mcp(&t.admin.user, &s.id, &s.command_line).await.expect("approve");
+    e.connect_mcp(&t.admin.user, &s.id).await.expect("connect runs");
+    let text = std::fs::read_to_string(&out).expect("the command ran");
+    let lines: Vec<&str> = text.lines().collect();
+    let [home, cwd] = lines[..] else { panic!("HOME and cwd expected: {text:?}") };
+    let home = PathBuf::from(home).canonicalize().expect("HOME exists");
+    let data = e.settings.data_dir.canonicalize().expect("data dir");
+    assert_eq!(PathBuf::from(cwd), home, "it runs in its HOME");
+    assert!(!home.starts_with(&data), "{} is under the data dir {}", home.display(), data.display());
+    assert!(!data.starts_with(&home), "{} holds the data dir", home.display());
+    for dir in [&home, home.parent().expect("parent")] {
+        let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+}
+
+#[tokio::test]
 async fn server_everything_lists_its_tools_over_stdio_without_our_environment() {
     let e = sqlite().await;
     let t = two_users(&e).await;

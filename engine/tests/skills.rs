@@ -256,3 +256,58 @@ async fn uploads_past_the_storage_quota_are_refused_until_old_versions_are_prune
         assert!(matches!(e.prune_skill_versions(&t.admin.user, &v1.id).await, Err(SkillError::NotFound)));
     }
 }
+
+#[tokio::test]
+async fn the_data_dir_keys_database_and_blobs_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    /// In octal, as `ls` and a failure message should show it.
+    fn mode(p: &std::path::Path) -> String {
+        let meta = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        format!("{:04o}", meta.permissions().mode() & 0o777)
+    }
+    fn walk(p: &std::path::Path, found: &mut Vec<(std::path::PathBuf, String)>) {
+        for e in std::fs::read_dir(p).expect("read dir").flatten() {
+            found.push((e.path(), mode(&e.path())));
+            if e.path().is_dir() {
+                walk(&e.path(), found);
+            }
+        }
+    }
+    fn assert_owner_only(dir: &std::path::Path) {
+        assert_eq!(mode(dir), "0700", "{}", dir.display());
+        for name in ["agentry.db", "jwt.key", "secrets.key"] {
+            assert_eq!(mode(&dir.join(name)), "0600", "{name}");
+        }
+        for name in ["agentry.db-wal", "agentry.db-shm"] {
+            if dir.join(name).exists() {
+                assert_eq!(mode(&dir.join(name)), "0600", "{name}");
+            }
+        }
+        let mut found = Vec::new();
+        walk(&dir.join("blobs"), &mut found);
+        assert!(found.iter().any(|(p, _)| p.is_file()), "no blob was written");
+        for (p, m) in found {
+            assert_eq!(m, if p.is_dir() { "0700" } else { "0600" }, "{}", p.display());
+        }
+    }
+
+    let settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    let dir = settings.data_dir.clone();
+    // As a umask of 022 makes it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let e = Engine::start(settings.clone()).await.expect("engine");
+    let t = two_users(&e).await;
+    let archive = zip_of(&[("pdf-tools/SKILL.md", SKILL_MD.as_bytes()), ("pdf-tools/scripts/run.py", b"print(1)\n")]);
+    e.upload_skill(&t.member.user, from_zip(&archive).expect("zip")).await.expect("upload");
+    assert_owner_only(&dir);
+    e.store.close().await;
+    drop(e);
+
+    // An install from before: what it left open is closed at the next start.
+    for (p, m) in [(dir.clone(), 0o755), (dir.join("agentry.db"), 0o644), (dir.join("jwt.key"), 0o644)] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).expect("chmod");
+    }
+    let e = Engine::start(settings).await.expect("restart");
+    assert_owner_only(&dir);
+    e.store.close().await;
+}
