@@ -499,7 +499,8 @@ async fn regenerate_and_edit_make_branches_one_can_switch_between() {
     follow(&e, me, &again.assistant_message_id, 0).await;
     let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
     assert_eq!(c.messages[1].siblings, [sent.assistant_message_id.clone(), again.assistant_message_id.clone()]);
-    assert_eq!(c.messages[1].transcript.as_ref().map(Transcript::text).as_deref(), Some("Second answer."));
+    let shown = &c.messages[1].transcript;
+    assert_eq!(shown.as_ref().map(Transcript::text).as_deref(), Some("Second answer."), "{shown:?}");
 
     let edit = e
         .send_message(me, &s.agent, Some(&sent.conversation_id), Some(&sent.user_message_id), "Hello")
