@@ -83,7 +83,7 @@ fn ImportForm(action: ServerAction<ImportMcp>) -> impl IntoView {
         })
     };
     view! {
-        <section class="card" aria-labelledby="import-title">
+        <section class="card below" aria-labelledby="import-title">
             <h2 id="import-title">{t.mcp_import_title}</h2>
             <p class="muted">{t.mcp_import_body}</p>
             {done}
