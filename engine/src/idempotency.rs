@@ -18,6 +18,8 @@ use crate::store::now_ms;
 pub const KEY_MAX: usize = 255;
 /// How long a key is remembered.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// A claim whose request has not said what it started after this long was abandoned.
+const ABANDONED: Duration = Duration::from_secs(30);
 /// The field errors name.
 pub const FIELD: &str = "idempotency_key";
 
@@ -87,7 +89,11 @@ impl Engine {
         };
         match start().await {
             Ok((sent, t)) => {
-                self.complete_idempotency(ticket, &sent).await?;
+                // It started: that stands even if the key cannot be completed (a retry then
+                // finds the claim abandoned and starts again, the lesser harm).
+                if let Err(e) = self.complete_idempotency(ticket, &sent).await {
+                    tracing::warn!(error = %e, "could not record what an idempotency key started");
+                }
                 Ok(Once::First(sent, t))
             }
             Err(e) => {
@@ -135,15 +141,20 @@ impl Engine {
             .fetch_optional(&self.store.pool)
             .await?;
             let Some(row) = row else { continue };
-            if row.try_get::<i64, _>("created_at")? < now - KEEP.as_millis() as i64 {
-                // Expired but not yet pruned: it counts as never sent.
-                self.forget_idempotency(&user.id, scope, key).await?;
+            let created: i64 = row.try_get("created_at")?;
+            let message_id: String = row.try_get("message_id")?;
+            // Expired but not yet pruned, or claimed by a request that never got as far as
+            // starting anything (it was dropped, its client gone): as if never sent. Only
+            // that row goes: one a concurrent retry has just claimed again stays.
+            let expired = created < now - KEEP.as_millis() as i64;
+            let abandoned = message_id.is_empty() && created < now - ABANDONED.as_millis() as i64;
+            if expired || abandoned {
+                self.forget_idempotency(&user.id, scope, key, Some(created)).await?;
                 continue;
             }
             if row.try_get::<String, _>("request_hash")? != hash {
                 return Err(invalid(FIELD, "reused", None));
             }
-            let message_id: String = row.try_get("message_id")?;
             if !message_id.is_empty() {
                 return Ok(Claimed::Replay(Sent {
                     conversation_id: row.try_get("conversation_id")?,
@@ -176,18 +187,30 @@ impl Engine {
     /// Frees a claimed key whose request failed before it started anything, so that it
     /// can be sent again.
     pub async fn release_idempotency(&self, ticket: Ticket) {
-        if let Err(e) = self.forget_idempotency(&ticket.owner, ticket.scope, &ticket.key).await {
+        if let Err(e) = self.forget_idempotency(&ticket.owner, ticket.scope, &ticket.key, None).await {
             tracing::warn!(error = %e, "could not free an idempotency key");
         }
     }
 
-    async fn forget_idempotency(&self, owner: &str, scope: &str, key: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE owner_id = $1 AND scope = $2 AND idem_key = $3")
-            .bind(owner)
-            .bind(scope)
-            .bind(key)
-            .execute(&self.store.pool)
-            .await?;
+    /// Deletes a key's row; with `created`, only a row claimed then or before (not one a
+    /// concurrent retry claimed since).
+    async fn forget_idempotency(
+        &self,
+        owner: &str,
+        scope: &str,
+        key: &str,
+        created: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE owner_id = $1 AND scope = $2 AND idem_key = $3 \
+             AND created_at <= $4",
+        )
+        .bind(owner)
+        .bind(scope)
+        .bind(key)
+        .bind(created.unwrap_or(i64::MAX))
+        .execute(&self.store.pool)
+        .await?;
         Ok(())
     }
 

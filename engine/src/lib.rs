@@ -112,7 +112,7 @@ impl Engine {
             .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let keys = keys::Keys::load_or_generate(&settings)?;
         let blobs = storage::local(&settings.data_dir.join("blobs")).map_err(StartError::Blobs)?;
-        let store = Store::connect(&settings.database_url()).await?;
+        let store = Store::connect_with(&settings.database_url(), settings.sqlite_synchronous).await?;
         store.migrate().await?;
         let limits = limits::Limits::new(&settings.limits);
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);

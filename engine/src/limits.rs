@@ -66,17 +66,16 @@ impl TokenBuckets {
         }
     }
 
+    /// Gives back a token taken for a request that turned out not to count against `key`.
+    pub fn refund(&self, key: &str) {
+        let mut map = self.shards[shard_of(key, SHARDS)].lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = map.get_mut(key) {
+            b.tokens = (b.tokens + 1.0).min(self.capacity);
+        }
+    }
+
     /// Takes one token for `key`, or says how long until one is free.
     pub fn check(&self, key: &str) -> Result<(), RetryAfter> {
-        self.take(key, 1.0)
-    }
-
-    /// Says whether `key` has a token left, without taking it.
-    pub fn peek(&self, key: &str) -> Result<(), RetryAfter> {
-        self.take(key, 0.0)
-    }
-
-    fn take(&self, key: &str, cost: f64) -> Result<(), RetryAfter> {
         if self.capacity <= 0.0 {
             return Ok(());
         }
@@ -90,7 +89,7 @@ impl TokenBuckets {
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_sec).min(self.capacity);
         b.at = now;
         if b.tokens >= 1.0 {
-            b.tokens -= cost;
+            b.tokens -= 1.0;
             Ok(())
         } else {
             Err(RetryAfter(Duration::from_secs_f64((1.0 - b.tokens) / self.per_sec)))

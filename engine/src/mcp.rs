@@ -121,24 +121,52 @@ fn names(pairs: &[(String, String)]) -> String {
 /// can have made it first or put a link in its place; the price is that what a server
 /// keeps in its `HOME` (npx's cache, say) lasts as long as the process.
 fn stdio_home(server_id: &str) -> std::io::Result<std::path::PathBuf> {
-    static ROOT: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+    /// The root made, and who owned it then (this process's user).
+    static ROOT: std::sync::Mutex<Option<(std::path::PathBuf, u32)>> = std::sync::Mutex::new(None);
     let mut root = ROOT.lock().unwrap_or_else(|e| e.into_inner());
-    // Made again if the temp dir's cleaner removed it.
-    let root = match root.as_ref().filter(|r| r.is_dir()) {
+    // Made again if the temp dir's cleaner removed it, or if what is there now is not the
+    // directory we made (another user may have taken the name once it was removed).
+    let (root, owner) = match root.as_ref().filter(|(r, uid)| private_dir_of(r, *uid)) {
         Some(r) => r.clone(),
         None => {
             let random = crate::keys::random_bytes::<16>().map_err(std::io::Error::other)?;
             let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
             let dir = std::env::temp_dir().join(format!("agentry-mcp-{name}"));
             crate::owner_only::new_dir(&dir)?;
-            root.insert(dir).clone()
+            root.insert((dir.clone(), owner_of(&dir)?)).clone()
         }
     };
     let home = root.join(server_id);
     match crate::owner_only::new_dir(&home) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ if !private_dir_of(&home, owner) => {
+            Err(std::io::Error::other(format!("{} is not a private directory of this server's user", home.display())))
+        }
         _ => Ok(home),
     }
+}
+
+#[cfg(unix)]
+fn owner_of(path: &std::path::Path) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::symlink_metadata(path)?.uid())
+}
+
+#[cfg(not(unix))]
+fn owner_of(_: &std::path::Path) -> std::io::Result<u32> {
+    Ok(0)
+}
+
+/// `path` is a directory (not a link to one) of user `uid` that nobody else may open.
+#[cfg(unix)]
+fn private_dir_of(path: &std::path::Path, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+}
+
+#[cfg(not(unix))]
+fn private_dir_of(path: &std::path::Path, _: u32) -> bool {
+    path.is_dir()
 }
 
 impl Engine {

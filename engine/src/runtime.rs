@@ -161,13 +161,15 @@ impl Live {
     /// read), and wakes the subscribers waiting for it. One lock for all of it. Says
     /// whether the run is still within [`ANSWER_MAX_BYTES`] and [`RUN_MAX_EVENTS`].
     fn emit(&self, event: RunEvent) -> bool {
-        let Ok(mut s) = self.state.lock() else { return false };
-        s.bytes += match &event {
+        // Measured before the lock: a tool call's input is serialized to be measured.
+        let bytes = match &event {
             RunEvent::Text { text } => text.len(),
             RunEvent::ToolCall { input, .. } => input.to_string().len(),
             RunEvent::ToolResult { content, .. } => content.len(),
             _ => 0,
         };
+        let Ok(mut s) = self.state.lock() else { return false };
+        s.bytes += bytes;
         let e = SeqEvent { seq: s.log.len() as u64 + 1, event };
         s.transcript.apply(&e);
         s.log.push(e);

@@ -26,6 +26,10 @@ pub struct Settings {
     /// one of them has its client address taken from `Forwarded` / `X-Forwarded-For`;
     /// everyone else is known by the socket's address. Empty: headers are never trusted.
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies write the client's address into: `x-forwarded-for` or
+    /// `forwarded`. Only that one is read: a proxy passes the other through as the client
+    /// sent it.
+    pub proxy_header: ProxyHeader,
     /// `pretty` for people, `json` for log collectors.
     pub log_format: LogFormat,
     /// Whether people may register themselves; an admin can change it at run time. The
@@ -50,6 +54,16 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     /// Seconds to let in-flight requests finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// SQLite only: `full` (a commit is on disk before anyone is told it succeeded, power
+    /// loss included) or `normal` (faster writes; a power loss may lose the last commits).
+    pub sqlite_synchronous: crate::store::Durability,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyHeader {
+    XForwardedFor,
+    Forwarded,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -112,6 +126,7 @@ impl Default for Settings {
             database_url: String::new(),
             public_origin: String::new(),
             trusted_proxies: Vec::new(),
+            proxy_header: ProxyHeader::XForwardedFor,
             log_format: LogFormat::Pretty,
             registration_open: true,
             auth: AuthSettings::default(),
@@ -123,6 +138,7 @@ impl Default for Settings {
             max_body_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 25 * 1024 * 1024,
             shutdown_grace_secs: 20,
+            sqlite_synchronous: crate::store::Durability::Full,
         }
     }
 }

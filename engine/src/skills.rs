@@ -54,6 +54,24 @@ impl From<object_store::Error> for SkillError {
     }
 }
 
+/// Bytes of files `owner` keeps: the sizes in every manifest of every skill of theirs.
+async fn bytes_kept<'e, E>(db: E, owner: &str) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let manifests: Vec<String> = sqlx::query_scalar(
+        "SELECT v.manifest FROM skill_versions v JOIN skills s ON s.id = v.skill_id WHERE s.owner_id = $1",
+    )
+    .bind(owner)
+    .fetch_all(db)
+    .await?;
+    Ok(manifests
+        .iter()
+        .flat_map(|m| serde_json::from_str::<Vec<SkillFile>>(m).unwrap_or_default())
+        .map(|f| f.size)
+        .sum())
+}
+
 fn blob_prefix(id: &str, version: i64) -> [String; 3] {
     ["skills".to_owned(), id.to_owned(), version.to_string()]
 }
@@ -125,6 +143,17 @@ impl Engine {
     ) -> Result<(), SkillError> {
         let now = now_ms();
         let (mut tx, turn) = self.store.begin().await?;
+        // The quota again, inside the transaction that records the version, so uploads at
+        // once cannot each pass it: on SQLite writers take turns; on PostgreSQL the owner's
+        // row is locked until this commits.
+        if self.store.backend == crate::store::Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(&user.id).execute(&mut *tx).await?;
+        }
+        let (used, upload) = (bytes_kept(&mut *tx, &user.id).await?, manifest.iter().map(|f| f.size).sum::<u64>());
+        let quota = self.settings.limits.storage_per_user_bytes;
+        if used.saturating_add(upload) > quota {
+            return Err(SkillError::Quota { upload, used, quota });
+        }
         if new {
             sqlx::query(
                 "INSERT INTO skills (id, owner_id, name, description, version, created_at, updated_at) \
@@ -315,24 +344,15 @@ impl Engine {
 
     /// Bytes of files the user keeps: every version of every skill of theirs.
     pub async fn storage_used(&self, user: &CurrentUser) -> Result<u64, SkillError> {
-        let manifests: Vec<String> = sqlx::query_scalar(
-            "SELECT v.manifest FROM skill_versions v JOIN skills s ON s.id = v.skill_id WHERE s.owner_id = $1",
-        )
-        .bind(&user.id)
-        .fetch_all(&self.store.pool)
-        .await?;
-        Ok(manifests
-            .iter()
-            .flat_map(|m| serde_json::from_str::<Vec<SkillFile>>(m).unwrap_or_default())
-            .map(|f| f.size)
-            .sum())
+        Ok(bytes_kept(&self.store.pool, &user.id).await?)
     }
 
     /// Deletes every version of a skill but the current one, files included; returns how
     /// many went. Agents use the current version, so nothing they see changes.
     pub async fn prune_skill_versions(&self, user: &CurrentUser, id: &str) -> Result<u64, SkillError> {
         let skill = self.get_skill(user, id).await?;
-        let old: Vec<i64> = skill.versions.iter().map(|(v, _)| *v).filter(|v| *v != skill.version).collect();
+        // Only those before the current one: a version uploaded meanwhile is newer, and stays.
+        let old: Vec<i64> = skill.versions.iter().map(|(v, _)| *v).filter(|v| *v < skill.version).collect();
         sqlx::query("DELETE FROM skill_versions WHERE skill_id = $1 AND version < $2")
             .bind(id)
             .bind(skill.version)

@@ -26,8 +26,45 @@ pub struct Store {
     writes: Option<AnyPool>,
 }
 
+/// When SQLite's commits are on disk (`sqlite_synchronous`): `full`, before anyone is told a
+/// commit succeeded, power loss included; `normal` (in WAL mode), safe from a crash of this
+/// process but the last commits may be lost with the machine's power.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl Durability {
+    /// The pragmas every SQLite connection starts with. WAL lets readers run beside the one
+    /// writer; busy_timeout makes writers queue instead of failing with SQLITE_BUSY.
+    /// Temporary data in memory: the statement journal of a multi-row write otherwise spills
+    /// to a temp file past 64 KiB, a write call per page (about half of all write calls
+    /// while a thousand answers stream). Run events are written in rounds, so `full` costs
+    /// an fsync per round, not per event.
+    fn sqlite_pragmas(self) -> &'static str {
+        match self {
+            Self::Full => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                 PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;"
+            }
+            Self::Normal => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;"
+            }
+        }
+    }
+}
+
 /// A pool of at most `max` connections, each set up for `backend`.
-async fn open_pool(backend: Backend, opts: AnyConnectOptions, max: u32) -> Result<AnyPool, StoreError> {
+async fn open_pool(
+    backend: Backend,
+    opts: AnyConnectOptions,
+    max: u32,
+    durability: Durability,
+) -> Result<AnyPool, StoreError> {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
@@ -37,21 +74,7 @@ async fn open_pool(backend: Backend, opts: AnyConnectOptions, max: u32) -> Resul
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
-                    // WAL lets readers run beside the one writer; busy_timeout makes
-                    // writers queue instead of failing with SQLITE_BUSY. synchronous=FULL:
-                    // a commit is on disk before anyone is told it succeeded, power loss
-                    // included (NORMAL in WAL mode may lose the last commits then). Run
-                    // events are written in rounds, so that is an fsync per round, not per
-                    // event. Temporary data
-                    // in memory: the statement journal of a multi-row write otherwise
-                    // spills to a temp file past 64 KiB, a write call per page (about
-                    // half of all write calls while a thousand answers stream).
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                         PRAGMA temp_store = MEMORY;",
-                    )
-                    .await?;
+                    conn.execute(durability.sqlite_pragmas()).await?;
                 }
                 Ok(())
             })
@@ -117,6 +140,11 @@ pub fn on_constraint(e: &sqlx::Error) -> Option<Constraint> {
 impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Durability::Full).await
+    }
+
+    /// [`Store::connect`], with SQLite's commits as durable as `durability` says.
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -127,13 +155,14 @@ impl Store {
             return Err(StoreError::UnknownScheme(scheme.to_owned()));
         };
         let opts = AnyConnectOptions::from_str(url).map_err(StoreError::Connect)?;
-        let pool = open_pool(backend, opts.clone(), if backend == Backend::Sqlite { 8 } else { 20 }).await?;
+        let pool =
+            open_pool(backend, opts.clone(), if backend == Backend::Sqlite { 8 } else { 20 }, durability).await?;
         // On SQLite the write transactions get a connection of their own, so that its page
         // cache stays warm: a connection whose last transaction was not the latest write
         // throws its cache away at its next one (about 2% of the server's CPU at 1,000
         // streams, most of it re-reading pages the flusher had just written).
         let writes = match backend {
-            Backend::Sqlite => Some(open_pool(backend, opts, 1).await?),
+            Backend::Sqlite => Some(open_pool(backend, opts, 1, durability).await?),
             Backend::Postgres => None,
         };
         if backend == Backend::Sqlite {
@@ -283,6 +312,25 @@ mod tests {
         assert_eq!(T.sql(4, true), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?), (?, ?)");
         assert_eq!(T.sql(1, false), "INSERT INTO t (a, b) VALUES ($1, $2)");
         drop(tx);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Every SQLite connection, the write connection included, syncs as configured: FULL
+    /// unless the operator chose NORMAL.
+    #[tokio::test]
+    async fn sqlite_commits_are_synced_as_configured() {
+        let dir = std::env::temp_dir().join(format!("agentry-sync-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (durability, level) in [(Durability::Full, 2i64), (Durability::Normal, 1)] {
+            let url = format!("sqlite://{}/{durability:?}.db?mode=rwc", dir.display());
+            let store = Store::connect_with(&url, durability).await.expect("store");
+            let read: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool).await.expect("read");
+            let (mut tx, _turn) = store.begin().await.expect("begin");
+            let write: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *tx).await.expect("write");
+            assert_eq!((read, write), (level, level), "{durability:?}");
+            drop(tx);
+            store.close().await;
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

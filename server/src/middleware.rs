@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use engine::auth::{ACCESS_COOKIE, ClientInfo, REFRESH_COOKIE};
+use engine::settings::ProxyHeader;
 use engine::{AuthError, CurrentUser, Engine};
 use tracing::Instrument;
 
@@ -92,11 +93,12 @@ fn host_ok(engine: &Engine, req: &Request) -> bool {
     if name.is_empty() {
         return false;
     }
-    let lower = name.to_ascii_lowercase();
-    engine::net::literal_ip(&lower).is_some()
-        || lower == "localhost"
-        || lower.ends_with(".localhost")
-        || host_name(&engine.settings.bind).eq_ignore_ascii_case(&lower)
+    const LOCAL: &str = ".localhost";
+    let b = name.as_bytes();
+    engine::net::literal_ip(name).is_some()
+        || name.eq_ignore_ascii_case("localhost")
+        || (b.len() > LOCAL.len() && b[b.len() - LOCAL.len()..].eq_ignore_ascii_case(LOCAL.as_bytes()))
+        || host_name(&engine.settings.bind).eq_ignore_ascii_case(name)
 }
 
 /// The name part of `host[:port]` (`[v6]` kept in its brackets).
@@ -111,9 +113,10 @@ fn host_name(host: &str) -> &str {
 }
 
 /// The client's address: the socket's, or, when the socket is a trusted proxy, the
-/// nearest address in its `Forwarded` (else `X-Forwarded-For`) chain that is not itself a
-/// trusted proxy. Anyone else's forwarding headers are ignored, so they cannot pick the
-/// address their requests are limited under.
+/// nearest address in the chain of the header the proxies write (`proxy_header`) that is
+/// not itself a trusted proxy. Anyone else's forwarding headers, and the header the proxies
+/// do not write (they pass it on as the client sent it), are ignored, so a client cannot
+/// pick the address its requests are limited under.
 fn client_ip(engine: &Engine, req: &Request) -> String {
     let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical()) else {
         return String::new();
@@ -123,22 +126,22 @@ fn client_ip(engine: &Engine, req: &Request) -> String {
         return peer.to_string();
     }
     let h = req.headers();
-    let forwarded: Vec<&str> = h
-        .get_all(header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("for").then(|| v.trim().trim_matches('"'))
+    let chain: Vec<&str> = match engine.settings.proxy_header {
+        ProxyHeader::Forwarded => h
+            .get_all(header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("for").then(|| v.trim().trim_matches('"'))
+                })
             })
-        })
-        .collect();
-    let chain: Vec<&str> = if forwarded.is_empty() {
-        h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect()
-    } else {
-        forwarded
+            .collect(),
+        ProxyHeader::XForwardedFor => {
+            h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect()
+        }
     };
     let mut client = peer;
     for hop in chain.iter().rev() {

@@ -48,36 +48,33 @@ fn too_many(wait: RetryAfter) -> Response {
     res
 }
 
-/// The key's owner, within the per-user request rate. A request without a valid key is
-/// anonymous and counts against its address like any anonymous request; once the address
-/// has used its share, keys from it are not even looked up.
+/// The key's owner, within the per-user request rate. Until its key proves who it is, a
+/// request is anonymous and takes its turn from its address's allowance like any anonymous
+/// request (taken before the key is looked up, so requests sent at once cannot all slip
+/// through on the last one); a valid key's request gets it back.
 async fn caller(engine: &Engine, headers: &HeaderMap, client: &ClientInfo) -> Result<CurrentUser, Response> {
     let address = format!("ip:{}", client.ip);
-    let refused = |res: Response| {
-        // Spending a token here can only shorten what is left; the answer is the refusal.
-        let _ = engine.limits.requests.check(&address);
-        res
-    };
+    engine.limits.requests.check(&address).map_err(too_many)?;
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|k| !k.is_empty());
-    engine.limits.requests.peek(&address).map_err(too_many)?;
     let Some(key) = key else {
-        return Err(refused(error(
+        return Err(error(
             StatusCode::UNAUTHORIZED,
             "missing_api_key",
             "Send a personal API key (Settings → API keys) as Authorization: Bearer agk_…",
-        )));
+        ));
     };
     let user = match engine.authenticate_api_key(key).await {
         Ok(u) => u,
         Err(AuthError::Disabled) => {
-            return Err(refused(error(StatusCode::FORBIDDEN, "account_disabled", "This account is disabled.")));
+            return Err(error(StatusCode::FORBIDDEN, "account_disabled", "This account is disabled."));
         }
         Err(AuthError::Store(e)) => {
+            engine.limits.requests.refund(&address);
             tracing::error!(error = %e, "API key check failed: the database is unavailable");
             let mut res = error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -87,8 +84,9 @@ async fn caller(engine: &Engine, headers: &HeaderMap, client: &ClientInfo) -> Re
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return Err(res);
         }
-        Err(_) => return Err(refused(error(StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key."))),
+        Err(_) => return Err(error(StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key.")),
     };
+    engine.limits.requests.refund(&address);
     engine.limits.requests.check(&format!("user:{}", user.id)).map_err(too_many)?;
     Ok(user)
 }

@@ -503,6 +503,19 @@ async fn login_from(app: &TestApp, email: &str, forwarded: (&str, &str)) -> Stat
         .status()
 }
 
+async fn login_from_both(app: &TestApp, email: &str, forwarded: &str, xff: &str) -> StatusCode {
+    app.http
+        .post(app.url("/api/auth/login"))
+        .header(ORIGIN, &app.base)
+        .header("forwarded", forwarded)
+        .header("x-forwarded-for", xff)
+        .form(&[("email", email), ("password", "wrong password")])
+        .send()
+        .await
+        .expect("send")
+        .status()
+}
+
 /// Behind a reverse proxy every request comes from the proxy's address: limits must key on
 /// the client's address the proxy forwards, and only when the proxy is trusted.
 #[tokio::test]
@@ -520,10 +533,27 @@ async fn a_proxied_deployment_keys_limits_on_the_forwarded_address_only_from_a_t
         assert_eq!(login_from(&app, &format!("{spoof}@example.com"), (xff, &chain)).await, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(login_from(&app, "x@example.com", (xff, "203.0.113.7")).await, StatusCode::TOO_MANY_REQUESTS);
-    // Another client behind the same proxy is not locked out; `Forwarded` works too.
+    // Another client behind the same proxy is not locked out.
     assert_eq!(login_from(&app, "y@example.com", (xff, "203.0.113.8")).await, StatusCode::UNAUTHORIZED);
+    // The header the proxy does not write is the client's own word: it changes nothing.
     let fwd = "for=\"[2001:db8::1]:4711\";proto=https";
-    assert_eq!(login_from(&app, "z@example.com", ("forwarded", fwd)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login_from_both(&app, "w@example.com", fwd, "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a client's own Forwarded header does not make it someone else"
+    );
+
+    // A proxy that writes `Forwarded` (RFC 7239), with the setting saying so.
+    let rfc = TestApp::spawn_with(|s| {
+        s.limits.login_failures = 1;
+        s.trusted_proxies = vec!["127.0.0.1/32".into()];
+        s.proxy_header = engine::settings::ProxyHeader::Forwarded;
+    })
+    .await;
+    assert_eq!(login_from(&rfc, "a@example.com", ("forwarded", fwd)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(login_from(&rfc, "b@example.com", ("forwarded", fwd)).await, StatusCode::TOO_MANY_REQUESTS);
+    let other = "for=198.51.100.4";
+    assert_eq!(login_from(&rfc, "c@example.com", ("forwarded", other)).await, StatusCode::UNAUTHORIZED);
 
     // Without the proxy trusted, the header is the client's word and is ignored: the
     // socket's address is locked whatever it claims.
