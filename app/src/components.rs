@@ -144,6 +144,30 @@ pub fn ErrorAlert(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoVie
     }
 }
 
+/// The errors of an imported document: problems with its entries listed by entry and field
+/// under `title`; anything else (the document itself) as one alert.
+#[component]
+pub fn ImportErrors(#[prop(into)] error: Signal<Option<AppError>>, title: &'static str) -> impl IntoView {
+    let about_entries = move |e: &AppError| !e.fields.is_empty() && e.field("document").is_none();
+    let general = Signal::derive(move || error.get().filter(|e| !about_entries(e)));
+    let problems = move || {
+        error.get().filter(about_entries).map(|e| {
+            view! {
+                <div class="alert alert-error" role="alert" data-testid="import-problems">
+                    <strong>{title}</strong>
+                    <ul>
+                        {e.fields.0.iter().map(|f| view! { <li><span class="mono">{f.field.clone()}</span> ": " {t().field_message(f)}</li> }).collect_view()}
+                    </ul>
+                </div>
+            }
+        })
+    };
+    view! {
+        <ErrorAlert error=general />
+        {problems}
+    }
+}
+
 /// A success notice, shown once an action succeeded.
 #[component]
 pub fn SuccessNote(#[prop(into)] show: Signal<bool>, text: &'static str) -> impl IntoView {

@@ -7,10 +7,9 @@ use model::agents::{AgentSummary, AgentView};
 use super::api::{CreateAgent, DeleteAgent, DuplicateAgent, ImportAgent, UpdateAgent, get_agent, list_agents};
 use super::editor::AgentFields;
 use crate::components::{
-    EmptyState, ErrorAlert, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea, action_error,
-    action_ok, field_error, list_query,
+    EmptyState, ErrorAlert, ImportErrors, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea,
+    action_error, action_ok, field_error, list_query,
 };
-use crate::error::AppError;
 use crate::i18n::t;
 use crate::providers::api::list_providers;
 
@@ -218,26 +217,12 @@ pub fn ImportAgentPage() -> impl IntoView {
     let action = ServerAction::<ImportAgent>::new();
     let err = action_error(action);
     let pending = action.pending();
-    let problems = move || {
-        err.get().filter(|e: &AppError| !e.fields.is_empty() && e.field("document").is_none()).map(|e| {
-            view! {
-                <div class="alert alert-error" role="alert" data-testid="import-problems">
-                    <strong>{t.import_problems}</strong>
-                    <ul>
-                        {e.fields.0.iter().map(|f| view! { <li><span class="mono">{f.field.clone()}</span> ": " {t.field_message(f)}</li> }).collect_view()}
-                    </ul>
-                </div>
-            }
-        })
-    };
-    let general = Signal::derive(move || err.get().filter(|e| e.fields.is_empty() || e.field("document").is_some()));
     view! {
         <Title text=t.import_title />
         <p class="crumbs"><A href="/agents">"← " {t.back_to_agents}</A></p>
         <PageHeader title=t.import_title lead=t.import_lead />
         <section class="card wide">
-            <ErrorAlert error=general />
-            {problems}
+            <ImportErrors error=err title=t.import_problems />
             <ActionForm action=action attr:class="form">
                 <TextArea name="document" label=t.field_document rows=16 mono=true maxlength=model::agents::DOCUMENT_MAX error=field_error(err, "document") />
                 <div class="form-actions">

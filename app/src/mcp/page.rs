@@ -10,8 +10,8 @@ use super::api::{
 };
 use crate::agents::api::list_agents;
 use crate::components::{
-    EmptyState, ErrorAlert, Field, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea,
-    UsedByCard, action_error, action_ok, field_error, list_query,
+    EmptyState, ErrorAlert, Field, ImportErrors, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote,
+    TextArea, UsedByCard, action_error, action_ok, field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -63,20 +63,6 @@ fn ImportForm(action: ServerAction<ImportMcp>) -> impl IntoView {
     let t = t();
     let err = action_error(action);
     let pending = action.pending();
-    // Problems with entries are listed by entry and field; the rest show as one alert.
-    let problems = move || {
-        err.get().filter(|e: &AppError| !e.fields.is_empty() && e.field("document").is_none()).map(|e| {
-            view! {
-                <div class="alert alert-error" role="alert" data-testid="import-problems">
-                    <strong>{t.mcp_import_problems}</strong>
-                    <ul>
-                        {e.fields.0.iter().map(|f| view! { <li><span class="mono">{f.field.clone()}</span> ": " {t.field_message(f)}</li> }).collect_view()}
-                    </ul>
-                </div>
-            }
-        })
-    };
-    let general = Signal::derive(move || err.get().filter(|e| e.fields.is_empty() || e.field("document").is_some()));
     let done = move || {
         action.value().get().and_then(Result::ok).map(|added| {
             view! { <div class="alert alert-ok" role="status">{t.n(t.mcp_imported_n, added.len() as u64)}</div> }
@@ -87,8 +73,7 @@ fn ImportForm(action: ServerAction<ImportMcp>) -> impl IntoView {
             <h2 id="import-title">{t.mcp_import_title}</h2>
             <p class="muted">{t.mcp_import_body}</p>
             {done}
-            <ErrorAlert error=general />
-            {problems}
+            <ImportErrors error=err title=t.mcp_import_problems />
             <ActionForm action=action attr:class="form">
                 <TextArea name="document" label=t.field_mcp_import help=t.field_mcp_import_help rows=8 mono=true maxlength=model::mcp::IMPORT_MAX error=field_error(err, "document") />
                 <div class="form-actions">
