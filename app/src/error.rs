@@ -16,6 +16,9 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     NotFound,
+    RunNotFound,
+    /// The run has already ended: nothing to stop or answer.
+    RunEnded,
     RegistrationClosed,
     AccountDisabled,
     RateLimited,
@@ -39,8 +42,8 @@ impl ErrorCode {
             Self::BadRequest => 400,
             Self::Unauthenticated => 401,
             Self::Forbidden | Self::RegistrationClosed | Self::AccountDisabled => 403,
-            Self::NotFound => 404,
-            Self::Conflict => 409,
+            Self::NotFound | Self::RunNotFound => 404,
+            Self::Conflict | Self::RunEnded => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal => 500,
@@ -57,6 +60,8 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::RunNotFound => "run_not_found",
+            Self::RunEnded => "run_ended",
             Self::Conflict => "conflict",
             Self::RegistrationClosed => "registration_closed",
             Self::AccountDisabled => "account_disabled",
@@ -192,6 +197,19 @@ mod from_engine {
                     e
                 }
                 SkillError::Blobs(_) | SkillError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
+
+    impl From<engine::runs::RunError> for AppError {
+        fn from(e: engine::runs::RunError) -> Self {
+            use engine::runs::RunError;
+            match e {
+                RunError::Invalid(f) => AppError::invalid(f),
+                RunError::NotFound => AppError::new(ErrorCode::RunNotFound, "Run not found."),
+                RunError::Ended => AppError::new(ErrorCode::RunEnded, "This run has already ended; nothing changed.")
+                    .with_hint("Reload the page to see how it ended."),
+                RunError::Store(_) => crate::ssr::internal(&e),
             }
         }
     }

@@ -1,9 +1,13 @@
-//! Conversations with an agent: sending starts a run (see `runtime`); messages form a tree
-//! so regenerating and editing make siblings, and the conversation remembers which branch
-//! is shown. Lists search titles and message text.
+//! Conversations with an agent: sending starts a run (see `runs`), the answer being its
+//! subject; messages form a tree so regenerating and editing make siblings, and the
+//! conversation remembers which branch is shown. Lists search titles and message text.
+//!
+//! An answer's message points at its run (`messages.run_id`), whose row holds the
+//! transcript, status and totals: chat reads them with its messages.
 
 use model::chat::{
-    ConversationSummary, ConversationView, MESSAGE_MAX, MessageView, Role, RunStatus, Sent, TITLE_MAX, Transcript,
+    ConversationSummary, ConversationView, MESSAGE_MAX, Message, MessageView, Role, RunStatus, Sent, TITLE_MAX,
+    Transcript,
 };
 use model::{FieldError, FieldErrors, Page};
 use std::collections::HashMap;
@@ -12,6 +16,7 @@ use sqlx::Row;
 
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
+use crate::runs::{Input, NewRun, RunError, RunHead, Subject};
 use crate::store::{StoreError, like_pattern, new_id, now_ms, page_bounds};
 use crate::{Engine, audit};
 
@@ -33,6 +38,17 @@ pub enum ChatError {
     Agent(#[from] AgentError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<RunError> for ChatError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Invalid(f) => Self::Invalid(f),
+            RunError::NotFound => Self::NotFound,
+            RunError::Ended => Self::NotRunning,
+            RunError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for ChatError {
@@ -77,6 +93,7 @@ pub fn title_from(text: &str) -> String {
 pub(crate) struct StoredMessage {
     pub id: String,
     pub parent_id: Option<String>,
+    pub run_id: Option<String>,
     pub role: Role,
     pub content: String,
     pub status: String,
@@ -88,6 +105,7 @@ fn stored(r: &sqlx::any::AnyRow) -> Result<StoredMessage, ChatError> {
     Ok(StoredMessage {
         id: r.try_get("id")?,
         parent_id: r.try_get("parent_id")?,
+        run_id: r.try_get("run_id")?,
         role: if r.try_get::<String, _>("role")? == "user" { Role::User } else { Role::Assistant },
         content: r.try_get("content")?,
         status: r.try_get("status")?,
@@ -121,9 +139,14 @@ pub(crate) struct NewMessage<'a> {
     /// JSON: the text of a person's message, the transcript of an answer.
     pub content: &'a str,
     pub at: i64,
-    /// The instance writing it, for an answer being written (it is then running).
-    pub run_instance: Option<&'a str>,
+    /// The run writing it, for an answer.
+    pub run_id: Option<&'a str>,
 }
+
+/// A message's columns with its run's transcript, status and error (`m`: messages, `r`:
+/// runs joined on the message's run).
+const MESSAGE: &str = "m.id, m.parent_id, m.run_id, m.role, COALESCE(r.transcript, m.content) AS content, \
+     COALESCE(r.status, 'done') AS status, COALESCE(r.error, '') AS error, m.created_at";
 
 impl Engine {
     /// The conversation's `(agent_id, leaf_id)`, if the user owns it.
@@ -154,16 +177,16 @@ impl Engine {
     /// The path from the first message to `leaf`, whole, read by walking up from `leaf`:
     /// only the messages on it are read, however many other branches the conversation has.
     pub(crate) async fn path_to(&self, conversation_id: &str, leaf: &str) -> Result<Vec<StoredMessage>, ChatError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH RECURSIVE path (id, parent_id, depth) AS ( \
                SELECT id, parent_id, 0 FROM messages WHERE id = $1 AND conversation_id = $2 \
                UNION ALL \
                SELECT m.id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.id = p.parent_id \
                WHERE m.conversation_id = $2 AND p.depth < 1000000 \
              ) \
-             SELECT m.id, m.parent_id, m.role, m.content, m.status, m.error, m.created_at \
-             FROM path p JOIN messages m ON m.id = p.id ORDER BY p.depth DESC",
-        )
+             SELECT {MESSAGE} FROM path p JOIN messages m ON m.id = p.id LEFT JOIN runs r ON r.id = m.run_id \
+             ORDER BY p.depth DESC"
+        )))
         .bind(leaf)
         .bind(conversation_id)
         .fetch_all(&self.store.pool)
@@ -173,10 +196,10 @@ impl Engine {
 
     /// A message of a conversation, whole.
     async fn message_in(&self, conversation_id: &str, id: &str) -> Result<StoredMessage, ChatError> {
-        let row = sqlx::query(
-            "SELECT id, parent_id, role, content, status, error, created_at FROM messages \
-             WHERE id = $1 AND conversation_id = $2",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE} FROM messages m LEFT JOIN runs r ON r.id = m.run_id \
+             WHERE m.id = $1 AND m.conversation_id = $2"
+        )))
         .bind(id)
         .bind(conversation_id)
         .fetch_optional(&self.store.pool)
@@ -191,8 +214,8 @@ impl Engine {
         for chunk in ids.chunks(100) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
-                "SELECT id, parent_id, role, content, status, error, created_at FROM messages \
-                 WHERE conversation_id = $1 AND id IN ({})",
+                "SELECT {MESSAGE} FROM messages m LEFT JOIN runs r ON r.id = m.run_id \
+                 WHERE m.conversation_id = $1 AND m.id IN ({})",
                 marks.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(conversation_id);
@@ -235,20 +258,17 @@ impl Engine {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         m: &NewMessage<'_>,
     ) -> Result<(), ChatError> {
-        // A message an instance is writing (an answer) runs; any other is done.
-        let status = if m.run_instance.is_some() { RunStatus::Running } else { RunStatus::Done };
         sqlx::query(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at, \
-             run_instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, created_at, updated_at, run_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
         .bind(m.id)
         .bind(m.conversation_id)
         .bind(m.parent_id)
         .bind(m.role.as_str())
         .bind(m.content)
-        .bind(status.as_str())
         .bind(m.at)
-        .bind(m.run_instance)
+        .bind(m.run_id)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -308,36 +328,35 @@ impl Engine {
             role: Role::User,
             content: &content,
             at: now,
-            run_instance: None,
+            run_id: None,
         };
         Self::insert_message(&mut tx, &question).await?;
-        let assistant_message_id =
-            self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id, true).await?;
+        let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id).await?;
         Ok(Sent { conversation_id, user_message_id, assistant_message_id })
     }
 
-    /// Adds the (running) answer to `question_id`, shows its branch, commits `tx` and
-    /// starts the run. Returns the answer's id.
-    pub(crate) async fn answer(
+    /// Adds the answer to `question_id` and its (running) run, shows its branch, commits
+    /// `tx` and starts the run. Returns the answer's id.
+    async fn answer(
         &self,
         user: &CurrentUser,
-        (mut tx, turn): (sqlx::Transaction<'_, sqlx::Any>, crate::store::WriteTurn),
+        (mut tx, turn): (sqlx::Transaction<'static, sqlx::Any>, crate::store::WriteTurn),
         conversation_id: &str,
         agent_id: &str,
         question_id: &str,
-        interactive: bool,
     ) -> Result<String, ChatError> {
         let now = now_ms();
-        let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
         let id = new_id();
+        let head = RunHead::new(model::runs::RunKind::Chat, user, agent_id, &id);
+        self.insert_runs(&mut tx, &[&head]).await?;
         let answer = NewMessage {
             id: &id,
             conversation_id,
             parent_id: Some(question_id),
             role: Role::Assistant,
-            content: &empty,
+            content: "",
             at: now,
-            run_instance: Some(self.instance_id()),
+            run_id: Some(&head.id),
         };
         Self::insert_message(&mut tx, &answer).await?;
         sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
@@ -348,14 +367,9 @@ impl Engine {
             .await?;
         tx.commit().await?;
         drop(turn);
-        let run = crate::runtime::NewRun {
-            conversation_id: conversation_id.to_owned(),
-            message_id: id.clone(),
-            agent_id: agent_id.to_owned(),
-            interactive,
-            prepared: None,
-            row: crate::runtime::Row::Ready,
-        };
+        let subject = Answer { conversation_id: conversation_id.to_owned(), message_id: id.clone() };
+        let run =
+            NewRun { head, interactive: true, input: Input::Load(Box::new(subject)), limits: None, deferred: None };
         self.start_run(user, run);
         Ok(id)
     }
@@ -371,8 +385,50 @@ impl Engine {
         let (agent_id, _) = self.conversation(user, &conversation_id).await?;
         self.check_room(&conversation_id, 1).await?;
         let (tx, turn) = self.store.begin().await?;
-        let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &parent, true).await?;
+        let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &parent).await?;
         Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
+    }
+
+    /// The run writing the answer `message_id`, if the user owns it.
+    pub async fn answer_run(&self, user: &CurrentUser, message_id: &str) -> Result<String, ChatError> {
+        let run: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT m.run_id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.id = $1 AND c.owner_id = $2",
+        )
+        .bind(message_id)
+        .bind(&user.id)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        run.flatten().ok_or(ChatError::NotFound)
+    }
+
+    /// Stops the answer `message_id`; what it wrote so far is kept.
+    pub async fn stop_answer(&self, user: &CurrentUser, message_id: &str) -> Result<(), ChatError> {
+        let run = self.answer_run(user, message_id).await?;
+        Ok(self.stop_run(user, &run).await?)
+    }
+
+    /// Allows or denies a tool call the answer `message_id` waits on.
+    pub async fn answer_tool(
+        &self,
+        user: &CurrentUser,
+        message_id: &str,
+        call_id: &str,
+        allow: bool,
+    ) -> Result<(), ChatError> {
+        let run = self.answer_run(user, message_id).await?;
+        Ok(self.answer_call(user, &run, call_id, allow).await?)
+    }
+
+    /// The events of the answer `message_id` after `from`, live until it ends.
+    pub async fn subscribe_answer(
+        &self,
+        user: &CurrentUser,
+        message_id: &str,
+        from: u64,
+    ) -> Result<futures::stream::BoxStream<'static, model::chat::SeqEvent>, ChatError> {
+        let run = self.answer_run(user, message_id).await?;
+        Ok(self.subscribe_run(user, &run, from).await?)
     }
 
     /// The conversation a message belongs to, if the user owns it.
@@ -435,8 +491,9 @@ impl Engine {
         let shown = &branch[start..end];
         let (input_tokens, output_tokens, cost_micros): (i64, i64, i64) = sqlx::query_as(
             // PostgreSQL sums BIGINT as NUMERIC: cast back so both stores answer alike.
-            "SELECT CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM messages WHERE conversation_id = $1",
+            "SELECT CAST(COALESCE(SUM(r.input_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(r.output_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(r.cost_micros), 0) AS BIGINT) \
+             FROM messages m JOIN runs r ON r.id = m.run_id WHERE m.conversation_id = $1",
         )
         .bind(id)
         .fetch_one(&self.store.pool)
@@ -457,7 +514,7 @@ impl Engine {
             let mut transcript = (m.role == Role::Assistant).then(|| m.transcript());
             // A live run's newest state, not the last flush.
             if let Some(t) = transcript.as_mut()
-                && let Some(live) = self.runs.live(&m.id)
+                && let Some(live) = m.run_id.as_deref().and_then(|r| self.runs.live(r))
             {
                 *t = live.transcript();
             }
@@ -467,6 +524,7 @@ impl Engine {
                 role: m.role,
                 text: if m.role == Role::User { m.text() } else { String::new() },
                 transcript,
+                run_id: m.run_id.clone(),
                 created_at: m.created_at,
                 siblings,
             });
@@ -515,8 +573,9 @@ impl Engine {
         let page = page.max(1);
         let pattern = like_pattern(q);
         let filter = "c.owner_id = $1 AND ($2 = '' OR c.agent_id = $2) AND (LOWER(c.title) LIKE $3 ESCAPE '\\' \
-                      OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
-                      AND LOWER(m.content) LIKE $3 ESCAPE '\\'))";
+                      OR EXISTS (SELECT 1 FROM messages m LEFT JOIN runs r ON r.id = m.run_id \
+                      WHERE m.conversation_id = c.id \
+                      AND LOWER(COALESCE(r.transcript, m.content)) LIKE $3 ESCAPE '\\'))";
         let agent = agent_id.unwrap_or_default();
         let total: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM conversations c WHERE {filter}")))
@@ -575,30 +634,36 @@ impl Engine {
     }
 
     /// Deletes a conversation; its running answers are stopped first (also those another
-    /// instance drives).
+    /// instance drives). Their runs keep what they cost, not what they said.
     pub async fn delete_conversation(&self, user: &CurrentUser, id: &str) -> Result<(), ChatError> {
         self.conversation(user, id).await?;
-        let answers: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, status FROM messages WHERE conversation_id = $1 AND role = 'assistant'")
-                .bind(id)
-                .fetch_all(&self.store.pool)
-                .await?;
-        for (message_id, status) in answers {
-            if let Some(live) = self.runs.live(&message_id) {
+        let answers: Vec<(String, String)> = sqlx::query_as(
+            "SELECT r.id, r.status FROM messages m JOIN runs r ON r.id = m.run_id WHERE m.conversation_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        for (run_id, status) in &answers {
+            if let Some(live) = self.runs.live(run_id) {
                 live.cancel(RunStatus::Stopped);
                 live.finished().await;
-            } else if matches!(RunStatus::parse(&status), RunStatus::Running | RunStatus::Waiting) {
-                match self.stop_run(user, &message_id).await {
-                    Ok(()) | Err(ChatError::NotRunning) => {}
-                    Err(e) => return Err(e),
+            } else if !RunStatus::parse(status).is_final() {
+                match self.stop_run(user, run_id).await {
+                    Ok(()) | Err(RunError::Ended) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
+        let runs: Vec<String> = answers.into_iter().map(|(r, _)| r).collect();
+        let (mut tx, turn) = self.store.begin().await?;
+        self.forget_runs(&mut tx, &runs).await?;
         sqlx::query("DELETE FROM conversations WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(&user.id)
-            .execute(&self.store.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        drop(turn);
         audit::record(self, Some(&user.id), "conversation.delete", id, serde_json::json!({}), "").await;
         Ok(())
     }
@@ -614,5 +679,32 @@ mod tests {
         let long = "word ".repeat(30);
         let t = title_from(&long);
         assert!(t.ends_with('…') && t.chars().count() <= 61, "{t}");
+    }
+}
+
+/// A chat answer as a run's subject: its history is the conversation's branch up to the
+/// answer's question.
+struct Answer {
+    conversation_id: String,
+    message_id: String,
+}
+
+impl Subject for Answer {
+    fn history<'a>(&'a self, engine: &'a Engine) -> futures::future::BoxFuture<'a, Result<Vec<Message>, String>> {
+        Box::pin(async move {
+            // The path to this answer only (the answer itself is its last step, empty).
+            let path = engine
+                .path_to(&self.conversation_id, &self.message_id)
+                .await
+                .map_err(|e| format!("The conversation could not be read: {e}"))?;
+            let mut history = Vec::new();
+            for m in path.iter().filter(|m| m.id != self.message_id) {
+                match m.role {
+                    Role::User => history.push(Message::user(&m.text())),
+                    Role::Assistant => history.extend(m.transcript().to_messages()),
+                }
+            }
+            Ok(history)
+        })
     }
 }

@@ -19,7 +19,7 @@ pub mod net;
 pub mod openai;
 pub mod owner_only;
 pub mod providers;
-pub mod runtime;
+pub mod runs;
 pub mod secrets;
 pub mod settings;
 pub mod skills;
@@ -60,7 +60,7 @@ pub struct Inner {
     /// Skill files and build artifacts.
     pub blobs: storage::Blobs,
     /// The agent runs of this process.
-    pub runs: runtime::Runs,
+    pub runs: runs::Runs,
     /// Pooled clients for model calls, one per reach (members', admins'): built once, so a
     /// run reuses a warm connection (and TLS session) instead of opening its own.
     model_http: [std::sync::OnceLock<reqwest::Client>; 2],
@@ -118,7 +118,7 @@ impl Engine {
         let sessions = auth::SessionCache::new(store.backend == store::Backend::Sqlite);
         let access_tokens = auth::AccessTokens::new(secrecy::ExposeSecret::expose_secret(&keys.jwt));
         let provider_cache = cache::Cache::new(store.backend == store::Backend::Sqlite);
-        let runs = runtime::Runs::default();
+        let runs = runs::Runs::default();
         let model_http = Default::default();
         let engine = Self(Arc::new(Inner {
             settings,
@@ -138,8 +138,8 @@ impl Engine {
         if let Err(e) = engine.beat().await {
             tracing::warn!(error = %e, "could not record this instance's heartbeat");
         }
-        runtime::spawn_upkeep(Arc::downgrade(&engine.0));
-        runtime::spawn_flusher(Arc::downgrade(&engine.0));
+        runs::spawn_upkeep(Arc::downgrade(&engine.0));
+        runs::spawn_flusher(Arc::downgrade(&engine.0));
         Ok(engine)
     }
 }

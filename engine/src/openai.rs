@@ -10,8 +10,8 @@ use crate::Engine;
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
 use crate::chat::{ChatError, invalid, title_from};
-use crate::runtime::{NewRun, Prepared, Row};
-use crate::store::{Rows, new_id, now_ms};
+use crate::runs::{Deferred, Input, NewRun, RunHead, SubjectWriter};
+use crate::store::{Rows, StoreError, new_id, now_ms};
 
 /// Messages one request may carry.
 pub const MESSAGES_MAX: usize = 1_000;
@@ -75,59 +75,94 @@ impl Engine {
         }
         let user_message_id = parent.unwrap_or_default();
         let assistant_message_id = new_id();
-        let empty = serde_json::to_string(&Transcript::default()).unwrap_or_default();
-        stored.push((assistant_message_id.clone(), Some(user_message_id.clone()), Role::Assistant, empty));
+        stored.push((assistant_message_id.clone(), Some(user_message_id.clone()), Role::Assistant, String::new()));
         let title = turns.last().map(|(_, last)| title_from(last)).unwrap_or_default();
-        // The conversation is written by the flusher's next round, in one transaction with
-        // other runs' writes and this run's first events; they wait in memory till then.
+        let head = RunHead::new(model::runs::RunKind::Api, user, &agent.id, &assistant_message_id);
+        // The conversation and the run's row are written by the flusher's next round, in
+        // one transaction with other runs' writes and this run's first events; they wait
+        // in memory till then.
         let create = NewApiConversation {
             owner: user.clone(),
             conversation_id: conversation_id.clone(),
             agent_id: agent.id.clone(),
             title,
             messages: stored,
+            run_id: head.id.clone(),
             at: now,
         };
+        let deferred = Deferred { writer: &ApiConversations, rows: std::sync::Arc::new(create) };
         let run = NewRun {
-            conversation_id: conversation_id.clone(),
-            message_id: assistant_message_id.clone(),
-            agent_id: agent.id.clone(),
+            head,
             interactive: false,
-            prepared: Some(Prepared { agent, history }),
-            row: Row::Create(std::sync::Arc::new(create)),
+            input: Input::Ready { agent, history },
+            limits: None,
+            deferred: Some(Some(deferred)),
         };
         let live = self.start_run(user, run);
+        let run_id = live.id().to_owned();
         // The answer's events end once its conversation and last event are stored: a
         // client that has the whole answer finds it among the conversations.
         use futures::StreamExt;
         let stored = futures::stream::once(async move { live.finished().await })
             .filter_map(|()| async { None::<model::chat::SeqEvent> });
-        let events = self.run_events(&assistant_message_id, 0).chain(stored).boxed();
+        let events = self.run_events(&run_id, 0).chain(stored).boxed();
         Ok((Sent { conversation_id, user_message_id, assistant_message_id }, events))
     }
 
     /// The events of an answer the caller started before (an idempotent request sent
     /// again), from the first.
-    pub fn replay_answer(&self, sent: &Sent) -> futures::stream::BoxStream<'static, model::chat::SeqEvent> {
-        self.run_events(&sent.assistant_message_id, 0)
+    pub async fn replay_answer(
+        &self,
+        sent: &Sent,
+    ) -> Result<futures::stream::BoxStream<'static, model::chat::SeqEvent>, ChatError> {
+        let message = &sent.assistant_message_id;
+        let run = match self.runs.live_for(message) {
+            Some(live) => live.id().to_owned(),
+            None => sqlx::query_scalar::<_, Option<String>>("SELECT run_id FROM messages WHERE id = $1")
+                .bind(message)
+                .fetch_optional(&self.store.pool)
+                .await?
+                .flatten()
+                .ok_or(ChatError::NotFound)?,
+        };
+        Ok(self.run_events(&run, 0))
     }
+}
 
-    /// The conversations of API requests, each with its answer last (running, on this
-    /// instance) and shown as its branch; in the caller's transaction.
-    pub(crate) async fn write_api_conversations(
+/// Writes API requests' conversations for the flusher.
+struct ApiConversations;
+
+impl SubjectWriter for ApiConversations {
+    fn write<'a>(
+        &'a self,
+        engine: &'a Engine,
+        tx: &'a mut sqlx::Transaction<'static, sqlx::Any>,
+        rows: Vec<&'a (dyn std::any::Any + Send + Sync)>,
+    ) -> futures::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let conversations: Vec<&NewApiConversation> = rows.into_iter().filter_map(|r| r.downcast_ref()).collect();
+            engine.write_api_conversations(tx, &conversations).await.map_err(StoreError::from)
+        })
+    }
+}
+
+impl Engine {
+    /// The conversations of API requests, each with its answer last (written by its run)
+    /// and shown as its branch; in the caller's transaction.
+    async fn write_api_conversations(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         conversations: &[&NewApiConversation],
-    ) -> Result<(), ChatError> {
+    ) -> Result<(), sqlx::Error> {
         static CONVERSATIONS: Rows = Rows::new(
             "INSERT INTO conversations (id, owner_id, agent_id, title, leaf_id, created_at, updated_at) VALUES ",
             7,
             "",
         );
         static MESSAGES: Rows = Rows::new(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at, \
-             run_instance) VALUES ",
-            9,
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, created_at, updated_at, run_id) \
+             VALUES ",
+            8,
             "",
         );
         CONVERSATIONS
@@ -142,24 +177,21 @@ impl Engine {
                     .bind(c.at)
             })
             .await?;
-        // Every message of every conversation; the last of each is its running answer.
+        // Every message of every conversation; the last of each is its answer.
         let messages: Vec<(&NewApiConversation, usize)> =
             conversations.iter().flat_map(|c| (0..c.messages.len()).map(move |i| (*c, i))).collect();
-        let instance = self.instance_id();
         MESSAGES
             .run(tx, &messages, |q, (c, i)| {
                 let (id, parent_id, role, content) = &c.messages[*i];
-                let running = *i + 1 == c.messages.len();
-                let status = if running { RunStatus::Running } else { RunStatus::Done };
+                let answer = *i + 1 == c.messages.len();
                 q.bind(id)
                     .bind(&c.conversation_id)
                     .bind(parent_id.as_deref())
                     .bind(role.as_str())
                     .bind(content)
-                    .bind(status.as_str())
                     .bind(c.at)
                     .bind(c.at)
-                    .bind(running.then_some(instance))
+                    .bind(answer.then_some(c.run_id.as_str()))
             })
             .await?;
         Ok(())
@@ -174,6 +206,8 @@ pub(crate) struct NewApiConversation {
     agent_id: String,
     title: String,
     messages: Vec<(String, Option<String>, Role, String)>,
+    /// The run writing the answer.
+    run_id: String,
     at: i64,
 }
 

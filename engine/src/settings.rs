@@ -116,6 +116,11 @@ pub struct LimitSettings {
     /// Bytes of files (every skill version's) one user may keep; an upload past it is
     /// refused, naming the quota and what is used.
     pub storage_per_user_bytes: u64,
+    /// Wall-clock seconds one run (a chat or API answer) may take from start to end,
+    /// waiting for approvals included; past it the run ends as incomplete, saying why.
+    pub run_wall_secs: u64,
+    /// Tool calls one run may make in all; the call past it ends the run as incomplete.
+    pub run_tool_calls: u32,
 }
 
 impl Default for Settings {
@@ -166,6 +171,8 @@ impl Default for LimitSettings {
             messages_per_conversation: 10_000,
             approval_timeout_secs: 24 * 3600,
             storage_per_user_bytes: 1024 * 1024 * 1024,
+            run_wall_secs: 2 * 24 * 3600,
+            run_tool_calls: 500,
         }
     }
 }

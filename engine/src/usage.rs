@@ -1,10 +1,9 @@
-//! Usage over a period: every answer of the user's conversations added up per UTC day,
-//! agent and model. One grouped query; the period is a few days' rows per agent and model.
+//! Usage over a period: every run of the user added up per UTC day, agent and model. One
+//! grouped query (the runs domain's); the period is a few days' rows per agent and model.
 
 use std::collections::{BTreeSet, HashMap};
 
 use model::usage::{PERIODS, Tally, UsageReport, UsageRow};
-use sqlx::Row;
 
 use crate::Engine;
 use crate::auth::CurrentUser;
@@ -21,21 +20,7 @@ impl Engine {
         }
         let today = now_ms().div_euclid(DAY_MS);
         let first = today - i64::from(days) + 1;
-        let rows = sqlx::query(
-            "SELECT c.agent_id AS agent_id, COALESCE(a.name, '') AS agent_name, m.model AS model, \
-             m.created_at / 86400000 AS day, COUNT(*) AS answers, \
-             CAST(COALESCE(SUM(m.input_tokens), 0) AS BIGINT) AS input_tokens, \
-             CAST(COALESCE(SUM(m.output_tokens), 0) AS BIGINT) AS output_tokens, \
-             CAST(COALESCE(SUM(m.cost_micros), 0) AS BIGINT) AS cost_micros \
-             FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-             LEFT JOIN agents a ON a.id = c.agent_id \
-             WHERE c.owner_id = $1 AND m.role = 'assistant' AND m.created_at >= $2 \
-             GROUP BY c.agent_id, a.name, m.model, m.created_at / 86400000",
-        )
-        .bind(&user.id)
-        .bind(first * DAY_MS)
-        .fetch_all(&self.store.pool)
-        .await?;
+        let rows = self.run_usage(&user.id, first * DAY_MS).await?;
 
         let mut report = UsageReport { days, ..UsageReport::default() };
         let mut by_day: Vec<Tally> = vec![Tally::default(); days as usize];
@@ -43,16 +28,13 @@ impl Engine {
         let mut models: HashMap<String, UsageRow> = HashMap::new();
         let mut unpriced = BTreeSet::new();
         for r in rows {
-            let n = |c: &str| r.try_get::<i64, _>(c).map(|v| v.max(0) as u64);
             let tally = Tally {
-                answers: n("answers")?,
-                input_tokens: n("input_tokens")?,
-                output_tokens: n("output_tokens")?,
-                cost_micros: n("cost_micros")?,
+                answers: r.runs,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                cost_micros: r.cost_micros,
             };
-            let (agent_id, agent_name): (String, String) = (r.try_get("agent_id")?, r.try_get("agent_name")?);
-            let model: String = r.try_get("model")?;
-            let day: i64 = r.try_get("day")?;
+            let (agent_id, agent_name, model, day) = (r.agent_id, r.agent_name, r.model, r.day);
             if let Some(slot) = usize::try_from(day - first).ok().and_then(|i| by_day.get_mut(i)) {
                 slot.add(&tally);
             }

@@ -24,9 +24,9 @@ async fn agent(e: &Engine, user: &engine::CurrentUser, up: &FakeUpstream, name: 
 
 async fn ask(e: &Engine, user: &engine::CurrentUser, agent: &str) {
     let sent = e.send_message(user, agent, None, None, "Hello").await.expect("send");
-    let events = e.subscribe_run(user, &sent.assistant_message_id, 0).await.expect("subscribe");
+    let events = e.subscribe_answer(user, &sent.assistant_message_id, 0).await.expect("subscribe");
     tokio::time::timeout(std::time::Duration::from_secs(20), events.collect::<Vec<_>>()).await.expect("the run ends");
-    if let Some(l) = e.runs.live(&sent.assistant_message_id) {
+    if let Some(l) = e.runs.live_for(&sent.assistant_message_id) {
         l.finished().await;
     }
 }

@@ -266,6 +266,33 @@ pub enum RunEvent {
         id: String,
         content: String,
         state: CallState,
+        /// How long the call took, in milliseconds (0 when it never ran).
+        #[serde(default)]
+        ms: u64,
+    },
+    /// Someone allowed or declined the call `id` (the name they go by).
+    Answered {
+        id: String,
+        allow: bool,
+        by: String,
+    },
+    /// One model call ended (or failed): what it cost and how it went, for the trace.
+    ModelCall {
+        model: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_micros: u64,
+        /// From sending the request to its first output, retries included.
+        ttft_ms: u64,
+        ms: u64,
+        /// `end_turn`, `tool_use`, `max_tokens`, what the provider said, or `error`.
+        stop: String,
+        /// The attempts that failed before it, `model: error`, in order (retries and
+        /// fallbacks).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failures: Vec<String>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        error: String,
     },
     Turn,
     /// Tokens and cost of the run so far (replaces any earlier figures).
@@ -371,13 +398,15 @@ impl Transcript {
                     c.state = CallState::Running;
                 }
             }
-            RunEvent::ToolResult { id, content, state } => {
+            RunEvent::ToolResult { id, content, state, .. } => {
                 if let Some(c) = self.call_mut(id) {
                     c.result = content.clone();
                     c.state = *state;
                 }
             }
             RunEvent::Turn => self.parts.push(Part::Turn),
+            // For the trace only.
+            RunEvent::Answered { .. } | RunEvent::ModelCall { .. } => {}
             RunEvent::Usage { input_tokens, output_tokens, cost_micros, model } => {
                 self.input_tokens = *input_tokens;
                 self.output_tokens = *output_tokens;
@@ -466,6 +495,9 @@ pub struct MessageView {
     pub text: String,
     /// An assistant message (a run).
     pub transcript: Option<Transcript>,
+    /// The run that wrote an assistant message.
+    #[serde(default)]
+    pub run_id: Option<String>,
     pub created_at: i64,
     /// This message and its siblings (other answers or edits), oldest first.
     pub siblings: Vec<String>,
@@ -517,7 +549,7 @@ mod tests {
             ev(2, RunEvent::Text { text: "add.".into() }),
             ev(3, RunEvent::ToolStart { id: "c1".into(), name: "fx__add".into(), label: "fx/add".into() }),
             ev(4, RunEvent::ToolCall { id: "c1".into(), input: serde_json::json!({"a": 1}), asking: false }),
-            ev(5, RunEvent::ToolResult { id: "c1".into(), content: "3".into(), state: CallState::Done }),
+            ev(5, RunEvent::ToolResult { id: "c1".into(), content: "3".into(), state: CallState::Done, ms: 2 }),
             ev(6, RunEvent::Turn),
             ev(7, RunEvent::Text { text: "It is 3.".into() }),
             ev(8, RunEvent::Status { status: RunStatus::Done, error: String::new(), limit: false }),

@@ -11,6 +11,7 @@ pub mod fields;
 pub mod markdown;
 pub mod mcp;
 pub mod providers;
+pub mod runs;
 pub mod skills;
 pub mod usage;
 

@@ -286,10 +286,10 @@ pub async fn chat_completions(
     let started = engine.once(&user, "v1.chat", key, &hash, || engine.api_chat(&user, &req.model, &messages)).await;
     let (sent, events) = match started {
         Ok(Once::First(sent, events)) => (sent, events),
-        Ok(Once::Again(sent)) => {
-            let events = engine.replay_answer(&sent);
-            (sent, events)
-        }
+        Ok(Once::Again(sent)) => match engine.replay_answer(&sent).await {
+            Ok(events) => (sent, events),
+            Err(e) => return chat_error(e),
+        },
         Err(e) => return chat_error(e),
     };
     let id = format!("chatcmpl-{}", sent.assistant_message_id);

@@ -19,7 +19,7 @@ async fn an_answer_started_through_one_server_is_followed_live_through_another()
         up.push([Reply { cadence_ms: 120, ..Reply::text(words) }]);
         let sent = json_ok(one.call(&me, "chat/send", &[("agent_id", &agent), ("text", "Count.")]).await).await;
         let message = sent["assistant_message_id"].as_str().expect("m").to_owned();
-        assert!(one.engine.runs.live(&message).is_some(), "the first server drives the answer");
+        assert!(one.engine.runs.live_for(&message).is_some(), "the first server drives the answer");
 
         let mut live = Events::open(&two, &me, &message, 0).await;
         let mut seen = live.until_text().await;
@@ -29,7 +29,7 @@ async fn an_answer_started_through_one_server_is_followed_live_through_another()
         // …and a third server starting on the same database does not take the answer for
         // one a crash left behind.
         let third = TestApp::spawn_on(settings).await;
-        assert!(one.engine.runs.live(&message).is_some(), "still running on the first server");
+        assert!(one.engine.runs.live_for(&message).is_some(), "still running on the first server");
 
         seen.extend(live.rest().await);
         let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();

@@ -221,7 +221,7 @@ async fn many_quick_answers_are_each_stored_once_and_whole() {
     assert_eq!(app.engine.runs.count(), 0, "every run over");
     let list = json_ok(app.call(&ada, "chat/list", &[]).await).await;
     assert_eq!(list["total"], 90);
-    let statuses: Vec<String> = engine::sqlx::query_scalar("SELECT status FROM messages WHERE role = 'assistant'")
+    let statuses: Vec<String> = engine::sqlx::query_scalar("SELECT status FROM runs WHERE kind = 'api'")
         .fetch_all(&app.engine.store.pool)
         .await
         .expect("rows");

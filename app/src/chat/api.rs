@@ -74,7 +74,7 @@ pub async fn switch_branch(message_id: String) -> Result<(), AppError> {
 #[server(endpoint = "chat/stop")]
 pub async fn stop_run(message_id: String) -> Result<(), AppError> {
     let user = crate::ssr::user()?;
-    Ok(crate::ssr::engine()?.stop_run(&user, &message_id).await?)
+    Ok(crate::ssr::engine()?.stop_answer(&user, &message_id).await?)
 }
 
 /// Allows or denies a tool call the answer waits on.
@@ -104,7 +104,7 @@ pub async fn delete_conversation(id: String) -> Result<(), AppError> {
 pub async fn run_events(message_id: String, #[server(default)] after: u64) -> Result<ByteStream<AppError>, AppError> {
     use futures::StreamExt;
     let user = crate::ssr::user()?;
-    let events = crate::ssr::engine()?.subscribe_run(&user, &message_id, after).await?;
+    let events = crate::ssr::engine()?.subscribe_answer(&user, &message_id, after).await?;
     if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
         res.insert_header(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
         res.insert_header(

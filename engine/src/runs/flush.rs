@@ -1,11 +1,12 @@
 //! Storing what runs produce: one task per engine writes every run's new events in one
 //! transaction at least every 100 ms, not one transaction per run, so a thousand runs cost
-//! ten commits a second, not ten thousand. The same transaction writes the conversations of
-//! API requests that just started. A run's new events go in as one row (a batch),
-//! not one row each. Its message's transcript (the folded answer) is rewritten when its
-//! status changes, when it ends, and otherwise about once a second: whoever reads a stored
-//! transcript of a running answer replays the stored events after its `seq`. Events are
-//! read from each run's log in memory, which keeps them until they are stored.
+//! ten commits a second, not ten thousand. The same transaction writes the rows of runs
+//! that just started without one (an API request's, with its conversation). A run's new
+//! events go in as one row (a batch), not one row each. Its row (the folded transcript,
+//! status and totals) is rewritten when its status changes, when it ends, and otherwise
+//! about once a second: whoever reads a stored transcript of a running run replays the
+//! stored events after its `seq`. Events are read from each run's log in memory, which
+//! keeps them until they are stored.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -13,14 +14,12 @@ use std::time::Duration;
 
 use model::chat::{RunStatus, SeqEvent, Transcript};
 
-use super::{FLUSH_EVERY, Live, Row};
-use crate::chat::ChatError;
-use crate::openai::NewApiConversation;
-use crate::store::{Rows, now_ms};
+use super::{Deferred, FLUSH_EVERY, Live, Row, RunHead};
+use crate::store::{Rows, StoreError, now_ms};
 use crate::{Engine, Inner};
 
 /// A run's store writes that keep failing are given up after this many rounds, about five
-/// seconds (the store gone for longer, or the run's conversation deleted under it); until
+/// seconds (the store gone for longer, or the run's row deleted under it); until
 /// then its events wait in memory and go in whole once the store answers again.
 const TRIES: u32 = 50;
 
@@ -43,16 +42,23 @@ const TRANSCRIPT_EVERY_MS: i64 = 1_000;
 
 /// What one run has to store this round.
 struct Pending {
-    message_id: String,
+    run_id: String,
     live: Arc<Live>,
-    /// Its conversation, when it is yet to be written (an API request's).
-    create: Option<Arc<NewApiConversation>>,
+    /// Its row, when it is yet to be written, and its subject's rows.
+    create: Option<(RunHead, Option<Deferred>)>,
     /// The events after the stored ones, numbered `first..`; none when only the
     /// transcript is due.
     events: Vec<SeqEvent>,
-    /// The transcript, when it is due.
-    transcript: Option<Transcript>,
+    /// The row's figures, when they are due.
+    transcript: Option<Figures>,
     upto: u64,
+}
+
+/// What a run's row says of it, from its live state.
+pub(super) struct Figures {
+    pub transcript: Transcript,
+    pub agent_version: i64,
+    pub limits: model::runs::RunLimits,
 }
 
 impl Pending {
@@ -65,7 +71,8 @@ impl Pending {
         self.live.stored.send_replace(self.upto);
         self.live.failures.store(0, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = &self.transcript {
-            wrote.insert(self.message_id.clone(), Wrote { at: now, status: t.status, seq: t.seq });
+            let t = &t.transcript;
+            wrote.insert(self.run_id.clone(), Wrote { at: now, status: t.status, seq: t.seq });
         }
     }
 }
@@ -147,7 +154,7 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
         wrote.retain(|id, _| live.contains(id.as_str()));
     }
     let mut work = Vec::new();
-    for (i, (message_id, live)) in runs.into_iter().enumerate() {
+    for (i, (run_id, live)) in runs.into_iter().enumerate() {
         // With a thousand runs this loop is long: let the streams on this thread go on.
         if i % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
@@ -156,7 +163,7 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
         let stored = *live.stored.borrow();
         let upto = s.log.len() as u64;
         let create = match &s.row {
-            Row::Create(c) => Some(c.clone()),
+            Row::Insert(d) => Some((live.head.clone(), d.clone())),
             Row::Gone => {
                 drop(s);
                 live.stored.send_replace(upto);
@@ -164,13 +171,17 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
             }
             Row::Ready => None,
         };
-        let transcript = Wrote::due(wrote.get(&message_id), &s.transcript, now).then(|| s.transcript.clone());
+        let transcript = Wrote::due(wrote.get(&run_id), &s.transcript, now).then(|| Figures {
+            transcript: s.transcript.clone(),
+            agent_version: s.agent_version,
+            limits: s.limits,
+        });
         if upto <= stored && transcript.is_none() && create.is_none() {
             continue;
         }
         let events = s.log[stored as usize..].to_vec();
         drop(s);
-        work.push(Pending { message_id, live, create, events, transcript, upto });
+        work.push(Pending { run_id, live, create, events, transcript, upto });
     }
     if work.is_empty() {
         return;
@@ -181,7 +192,7 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
         tracing::debug!(
             runs = work.len(),
             events = work.iter().map(|p| p.events.len()).sum::<usize>(),
-            conversations = work.iter().filter(|p| p.create.is_some()).count(),
+            created = work.iter().filter(|p| p.create.is_some()).count(),
             transcripts = work.iter().filter(|p| p.transcript.is_some()).count(),
             prepare_us = prepared.as_micros() as u64,
             total_us = started.elapsed().as_micros() as u64,
@@ -193,23 +204,23 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
     for p in work {
         match store(engine, std::slice::from_ref(&p), now).await {
             Ok(()) => p.stored(wrote, now),
-            // Its conversation cannot be written: the run ends, its events unstored.
+            // Its row cannot be written: the run ends, its events unstored.
             Err(e) if p.create.is_some() => {
-                tracing::error!(error = %e, message = %p.message_id, "could not store an API conversation");
+                tracing::error!(error = %e, run = %p.run_id, "could not store a run's row");
                 if let Ok(mut s) = p.live.state.lock() {
                     s.row = Row::Gone;
                 }
                 p.live.stored.send_replace(p.upto);
-                p.live.fail(RunStatus::Failed, &format!("The conversation could not be stored: {e}"));
+                p.live.fail(RunStatus::Failed, &format!("The run could not be stored: {e}"));
             }
             Err(e) => {
                 // Tried again next round, 100 ms on.
                 let tries = p.live.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 if tries >= TRIES {
-                    tracing::error!(error = %e, tries, message = %p.message_id, "gave up storing run events");
+                    tracing::error!(error = %e, tries, run = %p.run_id, "gave up storing run events");
                     p.live.stored.send_replace(p.upto);
                 } else {
-                    tracing::warn!(error = %e, tries, message = %p.message_id, "could not store run events");
+                    tracing::warn!(error = %e, tries, run = %p.run_id, "could not store run events");
                 }
             }
         }
@@ -219,20 +230,22 @@ async fn flush(engine: &Engine, wrote: &mut HashMap<String, Wrote>, all: bool) {
 /// New events, a batch per run. A batch tried again (its transaction failed as far as this
 /// side knows) starts at the same event and holds at least as many.
 static BATCHES: Rows = Rows::new(
-    "INSERT INTO run_event_batches (message_id, first_seq, last_seq, events, created_at) VALUES ",
+    "INSERT INTO run_events (run_id, first_seq, last_seq, events, created_at) VALUES ",
     5,
-    " ON CONFLICT (message_id, first_seq) DO UPDATE SET last_seq = excluded.last_seq, \
-     events = excluded.events WHERE run_event_batches.last_seq < excluded.last_seq",
+    " ON CONFLICT (run_id, first_seq) DO UPDATE SET last_seq = excluded.last_seq, \
+     events = excluded.events WHERE run_events.last_seq < excluded.last_seq",
 );
 
-/// Transcripts and the columns read from them, many messages in one statement (`columnN`
-/// names the values' columns on both backends).
-static TRANSCRIPTS: Rows = Rows::new(
-    "UPDATE messages SET content = v.column2, status = v.column3, error = v.column4, model = v.column5, \
-     input_tokens = v.column6, output_tokens = v.column7, cost_micros = v.column8, updated_at = v.column9 \
+/// Runs' rows from their transcripts, many in one statement (`columnN` names the values'
+/// columns on both backends). A final status also ends the run.
+static FIGURES: Rows = Rows::new(
+    "UPDATE runs SET transcript = v.column2, status = v.column3, error = v.column4, model = v.column5, \
+     input_tokens = v.column6, output_tokens = v.column7, cost_micros = v.column8, updated_at = v.column9, \
+     agent_version = v.column10, limits = v.column11, \
+     ended_at = CASE WHEN v.column3 IN ('running', 'waiting') THEN NULL ELSE v.column9 END \
      FROM (VALUES ",
-    9,
-    ") AS v WHERE messages.id = v.column1",
+    11,
+    ") AS v WHERE runs.id = v.column1",
 );
 
 /// `events` (numbered in order, none missing) as one JSON array.
@@ -249,35 +262,46 @@ pub(super) fn batch_json(events: &[SeqEvent]) -> String {
     out
 }
 
-/// One transaction: the new conversations, every run's new events (one row each), then
-/// the transcripts due; each kind in a few multi-row statements.
-async fn store(engine: &Engine, work: &[Pending], now: i64) -> Result<(), ChatError> {
-    let creates: Vec<&NewApiConversation> = work.iter().filter_map(|p| p.create.as_deref()).collect();
+/// One transaction: the rows of runs that start here and their subjects' rows, every
+/// run's new events (one row each), then the rows due; each kind in a few multi-row
+/// statements.
+async fn store(engine: &Engine, work: &[Pending], now: i64) -> Result<(), StoreError> {
+    let heads: Vec<&RunHead> = work.iter().filter_map(|p| Some(&p.create.as_ref()?.0)).collect();
     let batches: Vec<&Pending> = work.iter().filter(|p| !p.events.is_empty()).collect();
-    let transcripts: Vec<(&str, &Transcript)> =
-        work.iter().filter_map(|p| Some((p.message_id.as_str(), p.transcript.as_ref()?))).collect();
+    let figures: Vec<(&str, &Figures)> =
+        work.iter().filter_map(|p| Some((p.run_id.as_str(), p.transcript.as_ref()?))).collect();
     let (mut tx, turn) = engine.store.begin().await?;
-    engine.write_api_conversations(&mut tx, &creates).await?;
+    engine.insert_runs(&mut tx, &heads).await?;
+    // Subjects' rows, a writer at a time with all of its rows.
+    let mut deferred: Vec<&Deferred> = work.iter().filter_map(|p| p.create.as_ref()?.1.as_ref()).collect();
+    while let Some(first) = deferred.first().map(|d| d.writer) {
+        let same = |d: &&Deferred| std::ptr::addr_eq(d.writer, first);
+        let rows: Vec<&(dyn std::any::Any + Send + Sync)> =
+            deferred.iter().filter(|d| same(d)).map(|d| &*d.rows).collect();
+        first.write(engine, &mut tx, rows).await?;
+        deferred.retain(|d| !same(d));
+    }
     BATCHES
         .run(&mut tx, &batches, |q, p| {
             let (first, last) = (p.events[0].seq, p.events[p.events.len() - 1].seq);
-            q.bind(&p.message_id).bind(first as i64).bind(last as i64).bind(batch_json(&p.events)).bind(now)
+            q.bind(&p.run_id).bind(first as i64).bind(last as i64).bind(batch_json(&p.events)).bind(now)
         })
         .await?;
-    write_transcripts(&mut tx, &transcripts, now).await?;
+    write_figures(&mut tx, &figures, now).await?;
     tx.commit().await?;
     drop(turn);
     Ok(())
 }
 
-/// Stores messages' transcripts and the columns read from them.
-pub(super) async fn write_transcripts(
+/// Stores runs' transcripts and the columns read from them.
+pub(super) async fn write_figures(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    transcripts: &[(&str, &Transcript)],
+    runs: &[(&str, &Figures)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    TRANSCRIPTS
-        .run(tx, transcripts, |q, (id, t)| {
+    FIGURES
+        .run(tx, runs, |q, (id, f)| {
+            let t = &f.transcript;
             q.bind(*id)
                 .bind(serde_json::to_string(t).unwrap_or_default())
                 .bind(t.status.as_str())
@@ -287,6 +311,8 @@ pub(super) async fn write_transcripts(
                 .bind(t.output_tokens as i64)
                 .bind(t.cost_micros as i64)
                 .bind(now)
+                .bind(f.agent_version)
+                .bind(serde_json::to_string(&f.limits).unwrap_or_default())
         })
         .await
 }

@@ -1,5 +1,5 @@
 //! Several processes on one PostgreSQL. A run belongs to the instance that drives it
-//! (`messages.run_instance`); instances beat a heartbeat every [`BEAT_EVERY`], so a run
+//! (`runs.instance_id`); instances beat a heartbeat every [`BEAT_EVERY`], so a run
 //! whose instance has been silent for [`STALE_AFTER`] is known dead and is marked
 //! interrupted by whoever notices — never the run of a live instance. Another instance
 //! follows a run by reading its stored events (the owner flushes at least every 100 ms)
@@ -13,7 +13,7 @@ use futures::Stream;
 use model::chat::{RunEvent, RunStatus, SeqEvent, Transcript};
 use sqlx::Row;
 
-use crate::chat::ChatError;
+use super::RunError;
 use crate::store::{new_id, now_ms};
 use crate::{Engine, Inner};
 
@@ -26,7 +26,7 @@ const POLL_EVERY: Duration = Duration::from_millis(100);
 /// Controls nobody picked up (their instance died) are dropped after this.
 const CONTROL_TTL: Duration = Duration::from_secs(60);
 
-const INTERRUPTED: &str = "The server stopped while this answer was being written.";
+const INTERRUPTED: &str = "The server stopped while this run was under way.";
 
 /// The instance's background upkeep: heartbeat, controls for its runs, the sweep for runs
 /// of dead instances. Ends when the engine is dropped or its pool closed.
@@ -119,11 +119,11 @@ impl Engine {
     /// without its heartbeat row being removed — are marked interrupted, their content
     /// kept; runs of live instances are left alone. At start and every few seconds.
     /// Returns how many.
-    pub async fn recover_runs(&self) -> Result<u64, ChatError> {
+    pub async fn recover_runs(&self) -> Result<u64, RunError> {
         let alive_since = now_ms() - STALE_AFTER.as_millis() as i64;
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM messages WHERE status IN ('running', 'waiting') AND (run_instance IS NULL OR \
-             (run_instance <> $1 AND run_instance NOT IN (SELECT id FROM instances WHERE heartbeat_at >= $2)))",
+            "SELECT id FROM runs WHERE status IN ('running', 'waiting') AND (instance_id IS NULL OR \
+             (instance_id <> $1 AND instance_id NOT IN (SELECT id FROM instances WHERE heartbeat_at >= $2)))",
         )
         .bind(self.instance_id())
         .bind(alive_since)
@@ -150,25 +150,30 @@ impl Engine {
     /// Ends one orphaned run as interrupted: its stored transcript brought up to its last
     /// stored event, then a final status event after that one, all together. Another
     /// instance doing the same at once changes nothing.
-    async fn mark_interrupted(&self, id: &str) -> Result<u64, ChatError> {
+    async fn mark_interrupted(&self, id: &str) -> Result<u64, RunError> {
         let (mut tx, turn) = self.store.begin().await?;
         let updated = sqlx::query(
-            "UPDATE messages SET status = 'interrupted', error = $2 WHERE id = $1 AND status IN ('running', 'waiting')",
+            "UPDATE runs SET status = 'interrupted', error = $2, ended_at = $3 \
+             WHERE id = $1 AND status IN ('running', 'waiting')",
         )
         .bind(id)
         .bind(INTERRUPTED)
+        .bind(now_ms())
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
             return Ok(0);
         }
-        let content: String =
-            sqlx::query_scalar("SELECT content FROM messages WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+        let (content, agent_version, limits): (String, i64, String) =
+            sqlx::query_as("SELECT transcript, agent_version, limits FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         // The transcript is stored about once a second, the events every 100 ms.
         let mut transcript: Transcript = serde_json::from_str(&content).unwrap_or_default();
         let batches: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT first_seq, last_seq, events FROM run_event_batches WHERE message_id = $1 AND last_seq > $2 \
+            "SELECT first_seq, last_seq, events FROM run_events WHERE run_id = $1 AND last_seq > $2 \
              ORDER BY first_seq",
         )
         .bind(id)
@@ -186,8 +191,8 @@ impl Engine {
         transcript.apply(&end);
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO run_event_batches (message_id, first_seq, last_seq, events, created_at) \
-             VALUES ($1, $2, $2, $3, $4) ON CONFLICT (message_id, first_seq) DO NOTHING",
+            "INSERT INTO run_events (run_id, first_seq, last_seq, events, created_at) \
+             VALUES ($1, $2, $2, $3, $4) ON CONFLICT (run_id, first_seq) DO NOTHING",
         )
         .bind(id)
         .bind(end.seq as i64)
@@ -195,35 +200,38 @@ impl Engine {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        super::flush::write_transcripts(&mut tx, &[(id, &transcript)], now).await?;
+        let limits = serde_json::from_str(&limits).unwrap_or_default();
+        let figures = super::flush::Figures { transcript, agent_version, limits };
+        super::flush::write_figures(&mut tx, &[(id, &figures)], now).await?;
         tx.commit().await?;
         drop(turn);
         Ok(1)
     }
 
     /// A run's `(status, instance)` as stored.
-    async fn run_row(&self, message_id: &str) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
-        let row = sqlx::query("SELECT status, run_instance FROM messages WHERE id = $1")
-            .bind(message_id)
+    async fn run_row(&self, run_id: &str) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+        let row = sqlx::query("SELECT status, instance_id FROM runs WHERE id = $1")
+            .bind(run_id)
             .fetch_optional(&self.store.pool)
             .await?;
-        row.map(|r| Ok((r.try_get("status")?, r.try_get("run_instance")?))).transpose()
+        row.map(|r| Ok((r.try_get("status")?, r.try_get("instance_id")?))).transpose()
     }
 
-    /// Asks the instance driving `message_id` (not this one) to stop it or answer a call.
-    /// `Err(NotRunning)` when the store says the run is over.
+    /// Asks the instance driving `run_id` (not this one) to stop it or answer a call (as
+    /// `by`). `Err(Ended)` when the store says the run is over.
     pub(crate) async fn send_control(
         &self,
-        message_id: &str,
+        run_id: &str,
         kind: &str,
         call_id: &str,
         allow: bool,
-    ) -> Result<(), ChatError> {
-        let Some((status, Some(instance))) = self.run_row(message_id).await? else {
-            return Err(ChatError::NotRunning);
+        by: &str,
+    ) -> Result<(), RunError> {
+        let Some((status, Some(instance))) = self.run_row(run_id).await? else {
+            return Err(RunError::Ended);
         };
         if !is_active(&status) || (kind == "answer" && RunStatus::parse(&status) != RunStatus::Waiting) {
-            return Err(ChatError::NotRunning);
+            return Err(RunError::Ended);
         }
         let beat: Option<i64> = sqlx::query_scalar("SELECT heartbeat_at FROM instances WHERE id = $1")
             .bind(&instance)
@@ -231,19 +239,20 @@ impl Engine {
             .await?;
         if beat.is_none_or(|at| at < now_ms() - STALE_AFTER.as_millis() as i64) {
             // Nobody drives it any more: it ends here, as the sweep would end it.
-            self.mark_interrupted(message_id).await?;
-            return Err(ChatError::NotRunning);
+            self.mark_interrupted(run_id).await?;
+            return Err(RunError::Ended);
         }
         sqlx::query(
-            "INSERT INTO run_controls (id, instance_id, message_id, kind, call_id, allow, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO run_controls (id, instance_id, run_id, kind, call_id, allow, by_user, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new_id())
         .bind(instance)
-        .bind(message_id)
+        .bind(run_id)
         .bind(kind)
         .bind(call_id)
         .bind(i64::from(allow))
+        .bind(by)
         .bind(now_ms())
         .execute(&self.store.pool)
         .await?;
@@ -251,10 +260,10 @@ impl Engine {
     }
 
     /// Waits (up to `limit`) until the store says the run is over.
-    pub(crate) async fn wait_stored_end(&self, message_id: &str, limit: Duration) -> Result<(), ChatError> {
+    pub(crate) async fn wait_stored_end(&self, run_id: &str, limit: Duration) -> Result<(), RunError> {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
-            match self.run_row(message_id).await? {
+            match self.run_row(run_id).await? {
                 Some((status, _)) if is_active(&status) => tokio::time::sleep(POLL_EVERY).await,
                 _ => return Ok(()),
             }
@@ -264,19 +273,20 @@ impl Engine {
 
     /// Applies the controls other instances left for this one's runs.
     async fn apply_controls(&self) -> Result<(), sqlx::Error> {
-        let rows = sqlx::query("SELECT id, message_id, kind, call_id, allow FROM run_controls WHERE instance_id = $1")
-            .bind(self.instance_id())
-            .fetch_all(&self.store.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, run_id, kind, call_id, allow, by_user FROM run_controls WHERE instance_id = $1")
+                .bind(self.instance_id())
+                .fetch_all(&self.store.pool)
+                .await?;
         for r in rows {
             let id: String = r.try_get("id")?;
-            let message_id: String = r.try_get("message_id")?;
-            if let Some(live) = self.runs.live(&message_id) {
+            let run_id: String = r.try_get("run_id")?;
+            if let Some(live) = self.runs.live(&run_id) {
                 match r.try_get::<String, _>("kind")?.as_str() {
                     "stop" => live.cancel(RunStatus::Stopped),
                     "answer" => {
                         let allow = r.try_get::<i64, _>("allow")? != 0;
-                        live.answer(&r.try_get::<String, _>("call_id")?, allow);
+                        live.answer(&r.try_get::<String, _>("call_id")?, allow, &r.try_get::<String, _>("by_user")?);
                     }
                     other => tracing::warn!(kind = other, "unknown run control"),
                 }
@@ -287,18 +297,17 @@ impl Engine {
     }
 
     /// Asks every run of `user_id` on other instances to stop (the user was disabled).
-    pub(crate) async fn stop_user_runs_elsewhere(&self, user_id: &str) -> Result<(), ChatError> {
+    pub(crate) async fn stop_user_runs_elsewhere(&self, user_id: &str) -> Result<(), RunError> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-             WHERE c.owner_id = $1 AND m.status IN ('running', 'waiting') AND m.run_instance <> $2",
+            "SELECT id FROM runs WHERE owner_id = $1 AND status IN ('running', 'waiting') AND instance_id <> $2",
         )
         .bind(user_id)
         .bind(self.instance_id())
         .fetch_all(&self.store.pool)
         .await?;
         for id in ids {
-            match self.send_control(&id, "stop", "", false).await {
-                Ok(()) | Err(ChatError::NotRunning) => {}
+            match self.send_control(&id, "stop", "", false, "").await {
+                Ok(()) | Err(RunError::Ended) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -307,7 +316,7 @@ impl Engine {
 
     /// The events of a run driven by another instance, from the store: those after `from`,
     /// then new ones as the owner flushes them, until the run's final status.
-    pub(crate) fn follow_stored(&self, message_id: &str, from: u64) -> impl Stream<Item = SeqEvent> + Send + 'static {
+    pub(crate) fn follow_stored(&self, run_id: &str, from: u64) -> impl Stream<Item = SeqEvent> + Send + 'static {
         struct Follow {
             engine: Engine,
             id: String,
@@ -318,7 +327,7 @@ impl Engine {
         }
         let start = Follow {
             engine: self.clone(),
-            id: message_id.to_owned(),
+            id: run_id.to_owned(),
             last: from,
             pending: VecDeque::new(),
             over: false,
@@ -347,7 +356,7 @@ impl Engine {
                         continue;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, message = %f.id, "could not read run events"),
+                    Err(e) => tracing::warn!(error = %e, run = %f.id, "could not read run events"),
                 }
                 f.idle += 1;
                 // At once and then now and then, make sure there is still something to wait
@@ -362,7 +371,7 @@ impl Engine {
                             }
                             continue;
                         }
-                        Err(e) => tracing::warn!(error = %e, message = %f.id, "could not read a run"),
+                        Err(e) => tracing::warn!(error = %e, run = %f.id, "could not read a run"),
                     }
                 }
                 tokio::time::sleep(POLL_EVERY).await;
@@ -371,11 +380,11 @@ impl Engine {
     }
 
     /// A run's stored events after `from`, in order.
-    pub(crate) async fn stored_events(&self, message_id: &str, from: u64) -> Result<Vec<SeqEvent>, sqlx::Error> {
+    pub(crate) async fn stored_events(&self, run_id: &str, from: u64) -> Result<Vec<SeqEvent>, sqlx::Error> {
         let batches: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT first_seq, events FROM run_event_batches WHERE message_id = $1 AND last_seq > $2 ORDER BY first_seq",
+            "SELECT first_seq, events FROM run_events WHERE run_id = $1 AND last_seq > $2 ORDER BY first_seq",
         )
-        .bind(message_id)
+        .bind(run_id)
         .bind(from as i64)
         .fetch_all(&self.store.pool)
         .await?;

@@ -77,7 +77,7 @@ async fn setup_with(e: &Engine, with_tools: bool, policies: &str, max_output_tok
 
 /// Every event from `from` until the run ends.
 async fn follow(e: &Engine, user: &CurrentUser, message: &str, from: u64) -> Vec<SeqEvent> {
-    let stream = e.subscribe_run(user, message, from).await.expect("subscribe");
+    let stream = e.subscribe_answer(user, message, from).await.expect("subscribe");
     tokio::time::timeout(Duration::from_secs(30), stream.collect::<Vec<_>>()).await.expect("the run ends")
 }
 
@@ -89,7 +89,7 @@ fn fold(events: &[SeqEvent]) -> Transcript {
 
 /// Waits until the run has emitted an event matching `f`.
 async fn wait_for(e: &Engine, user: &CurrentUser, message: &str, f: impl Fn(&RunEvent) -> bool) -> u64 {
-    let mut stream = e.subscribe_run(user, message, 0).await.expect("subscribe");
+    let mut stream = e.subscribe_answer(user, message, 0).await.expect("subscribe");
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("event").expect("open");
         if f(&ev.event) {
@@ -112,7 +112,7 @@ async fn an_answer_streams_and_is_stored_with_its_usage() {
         assert_eq!(t.text(), "Paris is the capital of France.");
         assert_eq!(t.status, RunStatus::Done);
         assert_eq!((t.input_tokens, t.output_tokens), (20, 9));
-        if let Some(l) = e.runs.live(&sent.assistant_message_id) {
+        if let Some(l) = e.runs.live_for(&sent.assistant_message_id) {
             l.finished().await;
         }
 
@@ -326,13 +326,13 @@ async fn stop_keeps_what_was_written_and_a_resumed_stream_has_no_gaps_or_repeats
             |ev| matches!(ev, RunEvent::Text { text } if text.starts_with("two")),
         )
         .await;
-        e.stop_run(me, &again.assistant_message_id).await.expect("stop");
+        e.stop_answer(me, &again.assistant_message_id).await.expect("stop");
         let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
         let t = c.messages.last().and_then(|m| m.transcript.clone()).expect("t");
         assert_eq!(t.status, RunStatus::Stopped);
         assert!(t.text().starts_with("one two"), "{}", t.text());
         assert!(t.text().len() < words.len(), "it stopped early: {}", t.text());
-        assert!(matches!(e.stop_run(me, &again.assistant_message_id).await, Err(ChatError::NotRunning)));
+        assert!(matches!(e.stop_answer(me, &again.assistant_message_id).await, Err(ChatError::NotRunning)));
     })
     .await;
 }
@@ -348,8 +348,8 @@ async fn a_subscriber_that_falls_far_behind_still_gets_every_event_once() {
         let sent = e.send_message(me, &s.agent, None, None, "Count.").await.expect("send");
         let msg = sent.assistant_message_id.clone();
         // Subscribed while live, then not read at all until the run has ended.
-        let slow = e.subscribe_run(me, &msg, 0).await.expect("subscribe");
-        if let Some(l) = e.runs.live(&msg) {
+        let slow = e.subscribe_answer(me, &msg, 0).await.expect("subscribe");
+        if let Some(l) = e.runs.live_for(&msg) {
             l.finished().await;
         }
         let events = tokio::time::timeout(Duration::from_secs(30), slow.collect::<Vec<_>>()).await.expect("ends");
@@ -407,14 +407,13 @@ async fn shutdown_interrupts_runs_and_a_crash_is_recovered_at_start() {
             .expect("other instance");
         // Its stored transcript lags its stored events (it is written about once a second).
         let empty = serde_json::to_string(&Transcript::default()).expect("json");
-        engine::sqlx::query(
-            "UPDATE messages SET status = 'running', run_instance = 'other', content = $2 WHERE id = $1",
-        )
-        .bind(&sent.assistant_message_id)
-        .bind(&empty)
-        .execute(&e.store.pool)
-        .await
-        .expect("pretend");
+        let run = e.answer_run(me, &sent.assistant_message_id).await.expect("run");
+        engine::sqlx::query("UPDATE runs SET status = 'running', instance_id = 'other', transcript = $2 WHERE id = $1")
+            .bind(&run)
+            .bind(&empty)
+            .execute(&e.store.pool)
+            .await
+            .expect("pretend");
         assert_eq!(e.recover_runs().await.expect("recover"), 0);
         let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
         assert_eq!(c.messages[1].transcript.as_ref().map(|t| t.status), Some(RunStatus::Running));
@@ -455,7 +454,7 @@ async fn a_second_instance_follows_answers_and_stops_runs_the_first_one_drives()
         ]);
         let sent = a.send_message(me, &s.agent, None, None, "Note it, then count.").await.expect("send");
         let msg = sent.assistant_message_id.clone();
-        assert!(a.runs.live(&msg).is_some() && b.runs.live(&msg).is_none(), "a drives the run");
+        assert!(a.runs.live_for(&msg).is_some() && b.runs.live_for(&msg).is_none(), "a drives the run");
 
         // B sees the run wait for approval and approves it; A's run goes on.
         wait_for(&b, me, &msg, |ev| matches!(ev, RunEvent::Status { status: RunStatus::Waiting, .. })).await;
@@ -467,7 +466,7 @@ async fn a_second_instance_follows_answers_and_stops_runs_the_first_one_drives()
         assert_eq!(t.status, RunStatus::Done, "{}", t.error);
         assert!(t.text().ends_with(words), "{}", t.text());
         assert!(t.parts.iter().any(|p| matches!(p, Part::Tool { call } if call.result == "noted: from b")));
-        if let Some(l) = a.runs.live(&msg) {
+        if let Some(l) = a.runs.live_for(&msg) {
             l.finished().await;
         }
         assert_eq!(follow(&a, me, &msg, 0).await, through_b, "both instances tell the same story");
@@ -476,14 +475,14 @@ async fn a_second_instance_follows_answers_and_stops_runs_the_first_one_drives()
         let slow = a.send_message(me, &s.agent, Some(&sent.conversation_id), None, "Slowly.").await.expect("send");
         let slow_msg = slow.assistant_message_id.clone();
         wait_for(&b, me, &slow_msg, |ev| matches!(ev, RunEvent::Text { .. })).await;
-        let err = b.stop_run(&s.t.member.user, &slow_msg).await.expect_err("not theirs");
+        let err = b.stop_answer(&s.t.member.user, &slow_msg).await.expect_err("not theirs");
         assert!(matches!(err, ChatError::NotFound), "{err:?}");
-        assert!(b.subscribe_run(&s.t.member.user, &slow_msg, 0).await.is_err(), "not theirs to follow");
-        b.stop_run(me, &slow_msg).await.expect("stop through b");
+        assert!(b.subscribe_answer(&s.t.member.user, &slow_msg, 0).await.is_err(), "not theirs to follow");
+        b.stop_answer(me, &slow_msg).await.expect("stop through b");
         let t = fold(&follow(&a, me, &slow_msg, 0).await);
         assert_eq!(t.status, RunStatus::Stopped);
         assert!(t.text().starts_with("slow"), "kept: {:?}", t.text());
-        assert!(matches!(b.stop_run(me, &slow_msg).await, Err(ChatError::NotRunning)));
+        assert!(matches!(b.stop_answer(me, &slow_msg).await, Err(ChatError::NotRunning)));
     }
 }
 
@@ -538,8 +537,8 @@ async fn regenerate_and_edit_make_branches_one_can_switch_between() {
     nf(e.send_message(other, &s.agent, Some(&sent.conversation_id), None, "x").await.map(drop), "send");
     nf(e.switch_branch(other, &sent.user_message_id).await, "switch");
     nf(e.rename_conversation(other, &sent.conversation_id, "x").await, "rename");
-    nf(e.subscribe_run(other, &sent.assistant_message_id, 0).await.map(drop), "subscribe");
-    nf(e.stop_run(other, &sent.assistant_message_id).await, "stop");
+    nf(e.subscribe_answer(other, &sent.assistant_message_id, 0).await.map(drop), "subscribe");
+    nf(e.stop_answer(other, &sent.assistant_message_id).await, "stop");
     nf(e.delete_conversation(other, &sent.conversation_id).await, "delete");
     assert_eq!(e.list_conversations(other, None, "", 1).await.expect("l").total, 0);
     let err = e.send_message(other, &s.agent, None, None, "use their agent").await.expect_err("agent");
@@ -614,7 +613,7 @@ async fn many_runs_at_once_are_all_stored_whole() {
         }
         for m in &sent {
             follow(&e, me, &m.assistant_message_id, 0).await;
-            if let Some(l) = e.runs.live(&m.assistant_message_id) {
+            if let Some(l) = e.runs.live_for(&m.assistant_message_id) {
                 l.finished().await;
             }
         }
@@ -660,7 +659,7 @@ async fn api_requests_at_once_store_whole_conversations() {
         let mut answers = Vec::new();
         for (sent, events) in started {
             let events: Vec<SeqEvent> = events.collect().await;
-            if let Some(l) = e.runs.live(&sent.assistant_message_id) {
+            if let Some(l) = e.runs.live_for(&sent.assistant_message_id) {
                 l.finished().await;
             }
             let c = e.get_conversation(me, &sent.conversation_id).await.expect("conversation");
@@ -716,7 +715,7 @@ async fn an_answer_is_capped_in_size_and_ends_incomplete() {
     let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
     assert_eq!(t.status, RunStatus::Incomplete);
     assert!(t.error.contains("most one answer may hold"), "{}", t.error);
-    let max = engine::runtime::ANSWER_MAX_BYTES;
+    let max = engine::runs::ANSWER_MAX_BYTES;
     let stored = e.get_conversation(me, &sent.conversation_id).await.expect("c").messages[1].transcript.clone();
     let len = stored.map(|t| t.text().len()).unwrap_or_default();
     assert!(len <= max + piece.len() && len > max - piece.len(), "stored {len} bytes, cap {max}");
