@@ -194,6 +194,14 @@ impl Store {
         Ok(())
     }
 
+    /// Runs the migrations up to `version` only: a database as an older Agentry left it,
+    /// for tests that migrate real rows.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
+        sqlx::migrate!("../migrations").run_to(version, &self.pool).await?;
+        Ok(())
+    }
+
     /// A trivial round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
