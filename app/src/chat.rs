@@ -1,5 +1,7 @@
 //! Chat: conversations with an agent, answers streamed live.
 
+#[cfg(feature = "ssr")]
+pub mod answer_link;
 pub mod api;
 mod page;
 

@@ -249,13 +249,22 @@ pub fn SearchBox(
     }
 }
 
-/// Links to the pages before and after `page` of a list at `base`, keeping the search.
+/// Links to the pages before and after `page` of a list at `base`, keeping the search
+/// and any `extra` query parameters (the list's filters, already encoded).
 #[component]
-pub fn Pager(base: &'static str, q: String, page: u32, pages: u32) -> impl IntoView {
+pub fn Pager(base: &'static str, q: String, #[prop(optional)] extra: String, page: u32, pages: u32) -> impl IntoView {
     use leptos_router::components::A;
     let t = t();
     let link = move |n: u32| {
-        if q.is_empty() { format!("{base}?page={n}") } else { format!("{base}?q={}&page={n}", encode(&q)) }
+        let mut query = Vec::new();
+        if !q.is_empty() {
+            query.push(format!("q={}", encode(&q)));
+        }
+        if !extra.is_empty() {
+            query.push(extra.clone());
+        }
+        query.push(format!("page={n}"));
+        format!("{base}?{}", query.join("&"))
     };
     (pages > 1).then(|| {
         view! {

@@ -14,11 +14,13 @@ pub mod i18n;
 pub mod mcp;
 pub mod pages;
 pub mod providers;
+pub mod runs;
 pub mod settings;
 pub mod shell;
 pub mod skills;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod stream;
 pub mod usage;
 
 pub use error::{AppError, ErrorCode};

@@ -16,6 +16,7 @@ use crate::i18n::{Locale, t};
 use crate::mcp::{McpPage, McpServerPage, NewMcpPage};
 use crate::pages::{ComingSoon, HomePage, NotFound, Section};
 use crate::providers::{NewProviderPage, ProviderPage, ProvidersPage};
+use crate::runs::{RunPage, RunsPage};
 use crate::settings::SettingsPage;
 use crate::skills::{SkillPage, SkillsPage};
 use crate::usage::UsagePage;
@@ -59,6 +60,8 @@ lazy_page!(ChatListRoute, ChatListPage);
 lazy_page!(ConversationRoute, ConversationPage);
 lazy_page!(BuildsRoute, BuildsPage);
 lazy_page!(UsageRoute, UsagePage);
+lazy_page!(RunsRoute, RunsPage);
+lazy_page!(RunRoute, RunPage);
 lazy_page!(ProvidersRoute, ProvidersPage);
 lazy_page!(NewProviderRoute, NewProviderPage);
 lazy_page!(ProviderRoute, ProviderPage);
@@ -157,6 +160,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("mcp/:id") view={Lazy::<McpServerRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("chat") view={Lazy::<ChatListRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("chat/:id") view={Lazy::<ConversationRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("runs") view={Lazy::<RunsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("runs/:id") view={Lazy::<RunRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("builds") view={Lazy::<BuildsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("usage") view={Lazy::<UsageRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("providers") view={Lazy::<ProvidersRoute>::new()} ssr=SsrMode::Async />

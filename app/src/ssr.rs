@@ -60,6 +60,24 @@ pub fn current_user() -> Option<CurrentUser> {
     with_parts(|p| p.extensions.get::<CurrentUser>().cloned()).flatten()
 }
 
+/// A run's events as a streamed response: one JSON object per line, never cached or held
+/// back by a proxy.
+pub fn ndjson(
+    events: futures::stream::BoxStream<'static, model::chat::SeqEvent>,
+) -> leptos::server_fn::codec::ByteStream<AppError> {
+    use futures::StreamExt;
+    if let Some(res) = use_context::<ResponseOptions>() {
+        res.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        res.insert_header(header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    }
+    let lines = events.map(|e| {
+        let mut line = serde_json::to_vec(&e).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, AppError>(line)
+    });
+    leptos::server_fn::codec::ByteStream::new(lines)
+}
+
 /// A request header's value, when it is text.
 pub fn header(name: &str) -> Option<String> {
     with_parts(|p| p.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten()

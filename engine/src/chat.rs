@@ -431,6 +431,11 @@ impl Engine {
         Ok(self.subscribe_run(user, &run, from).await?)
     }
 
+    /// The conversation that holds the answer `message_id`, if the user owns it.
+    pub async fn answer_conversation(&self, user: &CurrentUser, message_id: &str) -> Result<String, ChatError> {
+        self.message_conversation(user, message_id).await
+    }
+
     /// The conversation a message belongs to, if the user owns it.
     pub(crate) async fn message_conversation(&self, user: &CurrentUser, message_id: &str) -> Result<String, ChatError> {
         sqlx::query_scalar(

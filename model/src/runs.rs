@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{RunStatus, SeqEvent};
+use crate::chat::{CallState, RunEvent, RunStatus, SeqEvent};
 use crate::{FieldError, FieldErrors};
 
 /// What started a run.
@@ -119,6 +119,9 @@ pub struct RunSummary {
     pub model: String,
     pub started_at: i64,
     pub ended_at: Option<i64>,
+    /// From start to end, or to now while it runs, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: i64,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_micros: u64,
@@ -134,6 +137,188 @@ pub struct RunDetail {
     pub events: Vec<SeqEvent>,
     /// The viewer may stop it (its owner, or an admin).
     pub can_stop: bool,
+    /// It is the viewer's own (an admin may be looking at someone else's).
+    pub own: bool,
+}
+
+/// One step of a trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// A model call; `done` once it ended (its figures known), else still streaming.
+    Model {
+        model: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_micros: u64,
+        ttft_ms: u64,
+        ms: u64,
+        stop: String,
+        failures: Vec<String>,
+        error: String,
+        /// The text it wrote.
+        text: String,
+        done: bool,
+    },
+    Tool {
+        id: String,
+        label: String,
+        input: serde_json::Value,
+        state: CallState,
+        result: String,
+        ms: u64,
+        /// Who allowed (true) or declined it, for calls that asked.
+        answered: Option<(bool, String)>,
+    },
+    /// The run ended other than by finishing, or paused or resumed.
+    Status { status: RunStatus, error: String },
+}
+
+impl Step {
+    fn new_call() -> Self {
+        Self::Model {
+            model: String::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_micros: 0,
+            ttft_ms: 0,
+            ms: 0,
+            stop: String::new(),
+            failures: Vec::new(),
+            error: String::new(),
+            text: String::new(),
+            done: false,
+        }
+    }
+}
+
+/// A run's events folded into its steps, in order; the same on the server and in the
+/// browser (which folds live events as they come).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub steps: Vec<Step>,
+    pub seq: u64,
+}
+
+impl Trace {
+    pub fn of(events: &[SeqEvent]) -> Self {
+        let mut t = Self::default();
+        events.iter().for_each(|e| t.apply(e));
+        t
+    }
+
+    /// The model call being streamed, started by the first output after the last one.
+    fn open_call(&mut self) -> &mut Step {
+        let open = matches!(
+            self.steps.iter().rev().find(|s| matches!(s, Step::Model { .. })),
+            Some(Step::Model { done: false, .. })
+        ) && !matches!(self.steps.last(), Some(Step::Tool { .. } | Step::Status { .. }));
+        if !open {
+            self.steps.push(Step::new_call());
+        }
+        let i = self.steps.iter().rposition(|s| matches!(s, Step::Model { .. })).unwrap_or_default();
+        &mut self.steps[i]
+    }
+
+    fn tool_mut(&mut self, id: &str) -> Option<&mut Step> {
+        self.steps.iter_mut().rev().find(|s| matches!(s, Step::Tool { id: i, .. } if i == id))
+    }
+
+    /// Applies one event (an event already applied, by sequence number, is skipped).
+    pub fn apply(&mut self, e: &SeqEvent) {
+        if e.seq <= self.seq {
+            return;
+        }
+        self.seq = e.seq;
+        match &e.event {
+            RunEvent::Text { text: piece } => {
+                if let Step::Model { text, .. } = self.open_call() {
+                    text.push_str(piece);
+                }
+            }
+            RunEvent::ToolStart { id, label, name } => {
+                // The call is output of the model call being streamed.
+                self.open_call();
+                let label = if label.is_empty() { name.clone() } else { label.clone() };
+                self.steps.push(Step::Tool {
+                    id: id.clone(),
+                    label,
+                    input: serde_json::Value::Null,
+                    state: CallState::Writing,
+                    result: String::new(),
+                    ms: 0,
+                    answered: None,
+                });
+            }
+            RunEvent::ToolCall { id, input: i, asking } => {
+                if let Some(Step::Tool { input, state, .. }) = self.tool_mut(id) {
+                    *input = i.clone();
+                    *state = if *asking { CallState::Asking } else { CallState::Running };
+                }
+            }
+            RunEvent::ToolRunning { id } => {
+                if let Some(Step::Tool { state, .. }) = self.tool_mut(id) {
+                    *state = CallState::Running;
+                }
+            }
+            RunEvent::Answered { id, allow, by } => {
+                if let Some(Step::Tool { answered, .. }) = self.tool_mut(id) {
+                    *answered = Some((*allow, by.clone()));
+                }
+            }
+            RunEvent::ToolResult { id, content, state: s, ms: took } => {
+                if let Some(Step::Tool { result, state, ms, .. }) = self.tool_mut(id) {
+                    *result = content.clone();
+                    *state = *s;
+                    *ms = *took;
+                }
+            }
+            RunEvent::ModelCall {
+                model: m,
+                input_tokens: i,
+                output_tokens: o,
+                cost_micros: c,
+                ttft_ms: first,
+                ms: took,
+                stop: st,
+                failures: f,
+                error: err,
+            } => {
+                // The call that streamed, or (when it failed before any output) a new one.
+                let streamed = matches!(
+                    self.steps.iter().rev().find(|s| matches!(s, Step::Model { .. })),
+                    Some(Step::Model { done: false, .. })
+                );
+                if !streamed {
+                    self.steps.push(Step::new_call());
+                }
+                if let Some(Step::Model {
+                    model,
+                    input_tokens,
+                    output_tokens,
+                    cost_micros,
+                    ttft_ms,
+                    ms,
+                    stop,
+                    failures,
+                    error,
+                    done,
+                    ..
+                }) = self.steps.iter_mut().rev().find(|s| matches!(s, Step::Model { .. }))
+                {
+                    (*model, *input_tokens, *output_tokens, *cost_micros) = (m.clone(), *i, *o, *c);
+                    (*ttft_ms, *ms, *stop, *failures, *error) = (*first, *took, st.clone(), f.clone(), err.clone());
+                    *done = true;
+                }
+            }
+            RunEvent::Status { status, error, .. } => {
+                let shown = !matches!(status, RunStatus::Running | RunStatus::Done) || !error.is_empty();
+                if shown {
+                    self.steps.push(Step::Status { status: *status, error: error.clone() });
+                }
+            }
+            RunEvent::Turn | RunEvent::Usage { .. } => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +334,57 @@ mod tests {
         let fields: Vec<String> =
             f.check().err().map(|e| e.0.into_iter().map(|e| e.field).collect()).unwrap_or_default();
         assert_eq!(fields, ["status", "kind", "agent_id"]);
+    }
+
+    #[test]
+    fn a_trace_has_each_model_call_and_tool_call_in_order() {
+        let call = |model: &str, stop: &str| RunEvent::ModelCall {
+            model: model.into(),
+            input_tokens: 10,
+            output_tokens: 5,
+            cost_micros: 7,
+            ttft_ms: 12,
+            ms: 40,
+            stop: stop.into(),
+            failures: vec!["big: 503".into()],
+            error: String::new(),
+        };
+        let events = [
+            RunEvent::Text { text: "Let me ".into() },
+            RunEvent::ToolStart { id: "c1".into(), name: "fx__add".into(), label: "fx/add".into() },
+            RunEvent::ToolCall { id: "c1".into(), input: serde_json::json!({"a": 1}), asking: true },
+            call("small", "tool_use"),
+            RunEvent::Status { status: RunStatus::Waiting, error: String::new(), limit: false },
+            RunEvent::Answered { id: "c1".into(), allow: true, by: "Ada".into() },
+            RunEvent::Status { status: RunStatus::Running, error: String::new(), limit: false },
+            RunEvent::ToolResult { id: "c1".into(), content: "2".into(), state: CallState::Done, ms: 3 },
+            RunEvent::Turn,
+            RunEvent::Text { text: "It is 2.".into() },
+            call("small", "end_turn"),
+            RunEvent::Status { status: RunStatus::Done, error: String::new(), limit: false },
+        ];
+        let events: Vec<SeqEvent> =
+            events.into_iter().enumerate().map(|(i, event)| SeqEvent { seq: i as u64 + 1, event }).collect();
+        let t = Trace::of(&events);
+        let kinds: Vec<&str> = t
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Model { .. } => "model",
+                Step::Tool { .. } => "tool",
+                Step::Status { .. } => "status",
+            })
+            .collect();
+        assert_eq!(kinds, ["model", "tool", "status", "model"]);
+        assert!(matches!(&t.steps[0], Step::Model { text, stop, done: true, failures, .. }
+            if text == "Let me " && stop == "tool_use" && failures.len() == 1));
+        assert!(matches!(&t.steps[1], Step::Tool { result, ms: 3, answered: Some((true, by)), .. }
+            if result == "2" && by == "Ada"));
+        assert!(matches!(&t.steps[3], Step::Model { text, .. } if text == "It is 2."));
+        // Folding again from any point changes nothing.
+        let mut again = t.clone();
+        events.iter().for_each(|e| again.apply(e));
+        assert_eq!(again, t);
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/skills/{id}/files/{*path}", get(app::skills::download::skill_file))
+        .route("/chat/answers/{id}", get(app::chat::answer_link::answer_link))
         .leptos_routes(&state, routes, {
             let options = leptos_options.clone();
             move || shell(options.clone())

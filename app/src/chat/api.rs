@@ -102,20 +102,7 @@ pub async fn delete_conversation(id: String) -> Result<(), AppError> {
 /// object per line, until the run ends. Leaving does not stop the run.
 #[server(endpoint = "chat/events", output = Streaming)]
 pub async fn run_events(message_id: String, #[server(default)] after: u64) -> Result<ByteStream<AppError>, AppError> {
-    use futures::StreamExt;
     let user = crate::ssr::user()?;
     let events = crate::ssr::engine()?.subscribe_answer(&user, &message_id, after).await?;
-    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-        res.insert_header(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
-        res.insert_header(
-            http::header::HeaderName::from_static("x-accel-buffering"),
-            http::HeaderValue::from_static("no"),
-        );
-    }
-    let lines = events.map(|e| {
-        let mut line = serde_json::to_vec(&e).unwrap_or_default();
-        line.push(b'\n');
-        Ok::<_, AppError>(line)
-    });
-    Ok(ByteStream::new(lines))
+    Ok(crate::ssr::ndjson(events))
 }

@@ -386,6 +386,9 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
         move || (0..count.get()).map(|i| view! { <PartView live i message_id=part_id.clone() /> }).collect_view();
     let switcher = branch_switcher(&m.id, &m.siblings);
     let (stop_id, regen_id) = (id.clone(), id.clone());
+    let trace_link = m.run_id.clone().map(|r| {
+        view! { <A href=format!("/runs/{r}") attr:class="btn btn-ghost btn-small" attr:data-testid="answer-trace">{t.chat_trace}</A> }
+    });
     // Only what the foot shows: it redraws when these change, not on every token.
     let shown_foot = Memo::new(move |_| {
         live.with(|t| (t.status, usage_line(t.input_tokens, t.output_tokens, t.cost_micros, &t.model), t.error.clone()))
@@ -431,7 +434,7 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
         }
     };
     view! {
-        <article class="msg msg-assistant" data-testid="answer" data-status=move || status.get().as_str()>
+        <article id=format!("m-{id}") class="msg msg-assistant" data-testid="answer" data-status=move || status.get().as_str()>
             <div class="answer-body">
                 {body}
                 {move || (status.get() == RunStatus::Running && live.with(|t| t.parts.is_empty()))
@@ -439,6 +442,7 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
             </div>
             {switcher}
             {foot}
+            {trace_link}
         </article>
     }
 }
@@ -601,49 +605,19 @@ fn follow(message_id: String, live: RwSignal<Transcript>, running: RwSignal<bool
         }
         let id = message_id.clone();
         leptos::task::spawn_local_scoped_with_cancellation(async move {
-            use futures::StreamExt;
-            let mut failures = 0u32;
-            while !live.with_untracked(|t| t.status.is_final()) {
-                let after = live.with_untracked(|t| t.seq);
-                if let Ok(stream) = super::api::run_events(id.clone(), after).await {
-                    let mut stream = stream.into_inner();
-                    let mut buf: Vec<u8> = Vec::new();
-                    while let Some(Ok(chunk)) = stream.next().await {
-                        buf.extend_from_slice(&chunk);
-                        let mut events = Vec::new();
-                        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-                            let line: Vec<u8> = buf.drain(..=end).collect();
-                            if let Ok(e) = serde_json::from_slice::<model::chat::SeqEvent>(&line) {
-                                events.push(e);
-                            }
-                        }
-                        if !events.is_empty() {
-                            failures = 0;
-                            live.update(|t| events.iter().for_each(|e| t.apply(e)));
-                            stick_to_bottom();
-                        }
-                    }
-                }
-                if live.with_untracked(|t| t.status.is_final()) {
-                    break;
-                }
-                failures += 1;
-                sleep_ms(250 * failures.min(8)).await;
-            }
+            crate::stream::follow_events(
+                |after| super::api::run_events(id.clone(), after),
+                || live.with_untracked(|t| t.seq),
+                || live.with_untracked(|t| t.status.is_final()),
+                |events| {
+                    live.update(|t| events.iter().for_each(|e| t.apply(e)));
+                    stick_to_bottom();
+                },
+            )
+            .await;
             running.set(false);
         });
     });
-}
-
-async fn sleep_ms(ms: u32) {
-    let (tx, rx) = futures::channel::oneshot::channel::<()>();
-    set_timeout(
-        move || {
-            let _ = tx.send(());
-        },
-        std::time::Duration::from_millis(ms.into()),
-    );
-    let _ = rx.await;
 }
 
 /// Keeps the newest text in view while it streams, unless the person scrolled up.

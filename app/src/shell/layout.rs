@@ -46,6 +46,7 @@ fn nav_links(t: &'static crate::i18n::Strings) -> impl IntoView {
     [
         ("/", t.nav_home, "⌂"),
         ("/chat", t.nav_chat, "✉"),
+        ("/runs", t.nav_runs, "▶"),
         ("/agents", t.nav_agents, "◎"),
         ("/skills", t.nav_skills, "✦"),
         ("/mcp", t.nav_mcp, "⚙"),

@@ -32,7 +32,7 @@ fn summary(r: &sqlx::any::AnyRow) -> Result<(RunSummary, RunLimits), sqlx::Error
     let n = |c: &str| r.try_get::<i64, _>(c).map(|v| v.max(0) as u64);
     let kind: String = r.try_get("kind")?;
     let limits: String = r.try_get("limits")?;
-    let run = RunSummary {
+    let mut run = RunSummary {
         id: r.try_get("id")?,
         kind: RunKind::parse(&kind).unwrap_or(RunKind::Chat),
         status: RunStatus::parse(&r.try_get::<String, _>("status")?),
@@ -45,11 +45,13 @@ fn summary(r: &sqlx::any::AnyRow) -> Result<(RunSummary, RunLimits), sqlx::Error
         model: r.try_get("model")?,
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
+        duration_ms: 0,
         input_tokens: n("input_tokens")?,
         output_tokens: n("output_tokens")?,
         cost_micros: n("cost_micros")?,
         error: r.try_get("error")?,
     };
+    run.duration_ms = run.ended_at.unwrap_or_else(crate::store::now_ms) - run.started_at;
     Ok((run, serde_json::from_str(&limits).unwrap_or_default()))
 }
 
@@ -124,7 +126,7 @@ impl Engine {
     /// One run and its events so far (its owner's, or any for an admin).
     #[tracing::instrument(skip_all, fields(user = %user.id, run = run_id))]
     pub async fn get_run(&self, user: &CurrentUser, run_id: &str) -> Result<RunDetail, RunError> {
-        self.run_owner_status(user, run_id, true).await?;
+        let (owner, _) = self.run_owner_status(user, run_id, true).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SUMMARY} WHERE r.id = $1")))
             .bind(run_id)
             .fetch_optional(&self.store.pool)
@@ -145,7 +147,7 @@ impl Engine {
         };
         self.overlay_live(&mut run);
         let can_stop = !run.status.is_final();
-        Ok(RunDetail { run, limits, events, can_stop })
+        Ok(RunDetail { run, limits, events, can_stop, own: owner == user.id })
     }
 
     /// Usage rows of an owner's runs started since `since`: per agent, model and UTC day,
