@@ -326,6 +326,16 @@ impl Live {
         let _ = rx.wait_for(|d| *d).await;
     }
 
+    /// The run's limits (the agent's and the server's until it has loaded its agent).
+    pub fn limits(&self) -> RunLimits {
+        self.state.lock().map(|s| s.limits).unwrap_or_default()
+    }
+
+    /// The run's parent, if it is a child run.
+    pub fn parent_id(&self) -> Option<&str> {
+        self.head.parent_id.as_deref()
+    }
+
     /// What the run has left of its limits, for a child run.
     pub fn remaining(&self) -> RunLimits {
         let limits = self.state.lock().map(|s| s.limits).unwrap_or_default();
@@ -456,6 +466,31 @@ impl Engine {
             live.done.send_replace(true);
         });
         handle
+    }
+
+    /// Starts a run as a child of the live run `parent_id` (a team member's task, a step of
+    /// a build): it gets the least of its own limits and what the parent has left, and it
+    /// stops when the parent does. Its row is written with its first events.
+    pub fn start_child(
+        &self,
+        user: &CurrentUser,
+        parent_id: &str,
+        mut head: RunHead,
+        input: Input,
+    ) -> Result<Arc<Live>, RunError> {
+        let parent = self.runs.live(parent_id).filter(|p| p.head.owner == user.id).ok_or(RunError::NotFound)?;
+        if parent.cancel.borrow().is_some() {
+            return Err(RunError::Ended);
+        }
+        head.parent_id = Some(parent_id.to_owned());
+        let run = NewRun {
+            head,
+            interactive: parent.interactive,
+            input,
+            limits: Some(parent.remaining()),
+            deferred: Some(None),
+        };
+        Ok(self.start_run(user, run))
     }
 
     /// Stops every run of a user (when the user is disabled), on every instance: their

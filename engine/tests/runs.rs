@@ -183,8 +183,43 @@ async fn tool_calls_run_by_policy_and_their_results_go_back_to_the_model() {
         let err = e.answer_tool(&s.t.member.user, &msg, "c2", true).await.expect_err("not theirs");
         assert!(matches!(err, ChatError::NotFound), "{err:?}");
         e.answer_tool(me, &msg, "c2", true).await.expect("allow");
-        let t = fold(&follow(&e, me, &msg, 0).await);
+        let events = follow(&e, me, &msg, 0).await;
+        let t = fold(&events);
         assert_eq!(t.status, RunStatus::Done, "{}", t.error);
+        // The trace: three model calls in order, each with its figures; both tool calls
+        // timed, the second allowed by its owner.
+        let trace = model::runs::Trace::of(&events);
+        let steps: Vec<String> = trace
+            .steps
+            .iter()
+            .map(|s| match s {
+                model::runs::Step::Model { model, stop, done: true, .. } => format!("model {model} {stop}"),
+                model::runs::Step::Model { .. } => "model (open)".into(),
+                model::runs::Step::Tool { label, answered, .. } => format!("tool {label} {answered:?}"),
+                model::runs::Step::Status { status, .. } => format!("status {}", status.as_str()),
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "model fake-large tool_use",
+                "tool fx/add None",
+                "model fake-large tool_use",
+                "tool fx/write_note Some((true, \"ada\"))",
+                "status waiting",
+                "model fake-large end_turn",
+            ]
+        );
+        assert!(
+            events.iter().any(|e| matches!(&e.event, RunEvent::ModelCall { ms, ttft_ms, .. } if *ms >= *ttft_ms)),
+            "a call's whole time includes its first output's"
+        );
+        let run = e.answer_run(me, &msg).await.expect("run");
+        let detail = e.get_run(me, &run).await.expect("run");
+        assert_eq!((detail.run.kind, detail.run.status), (model::runs::RunKind::Chat, RunStatus::Done));
+        assert_eq!(detail.run.subject_id, msg, "the run names the answer it wrote");
+        assert!(detail.run.agent_version >= 1 && detail.limits.max_turns > 0);
+        assert_eq!(detail.events, events, "the trace reads the stored events");
         assert!(t.text().ends_with("2 + 3 = 5, and I noted it."));
         let results: Vec<String> = t
             .parts
@@ -794,4 +829,134 @@ async fn a_run_is_given_only_the_branch_it_answers() {
         .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(sent, ["Beta question", "Beta answer.", "Gamma question"]);
+}
+
+#[tokio::test]
+async fn the_meter_is_asked_before_a_model_call_and_runs_are_listed_by_kind() {
+    each_backend(|e| async move {
+        let s = setup(&e, true, "fx/add=allow").await;
+        let me = &s.t.admin.user;
+
+        // The meter is asked before the model is called: a refusal ends the run, saying
+        // why, and the model is never called.
+        struct Refuse;
+        impl engine::runs::meter::Meter for Refuse {
+            fn before<'a>(
+                &'a self,
+                _: &'a Engine,
+                _: engine::runs::meter::Asking<'a>,
+                call: engine::runs::meter::Call<'a>,
+            ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+                let why = format!("over budget for {call:?}");
+                Box::pin(async move { Err(why) })
+            }
+        }
+        let allow_all = e.runs.meter.lock().map(|m| m.clone()).expect("meter");
+        *e.runs.meter.lock().expect("meter") = std::sync::Arc::new(Refuse);
+        let sent = e.send_message(me, &s.agent, None, None, "Hi").await.expect("send");
+        let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+        assert_eq!(t.status, RunStatus::Incomplete);
+        assert!(t.error.contains("over budget for Model"), "{}", t.error);
+        assert!(s.up.chat_requests().is_empty(), "no model call was made");
+        *e.runs.meter.lock().expect("meter") = allow_all;
+
+        // Chat answers and API answers are runs of their kinds, filtered apart.
+        s.up.push([Reply::text("Hello over the API.")]);
+        let hi = engine::openai::ApiMessage { role: "user".into(), text: "Hi".into() };
+        let (_, events) = e.api_chat(me, "helper", &[hi]).await.expect("api");
+        let _: Vec<_> = events.collect().await;
+        let filter = |kind: &str| model::runs::RunFilter { kind: kind.into(), ..Default::default() };
+        assert_eq!(e.list_runs(me, &filter("api")).await.expect("list").total, 1);
+        assert_eq!(e.list_runs(me, &filter("chat")).await.expect("list").total, 1);
+        let bad = model::runs::RunFilter { status: "sleeping".into(), ..Default::default() };
+        let err = e.list_runs(me, &bad).await.expect_err("unknown status");
+        assert!(matches!(&err, engine::runs::RunError::Invalid(f) if f.0[0].field == "status"), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tool_calls_and_wall_time_past_the_limits_end_the_run() {
+    for backend in engine::testing::backends() {
+        let mut settings = engine::testing::settings(backend).await;
+        settings.limits.run_tool_calls = 1;
+        let e = Engine::start(settings).await.expect("engine");
+        let s = setup(&e, true, "fx/add=allow").await;
+        let me = &s.t.admin.user;
+        s.up.push([
+            Reply::tool_call("c1", "fx__add", json!({ "a": 1, "b": 1 })),
+            Reply::tool_call("c2", "fx__add", json!({ "a": 2, "b": 2 })),
+            Reply::text("never"),
+        ]);
+        let sent = e.send_message(me, &s.agent, None, None, "Add twice").await.expect("send");
+        let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+        assert_eq!(t.status, RunStatus::Incomplete);
+        assert!(t.error.contains("most tool calls it may (1)"), "{}", t.error);
+        assert_eq!(s.up.chat_requests().len(), 2, "the model is not called after the limit");
+        e.store.close().await;
+
+        let mut settings = engine::testing::settings(backend).await;
+        settings.limits.run_wall_secs = 1;
+        let e = Engine::start(settings).await.expect("engine");
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        s.up.push([Reply { cadence_ms: 200, ..Reply::text("one two three four five six seven eight nine ten") }]);
+        let sent = e.send_message(me, &s.agent, None, None, "Slowly").await.expect("send");
+        let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+        assert_eq!(t.status, RunStatus::Incomplete);
+        assert!(t.error.contains("passed its limit of 1 second"), "{}", t.error);
+        assert!(t.text().starts_with("one"), "what it wrote is kept: {}", t.text());
+    }
+}
+
+#[tokio::test]
+async fn a_child_run_inherits_what_its_parent_has_left_and_stops_with_it() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        s.up.push([
+            Reply { cadence_ms: 200, ..Reply::text("parent parent parent parent parent parent parent parent") },
+            Reply { cadence_ms: 200, ..Reply::text("child child child child child child child child child") },
+        ]);
+        let sent = e.send_message(me, &s.agent, None, None, "Delegate").await.expect("send");
+        wait_for(&e, me, &sent.assistant_message_id, |ev| matches!(ev, RunEvent::Text { .. })).await;
+        let parent = e.answer_run(me, &sent.assistant_message_id).await.expect("run");
+        let agent = e.get_agent(me, &s.agent).await.expect("agent");
+        let head = engine::runs::RunHead::new(model::runs::RunKind::Api, me, &s.agent, "");
+        let input = engine::runs::Input::Ready { agent, history: vec![model::chat::Message::user("Sub-task")] };
+        // Only the owner of the parent may start its children.
+        let theirs = engine::runs::RunHead::new(model::runs::RunKind::Api, &s.t.member.user, &s.agent, "");
+        let other_input =
+            engine::runs::Input::Ready { agent: e.get_agent(me, &s.agent).await.expect("a"), history: vec![] };
+        assert!(e.start_child(&s.t.member.user, &parent, theirs, other_input).is_err());
+        let child = e.start_child(me, &parent, head, input).expect("child");
+        assert_eq!(child.parent_id(), Some(parent.as_str()));
+        let child_id = child.id().to_owned();
+        wait_for_run(&e, me, &child_id, |ev| matches!(ev, RunEvent::Text { .. })).await;
+        let parent_limits = e.runs.live(&parent).expect("parent live").limits();
+        let child_limits = child.limits();
+        assert!(child_limits.max_turns < parent_limits.max_turns, "{child_limits:?} vs {parent_limits:?}");
+        assert!(child_limits.wall_secs <= parent_limits.wall_secs);
+
+        e.stop_run(me, &parent).await.expect("stop the parent");
+        child.finished().await;
+        let d = e.get_run(me, &child_id).await.expect("child run");
+        assert_eq!(d.run.status, RunStatus::Stopped, "the child stopped with its parent");
+        assert_eq!(d.run.parent_id.as_deref(), Some(parent.as_str()));
+        // Stopping what has ended says so and changes nothing.
+        assert!(matches!(e.stop_run(me, &parent).await, Err(engine::runs::RunError::Ended)));
+        assert!(matches!(e.stop_run(me, &child_id).await, Err(engine::runs::RunError::Ended)));
+    })
+    .await;
+}
+
+/// Waits until the run `run_id` has emitted an event matching `f`.
+async fn wait_for_run(e: &Engine, user: &CurrentUser, run_id: &str, f: impl Fn(&RunEvent) -> bool) {
+    let mut stream = e.subscribe_run(user, run_id, 0).await.expect("subscribe");
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("event").expect("open");
+        if f(&ev.event) {
+            return;
+        }
+    }
 }

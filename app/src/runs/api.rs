@@ -10,7 +10,7 @@ use crate::error::AppError;
 
 /// The signed-in user's runs (or, for an admin who asks, everyone's), newest first.
 #[server(endpoint = "runs/list")]
-pub async fn list_runs(filter: RunFilter) -> Result<Page<RunSummary>, AppError> {
+pub async fn list_runs(#[server(default)] filter: RunFilter) -> Result<Page<RunSummary>, AppError> {
     let user = crate::ssr::user()?;
     Ok(crate::ssr::engine()?.list_runs(&user, &filter).await?)
 }

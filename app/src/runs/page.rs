@@ -341,7 +341,8 @@ fn RunView(d: RunDetail, stop: ServerAction<StopRun>) -> impl IntoView {
     }
     let live = move || !status.get().is_final();
     let answer_link = (d.own && !r.subject_id.is_empty())
-        .then(|| view! { <A href=format!("/chat/answers/{}", r.subject_id) attr:class="btn btn-secondary">{t.run_open_answer}</A> });
+        // A server redirect, not a page of the router: a plain link the router leaves alone.
+        .then(|| view! { <a href=format!("/chat/answers/{}", r.subject_id) rel="external" class="btn btn-secondary">{t.run_open_answer}</a> });
     let agent = if r.agent_name.is_empty() {
         view! { <span class="muted">{t.usage_deleted_agent}</span> }.into_any()
     } else {

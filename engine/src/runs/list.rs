@@ -67,6 +67,15 @@ impl Engine {
         if !is_id(run_id) {
             return Err(invalid("run_id"));
         }
+        // A run of this process is known before its row is stored.
+        if let Some(live) = self.runs.live(run_id) {
+            let owner = live.head.owner.clone();
+            return if owner == user.id || (admin_ok && user.is_admin) {
+                Ok((owner, live.transcript().status))
+            } else {
+                Err(RunError::NotFound)
+            };
+        }
         let row: Option<(String, String)> = sqlx::query_as("SELECT owner_id, status FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_optional(&self.store.pool)
@@ -112,8 +121,9 @@ impl Engine {
     /// A live run's newest figures over what was last stored.
     fn overlay_live(&self, run: &mut RunSummary) {
         if let Some(live) = self.runs.live(&run.id) {
-            let t = live.transcript();
+            let (t, version) = live.state.lock().map(|s| (s.transcript.clone(), s.agent_version)).unwrap_or_default();
             run.status = t.status;
+            run.agent_version = run.agent_version.max(version);
             run.input_tokens = t.input_tokens;
             run.output_tokens = t.output_tokens;
             run.cost_micros = t.cost_micros;
