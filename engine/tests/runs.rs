@@ -206,7 +206,6 @@ async fn tool_calls_run_by_policy_and_their_results_go_back_to_the_model() {
                 "tool fx/add None",
                 "model fake-large tool_use",
                 "tool fx/write_note Some((true, \"ada\"))",
-                "status waiting",
                 "model fake-large end_turn",
             ]
         );

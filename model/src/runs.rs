@@ -169,7 +169,7 @@ pub enum Step {
         /// Who allowed (true) or declined it, for calls that asked.
         answered: Option<(bool, String)>,
     },
-    /// The run ended other than by finishing, or paused or resumed.
+    /// The run ended other than by finishing its answer.
     Status { status: RunStatus, error: String },
 }
 
@@ -311,7 +311,8 @@ impl Trace {
                 }
             }
             RunEvent::Status { status, error, .. } => {
-                let shown = !matches!(status, RunStatus::Running | RunStatus::Done) || !error.is_empty();
+                // A wait for approval shows on its tool call; the trace shows how it ended.
+                let shown = status.is_final() && (*status != RunStatus::Done || !error.is_empty());
                 if shown {
                     self.steps.push(Step::Status { status: *status, error: error.clone() });
                 }
@@ -375,12 +376,12 @@ mod tests {
                 Step::Status { .. } => "status",
             })
             .collect();
-        assert_eq!(kinds, ["model", "tool", "status", "model"]);
+        assert_eq!(kinds, ["model", "tool", "model"]);
         assert!(matches!(&t.steps[0], Step::Model { text, stop, done: true, failures, .. }
             if text == "Let me " && stop == "tool_use" && failures.len() == 1));
         assert!(matches!(&t.steps[1], Step::Tool { result, ms: 3, answered: Some((true, by)), .. }
             if result == "2" && by == "Ada"));
-        assert!(matches!(&t.steps[3], Step::Model { text, .. } if text == "It is 2."));
+        assert!(matches!(&t.steps[2], Step::Model { text, .. } if text == "It is 2."));
         // Folding again from any point changes nothing.
         let mut again = t.clone();
         events.iter().for_each(|e| again.apply(e));

@@ -386,9 +386,7 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
         move || (0..count.get()).map(|i| view! { <PartView live i message_id=part_id.clone() /> }).collect_view();
     let switcher = branch_switcher(&m.id, &m.siblings);
     let (stop_id, regen_id) = (id.clone(), id.clone());
-    let trace_link = m.run_id.clone().map(|r| {
-        view! { <A href=format!("/runs/{r}") attr:class="btn btn-ghost btn-small" attr:data-testid="answer-trace">{t.chat_trace}</A> }
-    });
+    let run_id = m.run_id.clone();
     // Only what the foot shows: it redraws when these change, not on every token.
     let shown_foot = Memo::new(move |_| {
         live.with(|t| (t.status, usage_line(t.input_tokens, t.output_tokens, t.cost_micros, &t.model), t.error.clone()))
@@ -396,6 +394,9 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
     let foot = move || {
         let (stop_id, regen_id) = (stop_id.clone(), regen_id.clone());
         let (s, usage, error) = shown_foot.get();
+        let trace_link = run_id.clone().map(|r| {
+            view! { <A href=format!("/runs/{r}") attr:class="btn btn-ghost btn-small" attr:data-testid="answer-trace">{t.chat_trace}</A> }
+        });
         let notice = match s {
             RunStatus::Stopped => Some(("notice", t.chat_stopped)),
             RunStatus::Incomplete => Some(("notice notice-warn", t.chat_incomplete)),
@@ -430,6 +431,7 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
                         </button>
                     </ActionForm>
                 })}
+                {trace_link}
             </div>
         }
     };
@@ -442,7 +444,6 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
             </div>
             {switcher}
             {foot}
-            {trace_link}
         </article>
     }
 }
