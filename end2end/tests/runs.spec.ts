@@ -89,9 +89,17 @@ test("the runs list shows live and past runs, filters them and stops one; nobody
   await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}$/);
   await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
   await settle(page);
+  // A new conversation from the chat page, below which the first one is now listed (its
+  // link covers its own card only).
   await queueReplies([slowText(WORDS, 400)]);
+  await page.getByRole("link", { name: "Runner" }).click();
+  await settle(page);
+  await page.getByRole("link", { name: "Start a chat" }).click();
+  await settle(page);
+  await expect(page.getByRole("link", { name: "First" })).toBeVisible();
   await page.getByLabel("Message", { exact: true }).fill("Second, slowly");
   await page.getByRole("button", { name: "Send" }).click();
+  await expect(page.getByTestId("user-message")).toHaveText(/Second, slowly/);
   await expect(answer(page).locator(".markdown")).toContainText("w1", { timeout: 10_000 });
 
   await open(page, "/runs");
