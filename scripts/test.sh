@@ -47,7 +47,7 @@ step "cargo fmt --check"
 cargo fmt --all --check
 
 step "clippy, server side (ssr)"
-cargo clippy -p model -p engine -p app -p server -p fake-upstream --all-targets --features app/ssr,engine/testing,server/testing -- -D warnings
+cargo clippy -p model -p engine -p app -p server -p fake-upstream -p bench --all-targets --features app/ssr,engine/testing,server/testing -- -D warnings
 
 step "clippy, WASM side (hydrate)"
 cargo clippy -p model -p app -p frontend --target wasm32-unknown-unknown --features frontend/hydrate -- -D warnings

@@ -674,19 +674,6 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::title_from;
-
-    #[test]
-    fn titles_come_from_the_first_line_cut_at_a_word() {
-        assert_eq!(title_from("\n  Hello there\nmore"), "Hello there");
-        let long = "word ".repeat(30);
-        let t = title_from(&long);
-        assert!(t.ends_with('…') && t.chars().count() <= 61, "{t}");
-    }
-}
-
 /// A chat answer as a run's subject: its history is the conversation's branch up to the
 /// answer's question.
 struct Answer {
@@ -711,5 +698,18 @@ impl Subject for Answer {
             }
             Ok(history)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_from;
+
+    #[test]
+    fn titles_come_from_the_first_line_cut_at_a_word() {
+        assert_eq!(title_from("\n  Hello there\nmore"), "Hello there");
+        let long = "word ".repeat(30);
+        let t = title_from(&long);
+        assert!(t.ends_with('…') && t.chars().count() <= 61, "{t}");
     }
 }

@@ -16,7 +16,6 @@ pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod net;
-pub mod openai;
 pub mod owner_only;
 pub mod providers;
 pub mod runs;
@@ -28,6 +27,7 @@ pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usage;
+pub mod v1;
 
 use std::sync::Arc;
 

@@ -211,7 +211,7 @@ pub trait Subject: Send + Sync {
 /// What a run starts from.
 pub enum Input {
     /// The caller has it already (the API has the whole conversation in its request).
-    Ready { agent: AgentView, history: Vec<Message> },
+    Ready { agent: Box<AgentView>, history: Vec<Message> },
     /// The agent is loaded and the subject asked for the history when the run starts.
     Load(Box<dyn Subject>),
 }

@@ -104,7 +104,9 @@ async fn write_old_rows(store: &Store) {
     let running = transcript(Vec::new(), RunStatus::Running, (0, 0), 0);
     let text = |t: &str| serde_json::to_string(t).expect("json");
     let json = |t: &Transcript| serde_json::to_string(t).expect("json");
-    let rows: [(&str, Option<&str>, &str, String, &str, (i64, i64, i64), Option<&str>, i64); 5] = [
+    // id, parent, role, content, status, (input, output, cost), instance, created_at
+    type OldMessage<'a> = (&'a str, Option<&'a str>, &'a str, String, &'a str, (i64, i64, i64), Option<&'a str>, i64);
+    let rows: [OldMessage; 5] = [
         (Q1, None, "user", text("Hello"), "done", (0, 0, 0), None, now),
         (A1, Some(Q1), "assistant", json(&answer), "done", (1000, 200, 6000), None, now + 1),
         (Q2, Some(A1), "user", text("And then?"), "done", (0, 0, 0), None, now + 2),

@@ -678,7 +678,7 @@ async fn api_requests_at_once_store_whole_conversations() {
         let me = &s.t.admin.user;
         let n = 20;
         s.up.push((0..n).map(|i| Reply { cadence_ms: 2, ..Reply::text(&format!("API answer {i}")) }));
-        let msg = |role: &str, text: &str| engine::openai::ApiMessage { role: role.into(), text: text.into() };
+        let msg = |role: &str, text: &str| engine::v1::ApiMessage { role: role.into(), text: text.into() };
         // Started back to back, so that one flusher round writes several conversations.
         let mut started = Vec::new();
         for i in 0..n {
@@ -861,7 +861,7 @@ async fn the_meter_is_asked_before_a_model_call_and_runs_are_listed_by_kind() {
 
         // Chat answers and API answers are runs of their kinds, filtered apart.
         s.up.push([Reply::text("Hello over the API.")]);
-        let hi = engine::openai::ApiMessage { role: "user".into(), text: "Hi".into() };
+        let hi = engine::v1::ApiMessage { role: "user".into(), text: "Hi".into() };
         let (_, events) = e.api_chat(me, "helper", &[hi]).await.expect("api");
         let _: Vec<_> = events.collect().await;
         let filter = |kind: &str| model::runs::RunFilter { kind: kind.into(), ..Default::default() };
@@ -922,11 +922,16 @@ async fn a_child_run_inherits_what_its_parent_has_left_and_stops_with_it() {
         let parent = e.answer_run(me, &sent.assistant_message_id).await.expect("run");
         let agent = e.get_agent(me, &s.agent).await.expect("agent");
         let head = engine::runs::RunHead::new(model::runs::RunKind::Api, me, &s.agent, "");
-        let input = engine::runs::Input::Ready { agent, history: vec![model::chat::Message::user("Sub-task")] };
+        let input = engine::runs::Input::Ready {
+            agent: Box::new(agent),
+            history: vec![model::chat::Message::user("Sub-task")],
+        };
         // Only the owner of the parent may start its children.
         let theirs = engine::runs::RunHead::new(model::runs::RunKind::Api, &s.t.member.user, &s.agent, "");
-        let other_input =
-            engine::runs::Input::Ready { agent: e.get_agent(me, &s.agent).await.expect("a"), history: vec![] };
+        let other_input = engine::runs::Input::Ready {
+            agent: Box::new(e.get_agent(me, &s.agent).await.expect("a")),
+            history: vec![],
+        };
         assert!(e.start_child(&s.t.member.user, &parent, theirs, other_input).is_err());
         let child = e.start_child(me, &parent, head, input).expect("child");
         assert_eq!(child.parent_id(), Some(parent.as_str()));

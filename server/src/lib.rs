@@ -24,8 +24,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 pub mod middleware;
-pub mod openai;
 pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod v1;

@@ -143,9 +143,9 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     // by token (which the layer leaves as they are, through a wrapper polled per token),
     // and its other answers are small.
     let api = Router::new()
-        .route("/v1/models", get(crate::openai::list_models))
-        .route("/v1/models/{id}", get(crate::openai::get_model))
-        .route("/v1/chat/completions", axum::routing::post(crate::openai::chat_completions))
+        .route("/v1/models", get(crate::v1::list_models))
+        .route("/v1/models/{id}", get(crate::v1::get_model))
+        .route("/v1/chat/completions", axum::routing::post(crate::v1::chat_completions))
         .with_state(state.clone());
     let app = Router::new()
         .route("/healthz", get(healthz))

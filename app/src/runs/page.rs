@@ -87,6 +87,7 @@ fn duration(ms: i64) -> String {
         ms if ms < 1_000 => format!("{ms} ms"),
         ms if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
         ms if ms < 3_600_000 => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
+        ms if ms % 3_600_000 < 60_000 => format!("{} h", ms / 3_600_000),
         ms => format!("{} h {} min", ms / 3_600_000, ms % 3_600_000 / 60_000),
     }
 }

@@ -60,7 +60,7 @@ pub(super) async fn drive(
 ) -> Result<(), End> {
     let mut cancel = live.cancel.subscribe();
     let (agent, history) = match input {
-        Input::Ready { agent, history } => (agent, history),
+        Input::Ready { agent, history } => (*agent, history),
         Input::Load(subject) => {
             let agent = engine
                 .agent_for_run(user, &live.head.agent_id)

@@ -94,7 +94,7 @@ impl Engine {
         let run = NewRun {
             head,
             interactive: false,
-            input: Input::Ready { agent, history },
+            input: Input::Ready { agent: Box::new(agent), history },
             limits: None,
             deferred: Some(Some(deferred)),
         };

@@ -1,4 +1,4 @@
-//! `cargo run --release -p server --bin bench`: starts the release server (this same
+//! `cargo run --release -p bench`: starts the release server (this same
 //! binary, re-executed with `--serve`) on a temp SQLite database and prints latency,
 //! time to first byte, memory and WASM size, as a table and, on the last line, as JSON.
 #![forbid(unsafe_code)]

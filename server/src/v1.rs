@@ -18,7 +18,7 @@ use engine::auth::ClientInfo;
 use engine::chat::ChatError;
 use engine::idempotency::Once;
 use engine::limits::RetryAfter;
-use engine::openai::ApiMessage;
+use engine::v1::ApiMessage;
 use engine::{AuthError, CurrentUser, Engine};
 use futures::StreamExt;
 use model::chat::{RunEvent, RunStatus, Transcript};
