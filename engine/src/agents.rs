@@ -2,8 +2,7 @@
 //! one; export and import carry an agent between users by names, never ids or secrets.
 
 use model::agents::{
-    AgentExport, AgentPage, AgentSpec, AgentSummary, AgentTool, AgentView, EXPORT_FORMAT, SKILL_TOOLS, VersionView,
-    diff, effective_policy, slugify,
+    AgentExport, AgentPage, AgentSpec, AgentSummary, AgentTool, AgentView, EXPORT_FORMAT, VersionView, diff, slugify,
 };
 use model::{FieldError, FieldErrors};
 use sqlx::Row;
@@ -139,40 +138,7 @@ impl Engine {
 
     /// The tools the agent's skills and MCP servers bring, with the policy for each.
     async fn agent_tools(&self, user: &CurrentUser, spec: &AgentSpec) -> Result<Vec<AgentTool>, AgentError> {
-        let mut out = Vec::new();
-        if !spec.skills.is_empty() {
-            for (name, description) in SKILL_TOOLS {
-                // Agentry's own tools, reading only the agent's attached skills: known, not
-                // claimed, to only read, so they run without asking by default.
-                let (policy, explicit) = effective_policy(&spec.tool_policies, name, name, true);
-                out.push(AgentTool {
-                    source: String::new(),
-                    key: name.to_owned(),
-                    description: description.to_owned(),
-                    read_only: true,
-                    policy,
-                    explicit,
-                });
-            }
-        }
-        for id in &spec.mcp_servers {
-            let Some((server, tools, trusted)) = self.mcp_pinned_tools(user, id).await? else { continue };
-            for tool in tools {
-                let key = format!("{server}/{}", tool.name);
-                // The server's read-only hint counts only where an admin trusts the server.
-                let known_read_only = trusted && tool.read_only;
-                let (policy, explicit) = effective_policy(&spec.tool_policies, &key, &tool.name, known_read_only);
-                out.push(AgentTool {
-                    source: server.clone(),
-                    key,
-                    description: tool.description,
-                    read_only: tool.read_only,
-                    policy,
-                    explicit,
-                });
-            }
-        }
-        Ok(out)
+        Ok(self.tool_catalogue(user, spec).await?.iter().map(crate::tools::CatalogTool::view).collect())
     }
 
     async fn agent_row(&self, user: &CurrentUser, id: &str) -> Result<(AgentSpec, i64, i64), AgentError> {

@@ -26,6 +26,7 @@ pub mod storage;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tools;
 pub mod usage;
 pub mod v1;
 

@@ -13,6 +13,7 @@ use engine::llm::Policy;
 use engine::testing::{TwoUsers, each_backend, two_users};
 use fake_upstream::{FakeUpstream, Reply, Step};
 use futures::StreamExt;
+use model::agents::ToolPolicy;
 use model::chat::{CallState, Part, RunEvent, RunStatus, SeqEvent, Transcript};
 use serde_json::json;
 
@@ -963,4 +964,28 @@ async fn wait_for_run(e: &Engine, user: &CurrentUser, run_id: &str, f: impl Fn(&
             return;
         }
     }
+}
+
+#[tokio::test]
+async fn the_editor_and_a_run_offer_the_same_tools_under_the_same_policies() {
+    each_backend(|e| async move {
+        let s = setup(&e, true, "fx/add=deny").await;
+        let me = &s.t.admin.user;
+        let shown = e.get_agent(me, &s.agent).await.expect("agent").tools;
+        assert!(shown.iter().any(|t| t.key == "fx/add" && t.policy == ToolPolicy::Deny && t.explicit));
+        s.up.push([Reply::text("ok")]);
+        let sent = e.send_message(me, &s.agent, None, None, "Which tools?").await.expect("send");
+        follow(&e, me, &sent.assistant_message_id, 0).await;
+        let offered: Vec<String> = s.up.chat_requests()[0]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+            .collect();
+        let allowed: Vec<String> =
+            shown.iter().filter(|t| t.policy != ToolPolicy::Deny).map(|t| t.key.replace('/', "__")).collect();
+        assert!(!allowed.is_empty());
+        assert_eq!(offered, allowed, "a denied tool is not offered; every other one is, as the editor shows it");
+    })
+    .await;
 }
