@@ -19,6 +19,7 @@ pub mod net;
 pub mod owner_only;
 pub mod providers;
 pub mod runs;
+pub mod sandbox;
 pub mod secrets;
 pub mod settings;
 pub mod skills;

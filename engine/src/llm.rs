@@ -318,7 +318,7 @@ pub async fn start(
     req: &ChatRequest,
     fallbacks: &[String],
     policy: Policy,
-) -> Result<Started, (LlmError, Vec<(String, LlmError)>)> {
+) -> StartResult {
     let mut failures: Vec<(String, LlmError)> = Vec::new();
     let models = std::iter::once(req.model.clone()).chain(fallbacks.iter().cloned());
     for model in models {
@@ -383,7 +383,47 @@ async fn first_output(
     Ok(Box::pin(events.idle_after(policy.idle, before)))
 }
 
+/// A started call, or the last attempt's error with the failures before it.
+pub type StartResult = Result<Started, (LlmError, Vec<(String, LlmError)>)>;
+
+/// What a run calls models through: one implementation per kind of backend. The one
+/// that ships speaks HTTP to a provider connection ([`HttpModel`]), whichever wire format
+/// it has; tests reach it through the fake upstream over real HTTP.
+pub trait ModelClient: Send + Sync {
+    /// Starts `req` (then each of `fallbacks` in turn), with `policy`'s retries and
+    /// timeouts, until one streams its first output.
+    fn start<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        fallbacks: &'a [String],
+        policy: Policy,
+    ) -> futures::future::BoxFuture<'a, StartResult>;
+}
+
+/// A provider connection over HTTP.
+pub struct HttpModel {
+    client: reqwest::Client,
+    secrets: ProviderSecrets,
+}
+
+impl ModelClient for HttpModel {
+    fn start<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        fallbacks: &'a [String],
+        policy: Policy,
+    ) -> futures::future::BoxFuture<'a, StartResult> {
+        Box::pin(start(&self.client, &self.secrets, req, fallbacks, policy))
+    }
+}
+
 impl Engine {
+    /// The model client for a run of `user`'s on the connection `provider_id`.
+    pub async fn model_for(&self, user: &CurrentUser, provider_id: &str) -> Result<Box<dyn ModelClient>, LlmError> {
+        let (client, secrets) = self.model_client(user, provider_id).await?;
+        Ok(Box::new(HttpModel { client, secrets }))
+    }
+
     /// A client for calling the connection's models: guarded like "test connection"
     /// (private addresses only for connections an admin made or uses), no overall deadline.
     pub async fn model_client(

@@ -15,7 +15,7 @@ use super::meter::{Asking, Call};
 use super::{ANSWER_MAX_BYTES, End, Input, Live, RUN_MAX_EVENTS, tools};
 use crate::Engine;
 use crate::auth::CurrentUser;
-use crate::llm::{self, ChatRequest, LlmError};
+use crate::llm::{ChatRequest, LlmError};
 
 /// Micro-dollars for `usage` of `model` by the pricing table (USD per million tokens, so
 /// one unit of price is one micro-dollar per token).
@@ -143,8 +143,8 @@ async fn run_turns(
     cancel: &mut watch::Receiver<Option<End>>,
 ) -> Result<(), End> {
     let spec = &agent.spec;
-    let (client, secrets) =
-        engine.model_client(user, &spec.provider_id).await.map_err(|e| End::new(RunStatus::Failed, e.to_string()))?;
+    let model =
+        engine.model_for(user, &spec.provider_id).await.map_err(|e| End::new(RunStatus::Failed, e.to_string()))?;
     let policy = engine.runs.policy.lock().map(|p| *p).unwrap_or_default();
     let mut total = Usage::default();
     for turn in 0..limits.max_turns {
@@ -163,7 +163,7 @@ async fn run_turns(
         let has_output = || !live.transcript().parts.is_empty();
         let sent = Instant::now();
         let started = tokio::select! {
-            s = llm::start(&client, &secrets, &req, &spec.fallback_models, policy) => s,
+            s = model.start(&req, &spec.fallback_models, policy) => s,
             end = cancelled(cancel) => return Err(end),
         };
         let failed = |f: &[(String, LlmError)]| f.iter().map(|(m, e)| format!("{m}: {e}")).collect::<Vec<_>>();

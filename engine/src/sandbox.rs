@@ -1,0 +1,107 @@
+//! The sandbox: where anything an agent runs is run (commands, skill scripts, stdio MCP
+//! servers). One trait, so that other backends (a Kubernetes Job per sandbox) fit behind
+//! it; the server probes it at start, and where it cannot run, tools that need it are
+//! unavailable with the reason — nothing ever runs unsandboxed instead. Until a backend
+//! ships, [`Unavailable`] is the sandbox: it runs nothing and says why.
+
+use std::path::PathBuf;
+
+use futures::future::BoxFuture;
+
+/// What one sandboxed process may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub cpu_secs: u64,
+    pub memory_bytes: u64,
+    pub processes: u32,
+    pub file_bytes: u64,
+    pub open_files: u32,
+    /// The whole process group is killed after this long.
+    pub wall_secs: u64,
+    /// Of stdout and stderr each; past it the output is cut, with a marker.
+    pub output_bytes: usize,
+}
+
+/// A process to run.
+#[derive(Clone, Debug)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    /// The only writable directory; the working directory.
+    pub workspace: PathBuf,
+    /// The whole environment (nothing of the server's is passed on).
+    pub env: Vec<(String, String)>,
+    pub network: bool,
+    pub limits: Limits,
+}
+
+/// How it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// The exit code; `None` when it was killed.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Output was cut at [`Limits::output_bytes`].
+    pub truncated: bool,
+    /// Killed at [`Limits::wall_secs`].
+    pub timed_out: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// No sandbox can run here; the reason is for people (the health view, the tool result).
+    #[error("the sandbox is not available: {0}")]
+    Unavailable(String),
+    #[error("the sandboxed process could not be started: {0}")]
+    Start(String),
+}
+
+pub trait Sandbox: Send + Sync {
+    /// Checks that the sandbox really works here (runs a probe); `Err` says why not.
+    fn probe(&self) -> BoxFuture<'_, Result<(), SandboxError>>;
+
+    fn run<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Output, SandboxError>>;
+}
+
+/// No sandbox: every run is refused, with the reason.
+pub struct Unavailable(pub String);
+
+impl Sandbox for Unavailable {
+    fn probe(&self) -> BoxFuture<'_, Result<(), SandboxError>> {
+        Box::pin(std::future::ready(Err(SandboxError::Unavailable(self.0.clone()))))
+    }
+
+    fn run<'a>(&'a self, _: &'a Command) -> BoxFuture<'a, Result<Output, SandboxError>> {
+        Box::pin(std::future::ready(Err(SandboxError::Unavailable(self.0.clone()))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_a_backend_nothing_runs_and_the_reason_is_given() {
+        let s: Box<dyn Sandbox> = Box::new(Unavailable("no sandbox backend on this server yet".into()));
+        let cmd = Command {
+            program: "true".into(),
+            args: Vec::new(),
+            workspace: std::env::temp_dir(),
+            env: Vec::new(),
+            network: false,
+            limits: Limits {
+                cpu_secs: 1,
+                memory_bytes: 1 << 20,
+                processes: 1,
+                file_bytes: 1 << 20,
+                open_files: 16,
+                wall_secs: 1,
+                output_bytes: 1024,
+            },
+        };
+        assert!(matches!(s.probe().await, Err(SandboxError::Unavailable(_))));
+        let err = s.run(&cmd).await.expect_err("refused");
+        assert!(err.to_string().contains("no sandbox backend"), "{err}");
+    }
+}
