@@ -184,19 +184,84 @@ pub fn Skeleton(#[prop(default = 3)] lines: usize) -> impl IntoView {
     }
 }
 
-/// An error in place of content that failed to load, with a way to try again.
+/// An error in place of content that failed to load (each bad field of the request
+/// named), with a way to try again.
 #[component]
 pub fn LoadError(error: AppError, on_retry: Callback<()>) -> impl IntoView {
-    let (msg, hint) = t().error_text(&error);
+    let t = t();
+    let (msg, hint) = t.error_text(&error);
+    let fields = (!error.fields.is_empty()).then(|| {
+        view! {
+            <ul>
+                {error
+                    .fields
+                    .0
+                    .iter()
+                    .map(|f| view! { <li><code>{f.field.clone()}</code> ": " {t.field_message(f)}</li> })
+                    .collect_view()}
+            </ul>
+        }
+    });
     view! {
         <div class="alert alert-error" role="alert" data-code=error.code.as_str()>
             <strong>{msg}</strong>
             {hint.map(|h| view! { <p>{h}</p> })}
+            {fields}
             <button type="button" class="btn btn-secondary" on:click=move |_| on_retry.run(())>
-                {t().retry}
+                {t.retry}
             </button>
         </div>
     }
+}
+
+/// How a list page shows its list: a skeleton while it loads, the error with a retry,
+/// `empty` when there is nothing at all, `no_match` when the search or filters match
+/// nothing, else the search box (when `search` names its placeholder), `items` and the
+/// pager. Every list page shows its list through this.
+#[component]
+pub fn ListBody<T, F, V>(
+    list: Resource<Result<model::Page<T>, AppError>>,
+    /// The list's address: its search box and pager link there.
+    base: &'static str,
+    #[prop(optional)] search: &'static str,
+    #[prop(into)] q: Signal<String>,
+    /// Filters other than the search, as encoded query parameters (empty: none).
+    #[prop(optional, into)]
+    filters: Signal<String>,
+    #[prop(into)] empty: ViewFn,
+    no_match: &'static str,
+    items: F,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: Fn(Vec<T>) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let body = move || {
+        let items = items.clone();
+        let empty = empty.clone();
+        list.get().map(move |r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
+            Ok(p) if p.total == 0 && q.with(String::is_empty) && filters.with(String::is_empty) => {
+                empty.run().into_any()
+            }
+            Ok(p) => {
+                let search_box =
+                    (!search.is_empty()).then(|| view! { <SearchBox action=base placeholder=search value=q /> });
+                if p.items.is_empty() {
+                    return view! { {search_box} <p class="empty">{no_match}</p> }.into_any();
+                }
+                let (page, pages) = (p.page, p.pages());
+                view! {
+                    {search_box}
+                    {items(p.items)}
+                    <Pager base q=q.get_untracked() extra=filters.get_untracked() page pages />
+                }
+                .into_any()
+            }
+        })
+    };
+    view! { <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{body}</Transition> }
 }
 
 /// The "nothing here yet" state of a list: what it is for and what to do next.

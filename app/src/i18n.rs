@@ -165,8 +165,6 @@ strings! {
     runs_tokens = "Tokens",
     runs_actions = "Actions",
     runs_open = "Open run {id}",
-    runs_bad_filter = "These filters cannot be used:",
-    runs_clear_filters = "Show all runs",
     runs_crumbs = "Breadcrumbs",
     run_status_running = "Running",
     run_status_waiting = "Waiting for approval",

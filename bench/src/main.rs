@@ -606,24 +606,41 @@ async fn open_long_conversation(
     let mut parent: Option<String> = None;
     for i in 0..10_000i64 {
         let mid = format!("{id}-{i:05}");
-        let (role, content) = if i % 2 == 0 {
-            ("user", serde_json::to_string(&format!("Question {i}: what comes next?")).unwrap_or_default())
+        // A person's message holds its text; an answer's run holds its transcript.
+        let (role, content, run) = if i % 2 == 0 {
+            ("user", serde_json::to_string(&format!("Question {i}: what comes next?")).unwrap_or_default(), None)
         } else {
             let mut t = model::chat::Transcript { status: model::chat::RunStatus::Done, ..Default::default() };
             t.parts.push(model::chat::Part::Text {
                 text: format!("Answer {i}: **this** comes next, with `code` and a [link](https://example.com)."),
             });
-            ("assistant", serde_json::to_string(&t).unwrap_or_default())
+            ("assistant", String::new(), Some((format!("{mid}-run"), serde_json::to_string(&t).unwrap_or_default())))
         };
+        if let Some((run_id, transcript)) = &run {
+            sqlx::query(
+                "INSERT INTO runs (id, kind, owner_id, agent_id, subject_id, status, transcript, started_at, ended_at, \
+                 updated_at) VALUES ($1, 'chat', $2, $3, $4, 'done', $5, $6, $6, $6)",
+            )
+            .bind(run_id)
+            .bind(&owner)
+            .bind(agent_id)
+            .bind(&mid)
+            .bind(transcript)
+            .bind(now + i)
+            .execute(&mut *tx)
+            .await
+            .expect("run");
+        }
         sqlx::query(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'done', $6, $6)",
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, run_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         )
         .bind(&mid)
         .bind(&id)
         .bind(parent.as_deref())
         .bind(role)
         .bind(content)
+        .bind(run.as_ref().map(|(r, _)| r.as_str()))
         .bind(now + i)
         .execute(&mut *tx)
         .await

@@ -120,7 +120,7 @@ test("the runs list shows live and past runs, filters them and stops one; nobody
   await page.getByRole("button", { name: "Filter" }).click();
   await expect(page.getByText("No runs match these filters.")).toBeVisible();
   await open(page, "/runs?status=sleeping");
-  await expect(page.getByRole("alert")).toContainText("These filters cannot be used");
+  await expect(page.getByRole("alert")).toContainText("Some fields need attention");
   await expect(page.getByRole("alert")).toContainText("status");
 
   // The live run's trace grows while it runs; stopping it keeps what it wrote.

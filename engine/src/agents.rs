@@ -8,7 +8,7 @@ use model::{FieldError, FieldErrors};
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
-use crate::store::{Constraint, StoreError, like_pattern, new_id, now_ms, on_constraint};
+use crate::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
 pub const PER_PAGE: u32 = 20;
@@ -294,40 +294,27 @@ impl Engine {
     /// The user's agents, newest change first, optionally filtered by name, slug or
     /// description.
     pub async fn list_agents(&self, user: &CurrentUser, query: &str, page: u32) -> Result<AgentPage, AgentError> {
-        let page = page.max(1);
+        static LIST: List = List {
+            columns: "id, name, slug, description, model, version, updated_at",
+            from: "agents",
+            filter: "owner_id = $1 AND (LOWER(name) LIKE $2 ESCAPE '\\' OR slug LIKE $2 ESCAPE '\\' \
+                     OR LOWER(description) LIKE $2 ESCAPE '\\')",
+            order: "updated_at DESC, id DESC",
+            per_page: PER_PAGE,
+        };
         let pattern = like_pattern(query);
-        let filter = "owner_id = $1 AND (LOWER(name) LIKE $2 ESCAPE '\\' OR slug LIKE $2 ESCAPE '\\' \
-                      OR LOWER(description) LIKE $2 ESCAPE '\\')";
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM agents WHERE {filter}")))
-            .bind(&user.id)
-            .bind(&pattern)
-            .fetch_one(&self.store.pool)
-            .await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, name, slug, description, model, version, updated_at FROM agents WHERE {filter} \
-             ORDER BY updated_at DESC, id DESC LIMIT $3 OFFSET $4"
-        )))
-        .bind(&user.id)
-        .bind(&pattern)
-        .bind(i64::from(PER_PAGE))
-        .bind(i64::from(page - 1) * i64::from(PER_PAGE))
-        .fetch_all(&self.store.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok(AgentSummary {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    slug: r.try_get("slug")?,
-                    description: r.try_get("description")?,
-                    model: r.try_get("model")?,
-                    version: r.try_get("version")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
+        LIST.page(&self.store.pool, &[Arg::Text(&user.id), Arg::Text(&pattern)], page, |r| {
+            Ok::<_, AgentError>(AgentSummary {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                slug: r.try_get("slug")?,
+                description: r.try_get("description")?,
+                model: r.try_get("model")?,
+                version: r.try_get("version")?,
+                updated_at: r.try_get("updated_at")?,
             })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(AgentPage { items, total, page, per_page: PER_PAGE })
+        })
+        .await
     }
 
     pub async fn get_agent(&self, user: &CurrentUser, id: &str) -> Result<AgentView, AgentError> {

@@ -17,7 +17,7 @@ use sqlx::Row;
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
 use crate::runs::{Input, NewRun, RunError, RunHead, Subject};
-use crate::store::{StoreError, like_pattern, new_id, now_ms, page_bounds};
+use crate::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
 use crate::{Engine, audit};
 
 /// Conversations per list page.
@@ -575,46 +575,28 @@ impl Engine {
         q: &str,
         page: u32,
     ) -> Result<Page<ConversationSummary>, ChatError> {
-        let page = page.max(1);
+        static LIST: List = List {
+            columns: "c.id, c.title, c.agent_id, COALESCE(a.name, '') AS agent_name, c.updated_at",
+            from: "conversations c LEFT JOIN agents a ON a.id = c.agent_id AND a.owner_id = c.owner_id",
+            filter: "c.owner_id = $1 AND ($2 = '' OR c.agent_id = $2) AND (LOWER(c.title) LIKE $3 ESCAPE '\\' \
+                     OR EXISTS (SELECT 1 FROM messages m LEFT JOIN runs r ON r.id = m.run_id \
+                     WHERE m.conversation_id = c.id \
+                     AND LOWER(COALESCE(r.transcript, m.content)) LIKE $3 ESCAPE '\\'))",
+            order: "c.updated_at DESC, c.id DESC",
+            per_page: PER_PAGE,
+        };
         let pattern = like_pattern(q);
-        let filter = "c.owner_id = $1 AND ($2 = '' OR c.agent_id = $2) AND (LOWER(c.title) LIKE $3 ESCAPE '\\' \
-                      OR EXISTS (SELECT 1 FROM messages m LEFT JOIN runs r ON r.id = m.run_id \
-                      WHERE m.conversation_id = c.id \
-                      AND LOWER(COALESCE(r.transcript, m.content)) LIKE $3 ESCAPE '\\'))";
-        let agent = agent_id.unwrap_or_default();
-        let total: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM conversations c WHERE {filter}")))
-                .bind(&user.id)
-                .bind(agent)
-                .bind(&pattern)
-                .fetch_one(&self.store.pool)
-                .await?;
-        let (limit, offset) = page_bounds(page, PER_PAGE);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT c.id, c.title, c.agent_id, COALESCE(a.name, '') AS agent_name, c.updated_at \
-             FROM conversations c LEFT JOIN agents a ON a.id = c.agent_id AND a.owner_id = c.owner_id \
-             WHERE {filter} ORDER BY c.updated_at DESC, c.id DESC LIMIT $4 OFFSET $5"
-        )))
-        .bind(&user.id)
-        .bind(agent)
-        .bind(&pattern)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok(ConversationSummary {
-                    id: r.try_get("id")?,
-                    title: r.try_get("title")?,
-                    agent_id: r.try_get("agent_id")?,
-                    agent_name: r.try_get("agent_name")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
+        let args = [Arg::Text(&user.id), Arg::Text(agent_id.unwrap_or_default()), Arg::Text(&pattern)];
+        LIST.page(&self.store.pool, &args, page, |r| {
+            Ok::<_, ChatError>(ConversationSummary {
+                id: r.try_get("id")?,
+                title: r.try_get("title")?,
+                agent_id: r.try_get("agent_id")?,
+                agent_name: r.try_get("agent_name")?,
+                updated_at: r.try_get("updated_at")?,
             })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Page { items, total, page, per_page: PER_PAGE })
+        })
+        .await
     }
 
     pub async fn rename_conversation(&self, user: &CurrentUser, id: &str, title: &str) -> Result<(), ChatError> {

@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::auth::CurrentUser;
 use crate::secrets::{self, SecretError};
-use crate::store::{Constraint, StoreError, like_pattern, new_id, now_ms, on_constraint, page_bounds};
+use crate::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
 
 /// Servers per list page.
 pub const PER_PAGE: u32 = 20;
@@ -353,28 +353,19 @@ impl Engine {
 
     /// The user's servers by name, optionally filtered by name, command or URL.
     pub async fn list_mcp(&self, user: &CurrentUser, query: &str, page: u32) -> Result<Page<McpView>, McpError> {
-        let page = page.max(1);
+        static LIST: List = List {
+            columns: COLUMNS,
+            from: "mcp_servers",
+            filter: "owner_id = $1 AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(command) LIKE $2 ESCAPE '\\' \
+                     OR LOWER(url) LIKE $2 ESCAPE '\\')",
+            order: "name, id",
+            per_page: PER_PAGE,
+        };
         let pattern = like_pattern(query);
-        let filter = "owner_id = $1 AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(command) LIKE $2 ESCAPE '\\' \
-                      OR LOWER(url) LIKE $2 ESCAPE '\\')";
-        let total: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM mcp_servers WHERE {filter}")))
-                .bind(&user.id)
-                .bind(&pattern)
-                .fetch_one(&self.store.pool)
-                .await?;
-        let (limit, offset) = page_bounds(page, PER_PAGE);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM mcp_servers WHERE {filter} ORDER BY name LIMIT $3 OFFSET $4"
-        )))
-        .bind(&user.id)
-        .bind(&pattern)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let items = rows.iter().map(|r| self.mcp_view(r, user.is_admin)).collect::<Result<_, _>>()?;
-        Ok(Page { items, total, page, per_page: PER_PAGE })
+        LIST.page(&self.store.pool, &[Arg::Text(&user.id), Arg::Text(&pattern)], page, |r| {
+            self.mcp_view(r, user.is_admin)
+        })
+        .await
     }
 
     pub async fn get_mcp(&self, user: &CurrentUser, id: &str) -> Result<McpView, McpError> {

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use crate::auth::CurrentUser;
 use crate::secrets::{self, SecretError};
-use crate::store::{Constraint, StoreError, like_pattern, new_id, now_ms, on_constraint, page_bounds};
+use crate::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
 pub mod probe;
@@ -192,29 +192,16 @@ impl Engine {
         query: &str,
         page: u32,
     ) -> Result<Page<ProviderView>, ProviderError> {
-        let page = page.max(1);
+        static LIST: List = List {
+            columns: COLUMNS,
+            from: "providers",
+            filter: "(scope = $1 OR scope = 'shared') AND (LOWER(name) LIKE $2 ESCAPE '\\' \
+                     OR LOWER(base_url) LIKE $2 ESCAPE '\\')",
+            order: "CASE WHEN scope = 'shared' THEN 0 ELSE 1 END, name, id",
+            per_page: PER_PAGE,
+        };
         let pattern = like_pattern(query);
-        let filter = "(scope = $1 OR scope = 'shared') AND (LOWER(name) LIKE $2 ESCAPE '\\' \
-                      OR LOWER(base_url) LIKE $2 ESCAPE '\\')";
-        let total: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM providers WHERE {filter}")))
-                .bind(&user.id)
-                .bind(&pattern)
-                .fetch_one(&self.store.pool)
-                .await?;
-        let (limit, offset) = page_bounds(page, PER_PAGE);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM providers WHERE {filter} \
-             ORDER BY CASE WHEN scope = 'shared' THEN 0 ELSE 1 END, name LIMIT $3 OFFSET $4"
-        )))
-        .bind(&user.id)
-        .bind(&pattern)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let items = rows.iter().map(|r| view(r, user)).collect::<Result<_, _>>()?;
-        Ok(Page { items, total, page, per_page: PER_PAGE })
+        LIST.page(&self.store.pool, &[Arg::Text(&user.id), Arg::Text(&pattern)], page, |r| view(r, user)).await
     }
 
     pub async fn get_provider(&self, user: &CurrentUser, id: &str) -> Result<ProviderView, ProviderError> {

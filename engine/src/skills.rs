@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use crate::auth::CurrentUser;
 use crate::storage::key;
-use crate::store::{StoreError, like_pattern, new_id, now_ms, page_bounds};
+use crate::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
 
 /// Skills per list page.
 pub const PER_PAGE: u32 = 20;
@@ -220,44 +220,27 @@ impl Engine {
         query: &str,
         page: u32,
     ) -> Result<Page<SkillSummary>, SkillError> {
-        let page = page.max(1);
+        static LIST: List = List {
+            columns: "s.id, s.name, s.description, s.version, s.updated_at, v.manifest",
+            from: "skills s JOIN skill_versions v ON v.skill_id = s.id AND v.version = s.version",
+            filter: "s.owner_id = $1 AND (LOWER(s.name) LIKE $2 ESCAPE '\\' OR LOWER(s.description) LIKE $2 ESCAPE '\\')",
+            order: "s.name, s.id",
+            per_page: PER_PAGE,
+        };
         let pattern = like_pattern(query);
-        let filter =
-            "s.owner_id = $1 AND (LOWER(s.name) LIKE $2 ESCAPE '\\' OR LOWER(s.description) LIKE $2 ESCAPE '\\')";
-        let total: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM skills s WHERE {filter}")))
-                .bind(&user.id)
-                .bind(&pattern)
-                .fetch_one(&self.store.pool)
-                .await?;
-        let (limit, offset) = page_bounds(page, PER_PAGE);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT s.id, s.name, s.description, s.version, s.updated_at, v.manifest FROM skills s \
-             JOIN skill_versions v ON v.skill_id = s.id AND v.version = s.version \
-             WHERE {filter} ORDER BY s.name LIMIT $3 OFFSET $4"
-        )))
-        .bind(&user.id)
-        .bind(&pattern)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                let manifest: Vec<SkillFile> =
-                    serde_json::from_str(&r.try_get::<String, _>("manifest")?).unwrap_or_default();
-                Ok(SkillSummary {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    description: r.try_get("description")?,
-                    version: r.try_get("version")?,
-                    files: manifest.len() as i64,
-                    updated_at: r.try_get("updated_at")?,
-                })
+        LIST.page(&self.store.pool, &[Arg::Text(&user.id), Arg::Text(&pattern)], page, |r| {
+            let manifest: Vec<SkillFile> =
+                serde_json::from_str(&r.try_get::<String, _>("manifest")?).unwrap_or_default();
+            Ok::<_, SkillError>(SkillSummary {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                version: r.try_get("version")?,
+                files: manifest.len() as i64,
+                updated_at: r.try_get("updated_at")?,
             })
-            .collect::<Result<_, SkillError>>()?;
-        Ok(Page { items, total, page, per_page: PER_PAGE })
+        })
+        .await
     }
 
     pub async fn get_skill(&self, user: &CurrentUser, id: &str) -> Result<SkillView, SkillError> {

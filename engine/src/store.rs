@@ -282,6 +282,62 @@ impl Rows {
     }
 }
 
+/// A value bound to a list's filter (its `$1…$n`).
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// A paged list: the rows of `SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order}`,
+/// a page at a time, and how many there are in all. Every list in Agentry (search, count,
+/// page) is one of these.
+pub struct List {
+    pub columns: &'static str,
+    pub from: &'static str,
+    /// With `$1…$n` for the values given to [`List::page`]; it must filter by owner.
+    pub filter: &'static str,
+    /// Ends with a unique column, so that pages never overlap.
+    pub order: &'static str,
+    pub per_page: u32,
+}
+
+impl List {
+    /// Page `page` (from 1) of the rows matching the filter with `args`, each read by `row`.
+    pub async fn page<T, E: From<sqlx::Error>>(
+        &self,
+        pool: &sqlx::AnyPool,
+        args: &[Arg<'_>],
+        page: u32,
+        row: impl Fn(&sqlx::any::AnyRow) -> Result<T, E>,
+    ) -> Result<model::Page<T>, E> {
+        use sqlx::Row;
+        let page = page.max(1);
+        let bound = |sql: String| {
+            args.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, a| match a {
+                Arg::Text(s) => q.bind(*s),
+                Arg::Int(i) => q.bind(*i),
+            })
+        };
+        let count = format!("SELECT COUNT(*) FROM {} WHERE {}", self.from, self.filter);
+        let total: i64 = bound(count).fetch_one(pool).await?.try_get(0)?;
+        let (limit, offset) = page_bounds(page, self.per_page);
+        let n = args.len();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT ${} OFFSET ${}",
+            self.columns,
+            self.from,
+            self.filter,
+            self.order,
+            n + 1,
+            n + 2
+        );
+        let rows = bound(sql).bind(limit).bind(offset).fetch_all(pool).await?;
+        let items = rows.iter().map(row).collect::<Result<_, E>>()?;
+        Ok(model::Page { items, total, page, per_page: self.per_page })
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()

@@ -7,7 +7,7 @@ use model::agents::{AgentSummary, AgentView};
 use super::api::{CreateAgent, DeleteAgent, DuplicateAgent, ImportAgent, UpdateAgent, get_agent, list_agents};
 use super::editor::AgentFields;
 use crate::components::{
-    EmptyState, ErrorAlert, ImportErrors, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea,
+    EmptyState, ErrorAlert, ImportErrors, ListBody, LoadError, PageHeader, Skeleton, SuccessNote, TextArea,
     action_error, action_ok, field_error, list_query,
 };
 use crate::i18n::t;
@@ -18,28 +18,6 @@ pub fn AgentsPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
     let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_agents(q, page));
-    let content = move || {
-        list.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p) if p.total == 0 && q.get().is_empty() => view! {
-                <EmptyState icon="◎" title=t.agents_empty_title body=t.agents_empty_body>
-                    <div class="row-actions">
-                        <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
-                        <A href="/agents/import" attr:class="btn btn-secondary">{t.agents_import}</A>
-                    </div>
-                </EmptyState>
-            }
-            .into_any(),
-            Ok(p) if p.items.is_empty() => view! { <p class="empty">{t.agents_no_match}</p> }.into_any(),
-            Ok(p) => view! {
-                <ul class="cards" aria-label=t.agents_title>
-                    {p.items.iter().cloned().map(|a| view! { <AgentCard a /> }).collect_view()}
-                </ul>
-                <Pager base="/agents" q=q.get() page=p.page pages=p.pages() />
-            }
-            .into_any(),
-        })
-    };
     view! {
         <Title text=t.agents_title />
         <div class="page-header with-actions">
@@ -52,8 +30,26 @@ pub fn AgentsPage() -> impl IntoView {
                 <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
             </div>
         </div>
-        <SearchBox action="/agents" placeholder=t.agents_search value=q />
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
+        <ListBody
+            list
+            base="/agents"
+            search=t.agents_search
+            q
+            no_match=t.agents_no_match
+            empty={move || view! {
+                <EmptyState icon="◎" title=t.agents_empty_title body=t.agents_empty_body>
+                    <div class="row-actions">
+                        <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
+                        <A href="/agents/import" attr:class="btn btn-secondary">{t.agents_import}</A>
+                    </div>
+                </EmptyState>
+            }}
+            items={move |items: Vec<AgentSummary>| view! {
+                <ul class="cards" aria-label=t.agents_title>
+                    {items.into_iter().map(|a| view! { <AgentCard a /> }).collect_view()}
+                </ul>
+            }}
+        />
     }
 }
 

@@ -23,9 +23,7 @@ use super::api::{
     get_conversation, list_conversations,
 };
 use crate::agents::api::list_agents;
-use crate::components::{
-    EmptyState, ErrorAlert, LoadError, Pager, SearchBox, Skeleton, action_error, encode, list_query,
-};
+use crate::components::{EmptyState, ErrorAlert, ListBody, LoadError, Skeleton, action_error, encode, list_query};
 use crate::i18n::t;
 
 /// Cuts a long tool input or result for the page (the whole is in the store).
@@ -39,22 +37,6 @@ pub fn ChatListPage() -> impl IntoView {
     let agent = Memo::new(move |_| query.read().get("agent").unwrap_or_default());
     let list = Resource::new(move || (agent.get(), q.get(), page.get()), |(a, q, p)| list_conversations(a, q, p));
     let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
-    let content = move || {
-        list.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p) if p.items.is_empty() && q.get().is_empty() => {
-                view! { <p class="empty">{t.chat_none_yet}</p> }.into_any()
-            }
-            Ok(p) if p.items.is_empty() => view! { <p class="empty">{t.chat_no_match}</p> }.into_any(),
-            Ok(p) => view! {
-                <ul class="conversation-list" aria-label=t.chat_conversations>
-                    {p.items.iter().cloned().map(|c| view! { <ConversationRow c /> }).collect_view()}
-                </ul>
-                <Pager base="/chat" q=q.get() page=p.page pages=p.pages() />
-            }
-            .into_any(),
-        })
-    };
     let new_chat = move || {
         agents.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| agents.refetch()) /> }.into_any(),
@@ -75,8 +57,20 @@ pub fn ChatListPage() -> impl IntoView {
         </div>
         <Transition fallback=|| view! { <div class="card"><Skeleton lines=3 /></div> }>{new_chat}</Transition>
         <h2 class="section-title">{t.chat_conversations}</h2>
-        <SearchBox action="/chat" placeholder=t.chat_search value=q />
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
+        <ListBody
+            list
+            base="/chat"
+            search=t.chat_search
+            q
+            filters=Signal::derive(move || agent.with(|a| if a.is_empty() { String::new() } else { format!("agent={}", encode(a)) }))
+            no_match=t.chat_no_match
+            empty={move || view! { <p class="empty">{t.chat_none_yet}</p> }}
+            items={move |items: Vec<ConversationSummary>| view! {
+                <ul class="conversation-list" aria-label=t.chat_conversations>
+                    {items.into_iter().map(|c| view! { <ConversationRow c /> }).collect_view()}
+                </ul>
+            }}
+        />
     }
 }
 

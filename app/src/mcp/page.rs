@@ -10,8 +10,8 @@ use super::api::{
 };
 use crate::agents::api::list_agents;
 use crate::components::{
-    EmptyState, ErrorAlert, Field, ImportErrors, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote,
-    TextArea, UsedByCard, action_error, action_ok, field_error, list_query,
+    EmptyState, ErrorAlert, Field, ImportErrors, ListBody, LoadError, PageHeader, Skeleton, SuccessNote, TextArea,
+    UsedByCard, action_error, action_ok, field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -23,25 +23,6 @@ pub fn McpPage() -> impl IntoView {
     let (q, page) = list_query();
     let import = ServerAction::<ImportMcp>::new();
     let list = Resource::new(move || (q.get(), page.get(), import.version().get()), |(q, page, _)| list_mcp(q, page));
-    let content = move || {
-        list.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p) if p.total == 0 && q.get().is_empty() => view! {
-                <EmptyState icon="⚙" title=t.mcp_empty_title body=t.mcp_empty_body>
-                    <A href="/mcp/new" attr:class="btn btn-primary">{t.mcp_add}</A>
-                </EmptyState>
-            }
-            .into_any(),
-            Ok(p) if p.items.is_empty() => view! { <p class="empty">{t.mcp_no_match}</p> }.into_any(),
-            Ok(p) => view! {
-                <ul class="cards" aria-label=t.nav_mcp>
-                    {p.items.iter().cloned().map(|m| view! { <McpCard m /> }).collect_view()}
-                </ul>
-                <Pager base="/mcp" q=q.get() page=p.page pages=p.pages() />
-            }
-            .into_any(),
-        })
-    };
     view! {
         <Title text=t.nav_mcp />
         <div class="page-header with-actions">
@@ -51,8 +32,23 @@ pub fn McpPage() -> impl IntoView {
             </div>
             <A href="/mcp/new" attr:class="btn btn-primary">{t.mcp_add}</A>
         </div>
-        <SearchBox action="/mcp" placeholder=t.mcp_search value=q />
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
+        <ListBody
+            list
+            base="/mcp"
+            search=t.mcp_search
+            q
+            no_match=t.mcp_no_match
+            empty={move || view! {
+                <EmptyState icon="⚙" title=t.mcp_empty_title body=t.mcp_empty_body>
+                    <A href="/mcp/new" attr:class="btn btn-primary">{t.mcp_add}</A>
+                </EmptyState>
+            }}
+            items={move |items: Vec<McpView>| view! {
+                <ul class="cards" aria-label=t.nav_mcp>
+                    {items.into_iter().map(|m| view! { <McpCard m /> }).collect_view()}
+                </ul>
+            }}
+        />
         <ImportForm action=import />
     }
 }

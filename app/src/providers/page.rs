@@ -6,8 +6,8 @@ use model::providers::{ProviderKind, ProviderView};
 
 use super::api::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, get_provider, search_providers};
 use crate::components::{
-    EmptyState, ErrorAlert, Field, LoadError, PageHeader, Pager, SearchBox, Skeleton, SuccessNote, TextArea,
-    action_error, action_ok, field_error, list_query,
+    EmptyState, ErrorAlert, Field, ListBody, LoadError, PageHeader, Skeleton, SuccessNote, TextArea, action_error,
+    action_ok, field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -18,30 +18,6 @@ pub fn ProvidersPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
     let list = Resource::new(move || (q.get(), page.get()), |(q, page)| search_providers(q, page));
-    let content = move || {
-        list.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p) if p.total == 0 && q.get().is_empty() => view! {
-                <EmptyState icon="◈" title=t.providers_empty_title body=t.providers_empty_body>
-                    <A href="/providers/new" attr:class="btn btn-primary">{t.providers_add}</A>
-                </EmptyState>
-            }
-            .into_any(),
-            Ok(p) if p.items.is_empty() => view! {
-                <SearchBox action="/providers" placeholder=t.providers_search value=q />
-                <p class="empty">{t.providers_no_match}</p>
-            }
-            .into_any(),
-            Ok(page) => view! {
-                <SearchBox action="/providers" placeholder=t.providers_search value=q />
-                <ul class="cards" aria-label=t.providers_title>
-                    {page.items.iter().cloned().map(|p| view! { <ProviderCard p /> }).collect_view()}
-                </ul>
-                <Pager base="/providers" q=q.get() page=page.page pages=page.pages() />
-            }
-            .into_any(),
-        })
-    };
     view! {
         <Title text=t.providers_title />
         <div class="page-header with-actions">
@@ -51,7 +27,23 @@ pub fn ProvidersPage() -> impl IntoView {
             </div>
             <A href="/providers/new" attr:class="btn btn-primary">{t.providers_add}</A>
         </div>
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{content}</Transition>
+        <ListBody
+            list
+            base="/providers"
+            search=t.providers_search
+            q
+            no_match=t.providers_no_match
+            empty={move || view! {
+                <EmptyState icon="◈" title=t.providers_empty_title body=t.providers_empty_body>
+                    <A href="/providers/new" attr:class="btn btn-primary">{t.providers_add}</A>
+                </EmptyState>
+            }}
+            items={move |items: Vec<ProviderView>| view! {
+                <ul class="cards" aria-label=t.providers_title>
+                    {items.into_iter().map(|p| view! { <ProviderCard p /> }).collect_view()}
+                </ul>
+            }}
+        />
     }
 }
 

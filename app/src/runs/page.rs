@@ -16,7 +16,7 @@ use model::runs::{RunDetail, RunFilter, RunKind, RunSummary, STATUS_FILTERS, Ste
 use super::api::{StopRun, get_run, list_runs, run_events};
 use crate::agents::api::list_agents;
 use crate::chat::{dollars, thousands};
-use crate::components::{EmptyState, ErrorAlert, LoadError, PageHeader, Pager, Skeleton, action_error};
+use crate::components::{EmptyState, ErrorAlert, ListBody, LoadError, PageHeader, Skeleton, action_error};
 use crate::error::AppError;
 use crate::i18n::{Strings, t};
 use crate::shell::layout::use_session;
@@ -114,51 +114,6 @@ pub fn RunsPage() -> impl IntoView {
         }
     });
     refresh_while_live(list);
-    let content = move || {
-        list.get().map(|r| match r {
-            Err(e) => view! { <FilterError e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p)
-                if p.items.is_empty()
-                    && filter.with(|f| f.status.is_empty() && f.kind.is_empty() && f.agent_id.is_empty()) =>
-            {
-                view! {
-                    <EmptyState icon="▶" title=t.runs_none_title body=t.runs_none_body>
-                        <A href="/chat" attr:class="btn btn-primary">{t.chat_new}</A>
-                    </EmptyState>
-                }
-                .into_any()
-            }
-            Ok(p) if p.items.is_empty() => view! { <p class="empty">{t.runs_no_match}</p> }.into_any(),
-            Ok(p) => {
-                let everyone = filter.with(|f| f.everyone);
-                let extra = filter.with(filter_query);
-                view! {
-                    <div class="table-wrap card">
-                        <table class="runs-table" aria-label=t.nav_runs>
-                            <thead>
-                                <tr>
-                                    <th scope="col">{t.runs_status}</th>
-                                    <th scope="col">{t.runs_kind}</th>
-                                    <th scope="col">{t.runs_agent}</th>
-                                    {everyone.then(|| view! { <th scope="col">{t.runs_owner}</th> })}
-                                    <th scope="col">{t.runs_started}</th>
-                                    <th scope="col" class="num">{t.runs_duration}</th>
-                                    <th scope="col" class="num">{t.runs_tokens}</th>
-                                    <th scope="col" class="num">{t.usage_cost}</th>
-                                    <th scope="col"><span class="visually-hidden">{t.runs_actions}</span></th>
-                                </tr>
-                            </thead>
-                            <tbody>
-                                {p.items.iter().cloned().map(|r| view! { <RunRow r everyone stop /> }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                    <Pager base="/runs" q=String::new() extra page=p.page pages=p.pages() />
-                }
-                .into_any()
-            }
-        })
-    };
     let agent_options = move || {
         let chosen = filter.with(|f| f.agent_id.clone());
         agents.get().and_then(Result::ok).map(|p| {
@@ -220,31 +175,44 @@ pub fn RunsPage() -> impl IntoView {
             </Transition>
             <button type="submit" class="btn btn-secondary">{t.runs_filter}</button>
         </form>
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=5 /></div> }>{content}</Transition>
+        <ListBody
+            list
+            base="/runs"
+            q=Signal::stored(String::new())
+            filters=Signal::derive(move || filter.with(filter_query))
+            no_match=t.runs_no_match
+            empty={move || view! {
+                <EmptyState icon="▶" title=t.runs_none_title body=t.runs_none_body>
+                    <A href="/chat" attr:class="btn btn-primary">{t.chat_new}</A>
+                </EmptyState>
+            }}
+            items={move |items: Vec<RunSummary>| {
+                let everyone = filter.with_untracked(|f| f.everyone);
+                view! {
+                    <div class="table-wrap card">
+                        <table class="runs-table" aria-label=t.nav_runs>
+                            <thead>
+                                <tr>
+                                    <th scope="col">{t.runs_status}</th>
+                                    <th scope="col">{t.runs_kind}</th>
+                                    <th scope="col">{t.runs_agent}</th>
+                                    {everyone.then(|| view! { <th scope="col">{t.runs_owner}</th> })}
+                                    <th scope="col">{t.runs_started}</th>
+                                    <th scope="col" class="num">{t.runs_duration}</th>
+                                    <th scope="col" class="num">{t.runs_tokens}</th>
+                                    <th scope="col" class="num">{t.usage_cost}</th>
+                                    <th scope="col"><span class="visually-hidden">{t.runs_actions}</span></th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {items.into_iter().map(|r| view! { <RunRow r everyone stop /> }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }
+            }}
+        />
     }
-}
-
-/// A list's error: a filter it does not know is named with its field.
-#[component]
-fn FilterError(e: AppError, on_retry: Callback<()>) -> impl IntoView {
-    let t = t();
-    if e.fields.is_empty() {
-        return view! { <LoadError error=e on_retry /> }.into_any();
-    }
-    view! {
-        <div class="alert alert-error" role="alert" data-code=e.code.as_str()>
-            <strong>{t.runs_bad_filter}</strong>
-            <ul>
-                {e.fields
-                    .0
-                    .iter()
-                    .map(|f| view! { <li><code>{f.field.clone()}</code> ": " {t.field_message(f)}</li> })
-                    .collect_view()}
-            </ul>
-            <A href="/runs" attr:class="btn btn-secondary">{t.runs_clear_filters}</A>
-        </div>
-    }
-    .into_any()
 }
 
 #[component]

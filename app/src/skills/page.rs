@@ -7,9 +7,7 @@ use model::skills::{SkillSummary, SkillView};
 
 use super::api::{AttachSkill, DeleteSkill, PruneSkillVersions, UploadSkill, get_skill, list_skills, upload_skill};
 use crate::agents::api::list_agents;
-use crate::components::{
-    EmptyState, ErrorAlert, LoadError, Pager, SearchBox, Skeleton, UsedByCard, action_error, list_query,
-};
+use crate::components::{EmptyState, ErrorAlert, ListBody, LoadError, Skeleton, UsedByCard, action_error, list_query};
 use crate::error::AppError;
 use crate::i18n::t;
 
@@ -80,30 +78,6 @@ pub fn SkillsPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
     let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_skills(q, page));
-    let content = move || {
-        list.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p) if p.total == 0 && q.get().is_empty() => view! {
-                <EmptyState icon="✦" title=t.skills_empty_title body=t.skills_empty_body>
-                    <span></span>
-                </EmptyState>
-            }
-            .into_any(),
-            Ok(p) if p.items.is_empty() => view! {
-                <SearchBox action="/skills" placeholder=t.skills_search value=q />
-                <p class="empty">{t.skills_no_match}</p>
-            }
-            .into_any(),
-            Ok(p) => view! {
-                <SearchBox action="/skills" placeholder=t.skills_search value=q />
-                <ul class="cards" aria-label=t.nav_skills>
-                    {p.items.iter().cloned().map(|s| view! { <SkillCard s /> }).collect_view()}
-                </ul>
-                <Pager base="/skills" q=q.get() page=p.page pages=p.pages() />
-            }
-            .into_any(),
-        })
-    };
     view! {
         <Title text=t.nav_skills />
         <header class="page-header">
@@ -112,7 +86,25 @@ pub fn SkillsPage() -> impl IntoView {
         </header>
         <div class="stack wide">
             <UploadForm />
-            <Transition fallback=|| view! { <div class="card"><Skeleton lines=3 /></div> }>{content}</Transition>
+            <div>
+                <ListBody
+                    list
+                    base="/skills"
+                    search=t.skills_search
+                    q
+                    no_match=t.skills_no_match
+                    empty={move || view! {
+                        <EmptyState icon="✦" title=t.skills_empty_title body=t.skills_empty_body>
+                            <span></span>
+                        </EmptyState>
+                    }}
+                    items={move |items: Vec<SkillSummary>| view! {
+                        <ul class="cards" aria-label=t.nav_skills>
+                            {items.into_iter().map(|s| view! { <SkillCard s /> }).collect_view()}
+                        </ul>
+                    }}
+                />
+            </div>
         </div>
     }
 }

@@ -9,20 +9,16 @@ use sqlx::Row;
 use super::RunError;
 use crate::Engine;
 use crate::auth::CurrentUser;
-use crate::store::page_bounds;
+use crate::store::{Arg, List};
 
 /// Runs per list page.
 pub const PER_PAGE: u32 = 50;
 
-const SUMMARY: &str = "SELECT r.id, r.kind, r.status, r.agent_id, COALESCE(a.name, '') AS agent_name, r.agent_version, \
+/// A run's columns, with its agent's name and its owner's email.
+const COLUMNS: &str = "r.id, r.kind, r.status, r.agent_id, COALESCE(a.name, '') AS agent_name, r.agent_version, \
      COALESCE(u.email, '') AS owner_email, r.subject_id, r.parent_id, r.model, r.started_at, r.ended_at, \
-     r.input_tokens, r.output_tokens, r.cost_micros, r.error, r.limits \
-     FROM runs r LEFT JOIN agents a ON a.id = r.agent_id LEFT JOIN users u ON u.id = r.owner_id";
-
-/// The filter of a list: the owner (empty: everyone), status, kind, agent.
-const FILTER: &str = "($1 = '' OR r.owner_id = $1) \
-     AND ($2 = '' OR r.status = $2 OR ($2 = 'live' AND r.status IN ('running', 'waiting'))) \
-     AND ($3 = '' OR r.kind = $3) AND ($4 = '' OR r.agent_id = $4)";
+     r.input_tokens, r.output_tokens, r.cost_micros, r.error, r.limits";
+const FROM: &str = "runs r LEFT JOIN agents a ON a.id = r.agent_id LEFT JOIN users u ON u.id = r.owner_id";
 
 fn invalid(field: &str) -> RunError {
     RunError::Invalid(model::FieldErrors(vec![model::FieldError::new(field, "invalid")]))
@@ -92,30 +88,23 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(user = %user.id))]
     pub async fn list_runs(&self, user: &CurrentUser, filter: &RunFilter) -> Result<Page<RunSummary>, RunError> {
         filter.check().map_err(RunError::Invalid)?;
-        let page = filter.page.max(1);
-        let owner = if filter.everyone && user.is_admin { "" } else { user.id.as_str() };
-        let bind = |q: crate::store::AnyQuery<'static>| {
-            q.bind(owner.to_owned()).bind(filter.status.clone()).bind(filter.kind.clone()).bind(filter.agent_id.clone())
+        static LIST: List = List {
+            columns: COLUMNS,
+            from: FROM,
+            filter: "($1 = '' OR r.owner_id = $1) \
+                     AND ($2 = '' OR r.status = $2 OR ($2 = 'live' AND r.status IN ('running', 'waiting'))) \
+                     AND ($3 = '' OR r.kind = $3) AND ($4 = '' OR r.agent_id = $4)",
+            order: "r.started_at DESC, r.id DESC",
+            per_page: PER_PAGE,
         };
-        let total: i64 = bind(sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM runs r WHERE {FILTER}"))))
-            .fetch_one(&self.store.pool)
-            .await?
-            .try_get(0)?;
-        let (limit, offset) = page_bounds(page, PER_PAGE);
-        let rows = bind(sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SUMMARY} WHERE {FILTER} ORDER BY r.started_at DESC, r.id DESC LIMIT $5 OFFSET $6"
-        ))))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in &rows {
+        let owner = if filter.everyone && user.is_admin { "" } else { user.id.as_str() };
+        let args = [Arg::Text(owner), Arg::Text(&filter.status), Arg::Text(&filter.kind), Arg::Text(&filter.agent_id)];
+        LIST.page(&self.store.pool, &args, filter.page, |r| {
             let (mut run, _) = summary(r)?;
             self.overlay_live(&mut run);
-            items.push(run);
-        }
-        Ok(Page { items, total, page, per_page: PER_PAGE })
+            Ok::<_, RunError>(run)
+        })
+        .await
     }
 
     /// A live run's newest figures over what was last stored.
@@ -137,7 +126,7 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(user = %user.id, run = run_id))]
     pub async fn get_run(&self, user: &CurrentUser, run_id: &str) -> Result<RunDetail, RunError> {
         let (owner, _) = self.run_owner_status(user, run_id, true).await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SUMMARY} WHERE r.id = $1")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM {FROM} WHERE r.id = $1")))
             .bind(run_id)
             .fetch_optional(&self.store.pool)
             .await?
