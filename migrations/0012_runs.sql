@@ -1,7 +1,8 @@
 -- Every piece of agent work is a run: a chat answer, an API answer, and later a build, a
 -- team member's sub-run, an evaluation case or a triggered run. A run belongs to its
 -- owner (not to a conversation), names what it works for (`subject_id`: the answer's
--- message for chat and the API), may have a parent run, is driven by one instance, and
+-- message for chat and the API) and what that belongs to (`scope_id`: the conversation;
+-- later a build's project), may have a parent run, is driven by one instance, and
 -- keeps its status, limits and totals. `transcript` is its events folded (what chat shows
 -- as the answer). Its events are stored in batches (`run_events`, one row per flush).
 --
@@ -15,6 +16,7 @@ CREATE TABLE runs (
     agent_id TEXT NOT NULL,
     agent_version BIGINT NOT NULL DEFAULT 0,
     subject_id TEXT NOT NULL DEFAULT '',
+    scope_id TEXT NOT NULL DEFAULT '',
     parent_id TEXT,
     instance_id TEXT,
     status TEXT NOT NULL,
@@ -32,10 +34,12 @@ CREATE TABLE runs (
 CREATE INDEX runs_owner_started ON runs (owner_id, started_at);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_parent ON runs (parent_id);
+CREATE INDEX runs_scope ON runs (scope_id);
 
-INSERT INTO runs (id, kind, owner_id, agent_id, agent_version, subject_id, parent_id, instance_id, status, limits,
-                  transcript, model, input_tokens, output_tokens, cost_micros, error, started_at, ended_at, updated_at)
-    SELECT m.id, 'chat', c.owner_id, c.agent_id, 0, m.id, NULL, m.run_instance, m.status, '{}',
+INSERT INTO runs (id, kind, owner_id, agent_id, agent_version, subject_id, scope_id, parent_id, instance_id, status,
+                  limits, transcript, model, input_tokens, output_tokens, cost_micros, error, started_at, ended_at,
+                  updated_at)
+    SELECT m.id, 'chat', c.owner_id, c.agent_id, 0, m.id, m.conversation_id, NULL, m.run_instance, m.status, '{}',
            m.content, m.model, COALESCE(m.input_tokens, 0), COALESCE(m.output_tokens, 0), COALESCE(m.cost_micros, 0),
            m.error, m.created_at,
            CASE WHEN m.status IN ('running', 'waiting') THEN NULL ELSE m.updated_at END, m.updated_at

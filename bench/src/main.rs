@@ -618,13 +618,14 @@ async fn open_long_conversation(
         };
         if let Some((run_id, transcript)) = &run {
             sqlx::query(
-                "INSERT INTO runs (id, kind, owner_id, agent_id, subject_id, status, transcript, started_at, ended_at, \
-                 updated_at) VALUES ($1, 'chat', $2, $3, $4, 'done', $5, $6, $6, $6)",
+                "INSERT INTO runs (id, kind, owner_id, agent_id, subject_id, scope_id, status, transcript, started_at, \
+                 ended_at, updated_at) VALUES ($1, 'chat', $2, $3, $4, $5, 'done', $6, $7, $7, $7)",
             )
             .bind(run_id)
             .bind(&owner)
             .bind(agent_id)
             .bind(&mid)
+            .bind(&id)
             .bind(transcript)
             .bind(now + i)
             .execute(&mut *tx)

@@ -347,7 +347,7 @@ impl Engine {
     ) -> Result<String, ChatError> {
         let now = now_ms();
         let id = new_id();
-        let head = RunHead::new(model::runs::RunKind::Chat, user, agent_id, &id);
+        let head = RunHead::new(model::runs::RunKind::Chat, user, agent_id, &id, conversation_id);
         self.insert_runs(&mut tx, &[&head]).await?;
         let answer = NewMessage {
             id: &id,
@@ -494,15 +494,7 @@ impl Engine {
         let end = before.and_then(|b| branch.iter().position(|m| *m == b)).unwrap_or(branch.len());
         let start = end.saturating_sub(WINDOW);
         let shown = &branch[start..end];
-        let (input_tokens, output_tokens, cost_micros): (i64, i64, i64) = sqlx::query_as(
-            // PostgreSQL sums BIGINT as NUMERIC: cast back so both stores answer alike.
-            "SELECT CAST(COALESCE(SUM(r.input_tokens), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(r.output_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(r.cost_micros), 0) AS BIGINT) \
-             FROM messages m JOIN runs r ON r.id = m.run_id WHERE m.conversation_id = $1",
-        )
-        .bind(id)
-        .fetch_one(&self.store.pool)
-        .await?;
+        let (input_tokens, output_tokens, cost_micros) = self.scope_totals(id).await?;
         let mut view = ConversationView {
             id: id.to_owned(),
             title: row.try_get("title")?,

@@ -160,18 +160,22 @@ pub struct RunHead {
     pub agent_id: String,
     /// What it works for (a chat or API answer's message).
     pub subject_id: String,
+    /// What the subject belongs to (the answer's conversation): its runs' totals are
+    /// added up by it.
+    pub scope_id: String,
     pub parent_id: Option<String>,
     pub started_at: i64,
 }
 
 impl RunHead {
-    pub fn new(kind: RunKind, owner: &CurrentUser, agent_id: &str, subject_id: &str) -> Self {
+    pub fn new(kind: RunKind, owner: &CurrentUser, agent_id: &str, subject_id: &str, scope_id: &str) -> Self {
         Self {
             id: new_id(),
             kind,
             owner: owner.id.clone(),
             agent_id: agent_id.to_owned(),
             subject_id: subject_id.to_owned(),
+            scope_id: scope_id.to_owned(),
             parent_id: None,
             started_at: now_ms(),
         }
@@ -371,9 +375,9 @@ impl End {
 
 /// Runs' rows as they start, many in one statement.
 static RUN_ROWS: Rows = Rows::new(
-    "INSERT INTO runs (id, kind, owner_id, agent_id, subject_id, parent_id, instance_id, status, transcript, \
-     started_at, updated_at) VALUES ",
-    11,
+    "INSERT INTO runs (id, kind, owner_id, agent_id, subject_id, scope_id, parent_id, instance_id, status, \
+     transcript, started_at, updated_at) VALUES ",
+    12,
     "",
 );
 
@@ -394,6 +398,7 @@ impl Engine {
                     .bind(&h.owner)
                     .bind(&h.agent_id)
                     .bind(&h.subject_id)
+                    .bind(&h.scope_id)
                     .bind(h.parent_id.as_deref())
                     .bind(instance)
                     .bind(RunStatus::Running.as_str())

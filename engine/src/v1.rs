@@ -77,7 +77,7 @@ impl Engine {
         let assistant_message_id = new_id();
         stored.push((assistant_message_id.clone(), Some(user_message_id.clone()), Role::Assistant, String::new()));
         let title = turns.last().map(|(_, last)| title_from(last)).unwrap_or_default();
-        let head = RunHead::new(model::runs::RunKind::Api, user, &agent.id, &assistant_message_id);
+        let head = RunHead::new(model::runs::RunKind::Api, user, &agent.id, &assistant_message_id, &conversation_id);
         // The conversation and the run's row are written by the flusher's next round, in
         // one transaction with other runs' writes and this run's first events; they wait
         // in memory till then.

@@ -194,8 +194,8 @@ async fn tool_calls_run_by_policy_and_their_results_go_back_to_the_model() {
             .steps
             .iter()
             .map(|s| match s {
-                model::runs::Step::Model { model, stop, done: true, .. } => format!("model {model} {stop}"),
-                model::runs::Step::Model { .. } => "model (open)".into(),
+                model::runs::Step::Model { call: Some(c), .. } => format!("model {} {}", c.model, c.stop),
+                model::runs::Step::Model { call: None, .. } => "model (open)".into(),
                 model::runs::Step::Tool { label, answered, .. } => format!("tool {label} {answered:?}"),
                 model::runs::Step::Status { status, .. } => format!("status {}", status.as_str()),
             })
@@ -211,7 +211,7 @@ async fn tool_calls_run_by_policy_and_their_results_go_back_to_the_model() {
             ]
         );
         assert!(
-            events.iter().any(|e| matches!(&e.event, RunEvent::ModelCall { ms, ttft_ms, .. } if *ms >= *ttft_ms)),
+            events.iter().any(|e| matches!(&e.event, RunEvent::ModelCall(c) if c.ms >= c.ttft_ms)),
             "a call's whole time includes its first output's"
         );
         let run = e.answer_run(me, &msg).await.expect("run");
@@ -922,13 +922,13 @@ async fn a_child_run_inherits_what_its_parent_has_left_and_stops_with_it() {
         wait_for(&e, me, &sent.assistant_message_id, |ev| matches!(ev, RunEvent::Text { .. })).await;
         let parent = e.answer_run(me, &sent.assistant_message_id).await.expect("run");
         let agent = e.get_agent(me, &s.agent).await.expect("agent");
-        let head = engine::runs::RunHead::new(model::runs::RunKind::Api, me, &s.agent, "");
+        let head = engine::runs::RunHead::new(model::runs::RunKind::Api, me, &s.agent, "", "");
         let input = engine::runs::Input::Ready {
             agent: Box::new(agent),
             history: vec![model::chat::Message::user("Sub-task")],
         };
         // Only the owner of the parent may start its children.
-        let theirs = engine::runs::RunHead::new(model::runs::RunKind::Api, &s.t.member.user, &s.agent, "");
+        let theirs = engine::runs::RunHead::new(model::runs::RunKind::Api, &s.t.member.user, &s.agent, "", "");
         let other_input = engine::runs::Input::Ready {
             agent: Box::new(e.get_agent(me, &s.agent).await.expect("a")),
             history: vec![],

@@ -277,23 +277,7 @@ pub enum RunEvent {
         by: String,
     },
     /// One model call ended (or failed): what it cost and how it went, for the trace.
-    ModelCall {
-        model: String,
-        input_tokens: u64,
-        output_tokens: u64,
-        cost_micros: u64,
-        /// From sending the request to its first output, retries included.
-        ttft_ms: u64,
-        ms: u64,
-        /// `end_turn`, `tool_use`, `max_tokens`, what the provider said, or `error`.
-        stop: String,
-        /// The attempts that failed before it, `model: error`, in order (retries and
-        /// fallbacks).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        failures: Vec<String>,
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        error: String,
-    },
+    ModelCall(ModelCall),
     Turn,
     /// Tokens and cost of the run so far (replaces any earlier figures).
     Usage {
@@ -310,6 +294,28 @@ pub enum RunEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         limit: bool,
     },
+}
+
+/// One model call's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCall {
+    /// The model that answered (a fallback, when the agent's own failed).
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_micros: u64,
+    /// From sending the request to its first output, retries included.
+    pub ttft_ms: u64,
+    pub ms: u64,
+    /// `end_turn`, `tool_use`, `max_tokens`, what the provider said, `stopped`, `limit` or
+    /// `error`.
+    pub stop: String,
+    /// The attempts that failed before it, `model: error`, in order (retries and
+    /// fallbacks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -406,7 +412,7 @@ impl Transcript {
             }
             RunEvent::Turn => self.parts.push(Part::Turn),
             // For the trace only.
-            RunEvent::Answered { .. } | RunEvent::ModelCall { .. } => {}
+            RunEvent::Answered { .. } | RunEvent::ModelCall(_) => {}
             RunEvent::Usage { input_tokens, output_tokens, cost_micros, model } => {
                 self.input_tokens = *input_tokens;
                 self.output_tokens = *output_tokens;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{CallState, RunEvent, RunStatus, SeqEvent};
+use crate::chat::{CallState, ModelCall, RunEvent, RunStatus, SeqEvent};
 use crate::{FieldError, FieldErrors};
 
 /// What started a run.
@@ -144,21 +144,9 @@ pub struct RunDetail {
 /// One step of a trace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Step {
-    /// A model call; `done` once it ended (its figures known), else still streaming.
-    Model {
-        model: String,
-        input_tokens: u64,
-        output_tokens: u64,
-        cost_micros: u64,
-        ttft_ms: u64,
-        ms: u64,
-        stop: String,
-        failures: Vec<String>,
-        error: String,
-        /// The text it wrote.
-        text: String,
-        done: bool,
-    },
+    /// A model call: the text it wrote, and its figures once it ended (none while it
+    /// streams).
+    Model { text: String, call: Option<ModelCall> },
     Tool {
         id: String,
         label: String,
@@ -171,24 +159,6 @@ pub enum Step {
     },
     /// The run ended other than by finishing its answer.
     Status { status: RunStatus, error: String },
-}
-
-impl Step {
-    fn new_call() -> Self {
-        Self::Model {
-            model: String::new(),
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_micros: 0,
-            ttft_ms: 0,
-            ms: 0,
-            stop: String::new(),
-            failures: Vec::new(),
-            error: String::new(),
-            text: String::new(),
-            done: false,
-        }
-    }
 }
 
 /// A run's events folded into its steps, in order; the same on the server and in the
@@ -210,10 +180,10 @@ impl Trace {
     fn open_call(&mut self) -> &mut Step {
         let open = matches!(
             self.steps.iter().rev().find(|s| matches!(s, Step::Model { .. })),
-            Some(Step::Model { done: false, .. })
+            Some(Step::Model { call: None, .. })
         ) && !matches!(self.steps.last(), Some(Step::Tool { .. } | Step::Status { .. }));
         if !open {
-            self.steps.push(Step::new_call());
+            self.steps.push(Step::Model { text: String::new(), call: None });
         }
         let i = self.steps.iter().rposition(|s| matches!(s, Step::Model { .. })).unwrap_or_default();
         &mut self.steps[i]
@@ -272,42 +242,19 @@ impl Trace {
                     *ms = *took;
                 }
             }
-            RunEvent::ModelCall {
-                model: m,
-                input_tokens: i,
-                output_tokens: o,
-                cost_micros: c,
-                ttft_ms: first,
-                ms: took,
-                stop: st,
-                failures: f,
-                error: err,
-            } => {
+            RunEvent::ModelCall(figures) => {
                 // The call that streamed, or (when it failed before any output) a new one.
                 let streamed = matches!(
                     self.steps.iter().rev().find(|s| matches!(s, Step::Model { .. })),
-                    Some(Step::Model { done: false, .. })
+                    Some(Step::Model { call: None, .. })
                 );
                 if !streamed {
-                    self.steps.push(Step::new_call());
+                    self.steps.push(Step::Model { text: String::new(), call: None });
                 }
-                if let Some(Step::Model {
-                    model,
-                    input_tokens,
-                    output_tokens,
-                    cost_micros,
-                    ttft_ms,
-                    ms,
-                    stop,
-                    failures,
-                    error,
-                    done,
-                    ..
-                }) = self.steps.iter_mut().rev().find(|s| matches!(s, Step::Model { .. }))
+                if let Some(Step::Model { call, .. }) =
+                    self.steps.iter_mut().rev().find(|s| matches!(s, Step::Model { .. }))
                 {
-                    (*model, *input_tokens, *output_tokens, *cost_micros) = (m.clone(), *i, *o, *c);
-                    (*ttft_ms, *ms, *stop, *failures, *error) = (*first, *took, st.clone(), f.clone(), err.clone());
-                    *done = true;
+                    *call = Some(figures.clone());
                 }
             }
             RunEvent::Status { status, error, .. } => {
@@ -339,16 +286,18 @@ mod tests {
 
     #[test]
     fn a_trace_has_each_model_call_and_tool_call_in_order() {
-        let call = |model: &str, stop: &str| RunEvent::ModelCall {
-            model: model.into(),
-            input_tokens: 10,
-            output_tokens: 5,
-            cost_micros: 7,
-            ttft_ms: 12,
-            ms: 40,
-            stop: stop.into(),
-            failures: vec!["big: 503".into()],
-            error: String::new(),
+        let call = |model: &str, stop: &str| {
+            RunEvent::ModelCall(ModelCall {
+                model: model.into(),
+                input_tokens: 10,
+                output_tokens: 5,
+                cost_micros: 7,
+                ttft_ms: 12,
+                ms: 40,
+                stop: stop.into(),
+                failures: vec!["big: 503".into()],
+                error: String::new(),
+            })
         };
         let events = [
             RunEvent::Text { text: "Let me ".into() },
@@ -377,8 +326,8 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["model", "tool", "model"]);
-        assert!(matches!(&t.steps[0], Step::Model { text, stop, done: true, failures, .. }
-            if text == "Let me " && stop == "tool_use" && failures.len() == 1));
+        assert!(matches!(&t.steps[0], Step::Model { text, call: Some(c) }
+            if text == "Let me " && c.stop == "tool_use" && c.failures.len() == 1));
         assert!(matches!(&t.steps[1], Step::Tool { result, ms: 3, answered: Some((true, by)), .. }
             if result == "2" && by == "Ada"));
         assert!(matches!(&t.steps[2], Step::Model { text, .. } if text == "It is 2."));

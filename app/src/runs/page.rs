@@ -388,33 +388,26 @@ fn RunView(d: RunDetail, stop: ServerAction<StopRun>) -> impl IntoView {
 fn StepView(s: Step) -> impl IntoView {
     let t = t();
     match s {
-        Step::Model {
-            model,
-            input_tokens,
-            output_tokens,
-            cost_micros,
-            ttft_ms,
-            ms,
-            stop,
-            failures,
-            error,
-            text,
-            done,
-        } => {
-            let figures = done.then(|| {
+        Step::Model { text, call } => {
+            let model = call.as_ref().map(|c| c.model.clone()).unwrap_or_default();
+            let figures = call.as_ref().map(|c| {
                 t.run_call_figures
-                    .replace("{in}", &thousands(input_tokens))
-                    .replace("{out}", &thousands(output_tokens))
-                    .replace("{ttft}", &duration(ttft_ms as i64))
-                    .replace("{time}", &duration(ms as i64))
-                    .replace("{cost}", &dollars(cost_micros))
+                    .replace("{in}", &thousands(c.input_tokens))
+                    .replace("{out}", &thousands(c.output_tokens))
+                    .replace("{ttft}", &duration(c.ttft_ms as i64))
+                    .replace("{time}", &duration(c.ms as i64))
+                    .replace("{cost}", &dollars(c.cost_micros))
             });
+            let stop = match &call {
+                Some(c) => view! { <span class="badge">{c.stop.clone()}</span> }.into_any(),
+                None => view! { <span class="badge badge-live">{t.run_streaming}</span> }.into_any(),
+            };
+            let (failures, error) = call.map(|c| (c.failures, c.error)).unwrap_or_default();
             view! {
                 <li class="step step-model" data-testid="step-model">
                     <p class="step-head">
                         <strong>{t.run_model_call}</strong> " "
-                        {(!model.is_empty()).then(|| view! { <code>{model.clone()}</code> })} " "
-                        {if done { view! { <span class="badge">{stop.clone()}</span> }.into_any() } else { view! { <span class="badge badge-live">{t.run_streaming}</span> }.into_any() }}
+                        {(!model.is_empty()).then(|| view! { <code>{model.clone()}</code> })} " " {stop}
                     </p>
                     {figures.map(|f| view! { <p class="small muted" data-testid="step-figures">{f}</p> })}
                     {(!failures.is_empty()).then(|| view! {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use model::agents::{AgentView, ToolPolicy};
-use model::chat::{CallState, Message, RunEvent, RunStatus, StopReason, StreamEvent, Usage};
+use model::chat::{CallState, Message, ModelCall, RunEvent, RunStatus, StopReason, StreamEvent, Usage};
 use model::runs::RunLimits;
 use tokio::sync::{oneshot, watch};
 
@@ -99,7 +99,7 @@ struct CallRecord<'a> {
 
 impl CallRecord<'_> {
     fn emit(self, engine: &Engine, live: &Live, usage: Usage, stop: &str, error: String) {
-        live.emit(RunEvent::ModelCall {
+        live.emit(RunEvent::ModelCall(ModelCall {
             model: self.model.to_owned(),
             input_tokens: usage.input_tokens.unwrap_or(0),
             output_tokens: usage.output_tokens.unwrap_or(0),
@@ -109,7 +109,7 @@ impl CallRecord<'_> {
             stop: stop.to_owned(),
             failures: self.failures,
             error,
-        });
+        }));
     }
 }
 

@@ -183,6 +183,19 @@ impl Engine {
             .collect()
     }
 
+    /// The tokens and cost of the runs in a scope (a conversation's answers), added up:
+    /// `(input, output, cost)`.
+    pub(crate) async fn scope_totals(&self, scope_id: &str) -> Result<(i64, i64, i64), sqlx::Error> {
+        sqlx::query_as(
+            // PostgreSQL sums BIGINT as NUMERIC: cast back so both stores answer alike.
+            "SELECT CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM runs WHERE scope_id = $1",
+        )
+        .bind(scope_id)
+        .fetch_one(&self.store.pool)
+        .await
+    }
+
     /// A deleted subject's runs keep their figures (what they cost stays counted) but
     /// lose what they said: their transcripts and events.
     pub(crate) async fn forget_runs(
