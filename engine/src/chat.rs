@@ -633,9 +633,8 @@ impl Engine {
                 }
             }
         }
-        let runs: Vec<String> = answers.into_iter().map(|(r, _)| r).collect();
         let (mut tx, turn) = self.store.begin().await?;
-        self.forget_runs(&mut tx, &runs).await?;
+        self.forget_scope(&mut tx, id).await?;
         sqlx::query("DELETE FROM conversations WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(&user.id)
@@ -667,7 +666,12 @@ impl Subject for Answer {
             for m in path.iter().filter(|m| m.id != self.message_id) {
                 match m.role {
                     Role::User => history.push(Message::user(&m.text())),
-                    Role::Assistant => history.extend(m.transcript().to_messages()),
+                    // A run that just ended may not have its last events stored yet; while
+                    // it is still live here, its log is the truth.
+                    Role::Assistant => match m.run_id.as_deref().and_then(|r| engine.runs.live(r)) {
+                        Some(live) => history.extend(live.transcript().to_messages()),
+                        None => history.extend(m.transcript().to_messages()),
+                    },
                 }
             }
             Ok(history)

@@ -229,6 +229,12 @@ async fn a_database_from_before_runs_migrates_without_losing_a_message_an_event_
         assert_eq!(e.list_runs(&bob, &RunFilter::default()).await.expect("runs").total, 0);
         assert!(matches!(e.get_run(&bob, A1).await, Err(engine::runs::RunError::NotFound)));
 
+        // Deleting the conversation forgets what its runs said, not what they cost.
+        e.delete_conversation(&ada, CONV).await.expect("delete");
+        assert_eq!(e.usage(&ada, 7).await.expect("usage").total.cost_micros, 7200);
+        let forgotten = e.get_run(&ada, A1).await.expect("the run stays");
+        assert!(forgotten.events.is_empty() && forgotten.run.subject_id.is_empty(), "{forgotten:?}");
+
         // The old shapes are gone.
         let old_table = engine::sqlx::query("SELECT 1 FROM run_event_batches").fetch_all(&e.store.pool).await;
         assert!(old_table.is_err(), "run_event_batches dropped");

@@ -196,22 +196,23 @@ impl Engine {
         .await
     }
 
-    /// A deleted subject's runs keep their figures (what they cost stays counted) but
-    /// lose what they said: their transcripts and events.
-    pub(crate) async fn forget_runs(
+    /// The runs of a deleted scope (a conversation) keep their figures (what they cost
+    /// stays counted) but lose what they said: their transcripts and events.
+    pub(crate) async fn forget_scope(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        run_ids: &[String],
+        scope_id: &str,
     ) -> Result<(), sqlx::Error> {
         let empty = serde_json::to_string(&model::chat::Transcript::default()).unwrap_or_default();
-        for id in run_ids {
-            sqlx::query("DELETE FROM run_events WHERE run_id = $1").bind(id).execute(&mut **tx).await?;
-            sqlx::query("UPDATE runs SET transcript = $2, subject_id = '' WHERE id = $1")
-                .bind(id)
-                .bind(&empty)
-                .execute(&mut **tx)
-                .await?;
-        }
+        sqlx::query("DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE scope_id = $1)")
+            .bind(scope_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE runs SET transcript = $2, subject_id = '' WHERE scope_id = $1")
+            .bind(scope_id)
+            .bind(&empty)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 }
