@@ -312,7 +312,7 @@ async fn server_functions(
 }
 
 async fn bench() {
-    engine::net::install_tls();
+    engine::infra::net::install_tls();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let mut rows = Vec::new();
     let mut figures = serde_json::Map::new();

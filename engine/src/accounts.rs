@@ -7,8 +7,8 @@ use model::{FieldError, FieldErrors};
 use sqlx::Row;
 
 use crate::auth::{AuthError, ClientInfo, CurrentUser, IssuedTokens};
-use crate::limits::RetryAfter;
-use crate::store::{Backend, Constraint, StoreError, new_id, now_ms, on_constraint};
+use crate::infra::limits::RetryAfter;
+use crate::infra::store::{Backend, Constraint, StoreError, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,19 @@ impl From<FieldError> for AccountError {
 const REGISTRATION_KEY: &str = "registration_open";
 
 impl Engine {
+    /// Holds the user's row until `tx` ends, so checks of what the user owns (quotas)
+    /// and the write they guard cannot interleave. SQLite writers already take turns.
+    pub(crate) async fn lock_user(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        user_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        if self.store.backend == crate::infra::store::Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(user_id).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     fn argon2(&self) -> Result<Argon2<'static>, AccountError> {
         let a = &self.settings.auth;
         let params = Params::new(a.argon2_memory_kib, a.argon2_iterations, 1, None)
@@ -61,7 +74,7 @@ impl Engine {
     async fn hash_password(&self, password: &NewPassword) -> Result<String, AccountError> {
         let argon = self.argon2()?;
         let pw = password.expose().to_owned();
-        let salt = crate::keys::random_bytes::<16>().map_err(|e| AccountError::Hash(e.to_string()))?;
+        let salt = crate::infra::keys::random_bytes::<16>().map_err(|e| AccountError::Hash(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::encode_b64(&salt).map_err(|e| AccountError::Hash(e.to_string()))?;
             argon
@@ -284,11 +297,7 @@ impl Engine {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE sessions SET revoked_at = $2, revoke_reason = 'password_changed' WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(&user.id)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        crate::auth::revoke_sessions(&mut *tx, &user.id, "password_changed").await?;
         tx.commit().await?;
         drop(turn);
         self.sessions.evict_user(&user.id);

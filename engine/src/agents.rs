@@ -8,7 +8,7 @@ use model::{FieldError, FieldErrors};
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
-use crate::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
+use crate::infra::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
 pub const PER_PAGE: u32 = 20;
@@ -76,6 +76,39 @@ impl Attachment {
 }
 
 impl Engine {
+    /// `(id, name)` of the user's agents whose spec lists `id` under `field`.
+    pub(crate) async fn agents_using(
+        &self,
+        user: &CurrentUser,
+        field: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, name, spec FROM agents WHERE owner_id = $1 AND spec LIKE $2 ORDER BY name")
+            .bind(&user.id)
+            .bind(format!("%{id}%"))
+            .fetch_all(&self.store.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter(|r| {
+                r.try_get::<String, _>("spec")
+                    .ok()
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                    .and_then(|v| v.get(field).and_then(|a| a.as_array()).map(|a| a.iter().any(|x| x == id)))
+                    .unwrap_or(false)
+            })
+            .filter_map(|r| Some((r.try_get("id").ok()?, r.try_get("name").ok()?)))
+            .collect())
+    }
+
+    /// The caller's agents as `(slug, created_at)`, by slug: the models of the `/v1` API.
+    pub async fn agent_slugs(&self, user: &CurrentUser) -> Result<Vec<(String, i64)>, AgentError> {
+        Ok(sqlx::query_as("SELECT slug, created_at FROM agents WHERE owner_id = $1 ORDER BY slug")
+            .bind(&user.id)
+            .fetch_all(&self.store.pool)
+            .await?)
+    }
+
     /// Checks what a spec refers to: the provider must be one the user may use.
     async fn check_refs(&self, user: &CurrentUser, spec: &AgentSpec) -> Result<(), AgentError> {
         spec.check().map_err(AgentError::Invalid)?;
@@ -99,11 +132,10 @@ impl Engine {
         kind: Attachment,
         id: &str,
     ) -> Result<Option<String>, AgentError> {
-        let sql = match kind {
-            Attachment::Skill => "SELECT name FROM skills WHERE id = $1 AND owner_id = $2",
-            Attachment::Mcp => "SELECT name FROM mcp_servers WHERE id = $1 AND owner_id = $2",
-        };
-        Ok(sqlx::query_scalar(sql).bind(id).bind(&user.id).fetch_optional(&self.store.pool).await?)
+        Ok(match kind {
+            Attachment::Skill => self.skill_name(user, id).await?,
+            Attachment::Mcp => self.mcp_server_name(user, id).await?,
+        })
     }
 
     /// The id of the user's skill or MCP server called `name`.
@@ -113,11 +145,10 @@ impl Engine {
         kind: Attachment,
         name: &str,
     ) -> Result<Option<String>, AgentError> {
-        let sql = match kind {
-            Attachment::Skill => "SELECT id FROM skills WHERE owner_id = $1 AND name = $2",
-            Attachment::Mcp => "SELECT id FROM mcp_servers WHERE owner_id = $1 AND name = $2",
-        };
-        Ok(sqlx::query_scalar(sql).bind(&user.id).bind(name).fetch_optional(&self.store.pool).await?)
+        Ok(match kind {
+            Attachment::Skill => self.skill_named(user, name).await?,
+            Attachment::Mcp => self.mcp_server_named(user, name).await?,
+        })
     }
 
     /// `(id, name)` of the attachments of one kind, in order (any no longer there skipped).

@@ -9,7 +9,7 @@ use model::{FieldError, FieldErrors};
 use sqlx::Row;
 
 use crate::auth::{AuthError, CurrentUser, hash_token};
-use crate::store::{StoreError, new_id, now_ms};
+use crate::infra::store::{StoreError, new_id, now_ms};
 use crate::{Engine, audit};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +65,8 @@ impl Engine {
         if held as u64 >= KEYS_MAX {
             return Err(invalid("too_many", Some(KEYS_MAX)));
         }
-        let bytes =
-            crate::keys::random_bytes::<32>().map_err(|e| StoreError::Query(sqlx::Error::Protocol(e.to_string())))?;
+        let bytes = crate::infra::keys::random_bytes::<32>()
+            .map_err(|e| StoreError::Query(sqlx::Error::Protocol(e.to_string())))?;
         let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
         let v = ApiKeyView {
             id: new_id(),
@@ -159,7 +159,7 @@ impl Engine {
             locale: row.try_get("locale")?,
             session_id: format!("key:{key_id}"),
         };
-        self.sessions.put(&cached, user.clone(), now + crate::cache::TTL_MS, now);
+        self.sessions.put(&cached, user.clone(), now + crate::infra::cache::TTL_MS, now);
         Ok(user)
     }
 }

@@ -1,7 +1,7 @@
 //! Append-only audit log of sensitive actions (sign-ins, password changes, admin actions).
 
 use crate::Engine;
-use crate::store::{new_id, now_ms};
+use crate::infra::store::{new_id, now_ms};
 
 /// Appends one entry. A failure to write is logged, never returned: the action it
 /// describes has already happened and must not be reported as failed.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::store::{StoreError, new_id, now_ms};
+use crate::infra::store::{StoreError, new_id, now_ms};
 use crate::{Engine, audit};
 
 pub const ACCESS_COOKIE: &str = "agentry_access";
@@ -104,15 +104,15 @@ pub fn hash_token(token: &str) -> String {
 }
 
 fn new_refresh_token() -> Result<String, StoreError> {
-    let bytes =
-        crate::keys::random_bytes::<32>().map_err(|e| StoreError::Query(sqlx::Error::Protocol(e.to_string())))?;
+    let bytes = crate::infra::keys::random_bytes::<32>()
+        .map_err(|e| StoreError::Query(sqlx::Error::Protocol(e.to_string())))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Signed-in users by session id (and API-key owners by the key's hash, under
-/// `apikey:<hash>`), so an authenticated request costs no query; see [`crate::cache`].
+/// `apikey:<hash>`), so an authenticated request costs no query; see [`crate::infra::cache`].
 /// Every write that ends a session, revokes a key or changes a user evicts here.
-pub type SessionCache = crate::cache::Cache<CurrentUser>;
+pub type SessionCache = crate::infra::cache::Cache<CurrentUser>;
 
 impl SessionCache {
     /// Forgets one session (an API key's is `key:<id>`).
@@ -129,7 +129,7 @@ impl SessionCache {
 
 /// How access tokens are checked: the key and the rules (HS256 only, `exp` and `sub`
 /// required, no leeway) built once, and the tokens already verified, by their whole text,
-/// until they expire (at most [`crate::cache::TTL_MS`]). A signed-in request then skips the
+/// until they expire (at most [`crate::infra::cache::TTL_MS`]). A signed-in request then skips the
 /// HMAC, the base64 and the two JSON parses (about a tenth of a server-function call's
 /// CPU). Only a token whose signature checked out is kept, so a forged one always goes
 /// through the check; whether its session still stands is checked on every request.
@@ -137,7 +137,7 @@ pub struct AccessTokens {
     key: DecodingKey,
     rules: Validation,
     /// `(sub, sid)` of each verified token.
-    verified: crate::cache::Cache<std::sync::Arc<(String, String)>>,
+    verified: crate::infra::cache::Cache<std::sync::Arc<(String, String)>>,
 }
 
 impl AccessTokens {
@@ -149,7 +149,7 @@ impl AccessTokens {
         rules.set_audience(&[TOKEN_AUDIENCE]);
         rules.set_required_spec_claims(&["exp", "nbf", "sub", "iss", "aud"]);
         // The cache holds nothing from the store, so it is right on every backend.
-        Self { key: DecodingKey::from_secret(secret), rules, verified: crate::cache::Cache::new(true) }
+        Self { key: DecodingKey::from_secret(secret), rules, verified: crate::infra::cache::Cache::new(true) }
     }
 
     /// The user and session ids a valid, unexpired token carries.
@@ -383,14 +383,22 @@ impl Engine {
     /// Ends every session of a user.
     pub async fn revoke_all_sessions(&self, user_id: &str, reason: &str) -> Result<(), AuthError> {
         self.sessions.evict_user(user_id);
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
-        )
+        revoke_sessions(&self.store.pool, user_id, reason).await?;
+        Ok(())
+    }
+}
+
+/// Marks every live session of a user revoked for `reason`, in `db` (a pool or the
+/// caller's transaction); the session cache is the caller's to evict.
+pub(crate) async fn revoke_sessions<'c, E>(db: E, user_id: &str, reason: &str) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL")
         .bind(user_id)
         .bind(now_ms())
         .bind(reason)
-        .execute(&self.store.pool)
+        .execute(db)
         .await?;
-        Ok(())
-    }
+    Ok(())
 }

@@ -16,9 +16,11 @@ use sqlx::Row;
 
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
+use crate::infra::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
 use crate::runs::{Input, NewRun, RunError, RunHead, Subject};
-use crate::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
 use crate::{Engine, audit};
+
+pub mod v1;
 
 /// Conversations per list page.
 pub const PER_PAGE: u32 = 30;
@@ -340,7 +342,7 @@ impl Engine {
     async fn answer(
         &self,
         user: &CurrentUser,
-        (mut tx, turn): (sqlx::Transaction<'static, sqlx::Any>, crate::store::WriteTurn),
+        (mut tx, turn): (sqlx::Transaction<'static, sqlx::Any>, crate::infra::store::WriteTurn),
         conversation_id: &str,
         agent_id: &str,
         question_id: &str,
@@ -616,23 +618,7 @@ impl Engine {
     /// instance drives). Their runs keep what they cost, not what they said.
     pub async fn delete_conversation(&self, user: &CurrentUser, id: &str) -> Result<(), ChatError> {
         self.conversation(user, id).await?;
-        let answers: Vec<(String, String)> = sqlx::query_as(
-            "SELECT r.id, r.status FROM messages m JOIN runs r ON r.id = m.run_id WHERE m.conversation_id = $1",
-        )
-        .bind(id)
-        .fetch_all(&self.store.pool)
-        .await?;
-        for (run_id, status) in &answers {
-            if let Some(live) = self.runs.live(run_id) {
-                live.cancel(RunStatus::Stopped);
-                live.finished().await;
-            } else if !RunStatus::parse(status).is_final() {
-                match self.stop_run(user, run_id).await {
-                    Ok(()) | Err(RunError::Ended) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+        self.stop_scope(user, id).await?;
         let (mut tx, turn) = self.store.begin().await?;
         self.forget_scope(&mut tx, id).await?;
         sqlx::query("DELETE FROM conversations WHERE id = $1 AND owner_id = $2")

@@ -8,37 +8,29 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
-pub mod cache;
 pub mod chat;
-pub mod idempotency;
-pub mod keys;
-pub mod limits;
+pub mod infra;
 pub mod llm;
 pub mod mcp;
-pub mod net;
-pub mod owner_only;
 pub mod providers;
 pub mod runs;
 pub mod sandbox;
-pub mod secrets;
 pub mod settings;
 pub mod skills;
-pub mod storage;
-pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tools;
 pub mod usage;
-pub mod v1;
 
 use std::sync::Arc;
 
 pub use accounts::AccountError;
 pub use auth::{AuthError, CurrentUser, IssuedTokens};
+pub use infra::store::{Store, StoreError};
+use infra::{cache, keys, limits, net, owner_only, storage, store};
 pub use settings::Settings;
 /// Re-exported so tests above the engine can look into the store.
 pub use sqlx;
-pub use store::{Store, StoreError};
 
 /// Everything a request needs, cheap to clone (one `Arc`).
 #[derive(Clone)]

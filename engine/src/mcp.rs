@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
-use crate::secrets::{self, SecretError};
-use crate::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
+use crate::infra::secrets::{self, SecretError};
+use crate::infra::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
 
 /// Servers per list page.
 pub const PER_PAGE: u32 = 20;
@@ -129,15 +129,15 @@ fn stdio_home(server_id: &str) -> std::io::Result<std::path::PathBuf> {
     let (root, owner) = match root.as_ref().filter(|(r, uid)| private_dir_of(r, *uid)) {
         Some(r) => r.clone(),
         None => {
-            let random = crate::keys::random_bytes::<16>().map_err(std::io::Error::other)?;
+            let random = crate::infra::keys::random_bytes::<16>().map_err(std::io::Error::other)?;
             let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
             let dir = std::env::temp_dir().join(format!("agentry-mcp-{name}"));
-            crate::owner_only::new_dir(&dir)?;
+            crate::infra::owner_only::new_dir(&dir)?;
             root.insert((dir.clone(), owner_of(&dir)?)).clone()
         }
     };
     let home = root.join(server_id);
-    match crate::owner_only::new_dir(&home) {
+    match crate::infra::owner_only::new_dir(&home) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
         _ if !private_dir_of(&home, owner) => {
             Err(std::io::Error::other(format!("{} is not a private directory of this server's user", home.display())))
@@ -170,6 +170,24 @@ fn private_dir_of(path: &std::path::Path, _: u32) -> bool {
 }
 
 impl Engine {
+    /// The name of the user's MCP server `id`, if it is theirs.
+    pub(crate) async fn mcp_server_name(&self, user: &CurrentUser, id: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT name FROM mcp_servers WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .fetch_optional(&self.store.pool)
+            .await
+    }
+
+    /// The id of the user's MCP server called `name`.
+    pub(crate) async fn mcp_server_named(&self, user: &CurrentUser, name: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM mcp_servers WHERE owner_id = $1 AND name = $2")
+            .bind(&user.id)
+            .bind(name)
+            .fetch_optional(&self.store.pool)
+            .await
+    }
+
     /// The command line an owner approves ([`command_line`]): each env name with a keyed
     /// fingerprint of its value ([`secrets::fingerprint`], under the secrets key, for this
     /// server and name), so that a changed value changes the line and withdraws the

@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
-use crate::secrets::{self, SecretError};
-use crate::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
+use crate::infra::secrets::{self, SecretError};
+use crate::infra::store::{Arg, Constraint, List, StoreError, like_pattern, new_id, now_ms, on_constraint};
 use crate::{Engine, audit};
 
 pub mod probe;
@@ -276,9 +276,9 @@ impl Engine {
     }
 
     /// Decrypted connection details, for calling the provider from the server.
-    /// Kept in [`crate::cache`] (on SQLite), so a run does not wait on a read and a decryption.
+    /// Kept in [`crate::infra::cache`] (on SQLite), so a run does not wait on a read and a decryption.
     pub async fn provider_secrets(&self, user: &CurrentUser, id: &str) -> Result<ProviderSecrets, ProviderError> {
-        let now = crate::store::now_ms();
+        let now = crate::infra::store::now_ms();
         if let Some((scope, secrets)) = self.provider_cache.get(id, now) {
             return if scope == user.id || scope == SHARED { Ok(secrets) } else { Err(ProviderError::NotFound) };
         }
@@ -299,7 +299,7 @@ impl Engine {
             headers: headers.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect(),
             shared: scope == SHARED,
         };
-        self.provider_cache.put(id, (scope, secrets.clone()), now + crate::cache::TTL_MS, now);
+        self.provider_cache.put(id, (scope, secrets.clone()), now + crate::infra::cache::TTL_MS, now);
         Ok(secrets)
     }
 }

@@ -36,7 +36,7 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use crate::Engine;
 use crate::auth::CurrentUser;
-use crate::store::{Rows, StoreError, new_id, now_ms};
+use crate::infra::store::{Rows, StoreError, new_id, now_ms};
 
 pub(crate) use cluster::spawn_upkeep;
 pub(crate) use flush::spawn_flusher;

@@ -56,7 +56,7 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     /// SQLite only: `full` (a commit is on disk before anyone is told it succeeded, power
     /// loss included) or `normal` (faster writes; a power loss may lose the last commits).
-    pub sqlite_synchronous: crate::store::Durability,
+    pub sqlite_synchronous: crate::infra::store::Durability,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl Default for Settings {
             max_body_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 25 * 1024 * 1024,
             shutdown_grace_secs: 20,
-            sqlite_synchronous: crate::store::Durability::Full,
+            sqlite_synchronous: crate::infra::store::Durability::Full,
         }
     }
 }

@@ -11,8 +11,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sqlx::Row;
 
 use crate::auth::CurrentUser;
-use crate::storage::key;
-use crate::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
+use crate::infra::storage::key;
+use crate::infra::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
 
 /// Skills per list page.
 pub const PER_PAGE: u32 = 20;
@@ -81,6 +81,24 @@ fn file_base(id: &str) -> String {
 }
 
 impl Engine {
+    /// The name of the user's skill `id`, if it is theirs.
+    pub(crate) async fn skill_name(&self, user: &CurrentUser, id: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT name FROM skills WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .fetch_optional(&self.store.pool)
+            .await
+    }
+
+    /// The id of the user's skill called `name`.
+    pub(crate) async fn skill_named(&self, user: &CurrentUser, name: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM skills WHERE owner_id = $1 AND name = $2")
+            .bind(&user.id)
+            .bind(name)
+            .fetch_optional(&self.store.pool)
+            .await
+    }
+
     /// Stores an upload as a new skill, or as the next version of the user's skill with the
     /// same name. Nothing is visible until every file is stored.
     #[tracing::instrument(skip_all, fields(user = %user.id, files = files.len()))]
@@ -146,9 +164,7 @@ impl Engine {
         // The quota again, inside the transaction that records the version, so uploads at
         // once cannot each pass it: on SQLite writers take turns; on PostgreSQL the owner's
         // row is locked until this commits.
-        if self.store.backend == crate::store::Backend::Postgres {
-            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(&user.id).execute(&mut *tx).await?;
-        }
+        self.lock_user(&mut tx, &user.id).await?;
         let (used, upload) = (bytes_kept(&mut *tx, &user.id).await?, manifest.iter().map(|f| f.size).sum::<u64>());
         let quota = self.settings.limits.storage_per_user_bytes;
         if used.saturating_add(upload) > quota {
@@ -273,31 +289,6 @@ impl Engine {
             used_by: self.agents_using(user, "skills", id).await?,
             updated_at: r.try_get("updated_at")?,
         })
-    }
-
-    /// `(id, name)` of the user's agents whose spec lists `id` under `field`.
-    pub(crate) async fn agents_using(
-        &self,
-        user: &CurrentUser,
-        field: &str,
-        id: &str,
-    ) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, name, spec FROM agents WHERE owner_id = $1 AND spec LIKE $2 ORDER BY name")
-            .bind(&user.id)
-            .bind(format!("%{id}%"))
-            .fetch_all(&self.store.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter(|r| {
-                r.try_get::<String, _>("spec")
-                    .ok()
-                    .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                    .and_then(|v| v.get(field).and_then(|a| a.as_array()).map(|a| a.iter().any(|x| x == id)))
-                    .unwrap_or(false)
-            })
-            .filter_map(|r| Some((r.try_get("id").ok()?, r.try_get("name").ok()?)))
-            .collect())
     }
 
     /// One file of a skill version (the current one when `version` is `None`).

@@ -3,8 +3,8 @@
 
 use crate::Engine;
 use crate::auth::{ClientInfo, CurrentUser, IssuedTokens};
+use crate::infra::store::{Backend, Store};
 use crate::settings::Settings;
-use crate::store::{Backend, Store};
 use std::path::PathBuf;
 
 /// The backends to run the store suite on: SQLite always, PostgreSQL when

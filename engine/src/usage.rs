@@ -8,7 +8,7 @@ use model::usage::{PERIODS, Tally, UsageReport, UsageRow};
 use crate::Engine;
 use crate::auth::CurrentUser;
 use crate::chat::{ChatError, invalid};
-use crate::store::now_ms;
+use crate::infra::store::now_ms;
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -413,7 +413,7 @@ async fn spent_and_expired_refresh_tokens_are_pruned() {
         };
         assert_eq!(count().await, 6);
         // Five were rotated; pretend it was eight days ago.
-        let long_ago = engine::store::now_ms() - 8 * 24 * 3600 * 1000;
+        let long_ago = engine::infra::store::now_ms() - 8 * 24 * 3600 * 1000;
         sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE rotated_at IS NOT NULL")
             .bind(long_ago)
             .execute(&e.store.pool)

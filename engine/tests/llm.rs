@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use engine::Engine;
+use engine::infra::store::Backend;
 use engine::llm::{ChatRequest, LlmError, Policy, Started, start};
 use engine::providers::ProviderSecrets;
-use engine::store::Backend;
 use engine::testing::two_users;
 use fake_upstream::{FakeUpstream, Reply, Script, Step};
 use futures::StreamExt;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use engine::Engine;
+use engine::infra::store::Backend;
 use engine::mcp::McpError;
-use engine::store::Backend;
 use engine::testing::{each_backend, two_users};
 use model::mcp::{McpForm, Status};
 

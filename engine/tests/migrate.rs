@@ -5,7 +5,7 @@
 
 use engine::Engine;
 use engine::auth::CurrentUser;
-use engine::store::Store;
+use engine::infra::store::Store;
 use futures::StreamExt;
 use model::chat::{CallState, Part, RunEvent, RunStatus, SeqEvent, Transcript};
 use model::runs::RunFilter;
@@ -69,7 +69,7 @@ async fn write_old_rows(store: &Store) {
     .execute(pool)
     .await
     .expect("agent");
-    let now = engine::store::now_ms();
+    let now = engine::infra::store::now_ms();
     q("INSERT INTO conversations (id, owner_id, agent_id, title, leaf_id, created_at, updated_at) \
        VALUES ($1, $2, $3, 'Greeting', $4, $5, $5)")
     .bind(CONV)

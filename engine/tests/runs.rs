@@ -315,7 +315,7 @@ async fn a_tool_claiming_to_only_read_still_asks_unless_an_admin_trusts_its_serv
 
 #[tokio::test]
 async fn a_declined_or_denied_call_goes_back_as_an_error_result() {
-    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup(&e, true, "fx/add=deny").await;
     let me = &s.t.admin.user;
     s.up.push([Reply::tool_call("c1", "fx__write_note", json!({ "text": "x" })), Reply::text("Understood.")]);
@@ -399,7 +399,7 @@ async fn a_subscriber_that_falls_far_behind_still_gets_every_event_once() {
 
 #[tokio::test]
 async fn a_dying_upstream_leaves_an_incomplete_answer_and_one_that_never_answered_fails() {
-    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup(&e, false, "").await;
     let me = &s.t.admin.user;
     let mut dying = Reply::text("The first part ");
@@ -434,7 +434,7 @@ async fn shutdown_interrupts_runs_and_a_crash_is_recovered_at_start() {
 
         // A run the store says is running on another instance that still beats is left
         // alone (a second server starting must not end the first one's answers)…
-        let now = engine::store::now_ms();
+        let now = engine::infra::store::now_ms();
         engine::sqlx::query("INSERT INTO instances (id, started_at, heartbeat_at) VALUES ('other', $1, $1)")
             .bind(now)
             .execute(&e.store.pool)
@@ -523,7 +523,7 @@ async fn a_second_instance_follows_answers_and_stops_runs_the_first_one_drives()
 
 #[tokio::test]
 async fn regenerate_and_edit_make_branches_one_can_switch_between() {
-    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup(&e, false, "").await;
     let me = &s.t.admin.user;
     s.up.push([Reply::text("First answer."), Reply::text("Second answer."), Reply::text("Answer to the edit.")]);
@@ -585,7 +585,7 @@ async fn regenerate_and_edit_make_branches_one_can_switch_between() {
 
 #[tokio::test]
 async fn bad_messages_are_refused_by_field() {
-    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup(&e, false, "").await;
     let me = &s.t.admin.user;
     for (text, rule) in [("   ", "required"), (&"x".repeat(100_001)[..], "too_long")] {
@@ -679,7 +679,7 @@ async fn api_requests_at_once_store_whole_conversations() {
         let me = &s.t.admin.user;
         let n = 20;
         s.up.push((0..n).map(|i| Reply { cadence_ms: 2, ..Reply::text(&format!("API answer {i}")) }));
-        let msg = |role: &str, text: &str| engine::v1::ApiMessage { role: role.into(), text: text.into() };
+        let msg = |role: &str, text: &str| engine::chat::v1::ApiMessage { role: role.into(), text: text.into() };
         // Started back to back, so that one flusher round writes several conversations.
         let mut started = Vec::new();
         for i in 0..n {
@@ -722,7 +722,7 @@ async fn api_requests_at_once_store_whole_conversations() {
 /// what is received is counted, and the answer ends near the limit, marked incomplete.
 #[tokio::test]
 async fn a_16_token_agent_stops_near_16_tokens_whatever_the_provider_sends() {
-    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup_with(&e, false, "", "16").await;
     let me = &s.t.admin.user;
     s.up.push([Reply::text(&"word ".repeat(2_000))]);
@@ -741,7 +741,7 @@ async fn a_16_token_agent_stops_near_16_tokens_whatever_the_provider_sends() {
 /// it had (a provider sending megabytes per delta cannot fill the store or the memory).
 #[tokio::test]
 async fn an_answer_is_capped_in_size_and_ends_incomplete() {
-    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup_with(&e, false, "", "1000000").await;
     let me = &s.t.admin.user;
     let piece = "x".repeat(10_000);
@@ -760,7 +760,7 @@ async fn an_answer_is_capped_in_size_and_ends_incomplete() {
 /// says why, and the call can no longer be answered.
 #[tokio::test]
 async fn an_unanswered_approval_times_out_and_the_run_stops_saying_why() {
-    let mut settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    let mut settings = engine::testing::settings(engine::infra::store::Backend::Sqlite).await;
     settings.limits.approval_timeout_secs = 1;
     let e = Engine::start(settings).await.expect("engine");
     let s = setup(&e, true, "").await;
@@ -780,7 +780,7 @@ async fn an_unanswered_approval_times_out_and_the_run_stops_saying_why() {
 /// message or a regeneration is refused with the limit, and nothing is written.
 #[tokio::test]
 async fn a_full_conversation_refuses_new_messages_naming_the_limit() {
-    let mut settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    let mut settings = engine::testing::settings(engine::infra::store::Backend::Sqlite).await;
     settings.limits.messages_per_conversation = 4;
     let e = Engine::start(settings).await.expect("engine");
     let s = setup(&e, false, "").await;
@@ -808,7 +808,7 @@ async fn a_full_conversation_refuses_new_messages_naming_the_limit() {
 /// A run is given the path it answers, not the conversation's other branches.
 #[tokio::test]
 async fn a_run_is_given_only_the_branch_it_answers() {
-    let e = engine::testing::engine(engine::store::Backend::Sqlite).await;
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup(&e, false, "").await;
     let me = &s.t.admin.user;
     s.up.push([Reply::text("Alpha answer."), Reply::text("Beta answer."), Reply::text("Gamma answer.")]);
@@ -862,7 +862,7 @@ async fn the_meter_is_asked_before_a_model_call_and_runs_are_listed_by_kind() {
 
         // Chat answers and API answers are runs of their kinds, filtered apart.
         s.up.push([Reply::text("Hello over the API.")]);
-        let hi = engine::v1::ApiMessage { role: "user".into(), text: "Hi".into() };
+        let hi = engine::chat::v1::ApiMessage { role: "user".into(), text: "Hi".into() };
         let (_, events) = e.api_chat(me, "helper", &[hi]).await.expect("api");
         let _: Vec<_> = events.collect().await;
         let filter = |kind: &str| model::runs::RunFilter { kind: kind.into(), ..Default::default() };

@@ -291,7 +291,7 @@ async fn the_data_dir_keys_database_and_blobs_are_owner_only() {
         }
     }
 
-    let settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    let settings = engine::testing::settings(engine::infra::store::Backend::Sqlite).await;
     let dir = settings.data_dir.clone();
     // As a umask of 022 makes it.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");

@@ -6,10 +6,10 @@
 use std::net::Ipv4Addr;
 
 use engine::Engine;
+use engine::infra::net::NOT_ALLOWED;
+use engine::infra::store::Backend;
 use engine::mcp::McpError;
-use engine::net::NOT_ALLOWED;
 use engine::providers::ProviderError;
-use engine::store::Backend;
 use engine::testing::two_users;
 use fake_upstream::{FakeUpstream, Script};
 use model::providers::{ProviderDraft, ProviderForm};

@@ -95,7 +95,7 @@ fn host_ok(engine: &Engine, req: &Request) -> bool {
     }
     const LOCAL: &str = ".localhost";
     let b = name.as_bytes();
-    engine::net::literal_ip(name).is_some()
+    engine::infra::net::literal_ip(name).is_some()
         || name.eq_ignore_ascii_case("localhost")
         || (b.len() > LOCAL.len() && b[b.len() - LOCAL.len()..].eq_ignore_ascii_case(LOCAL.as_bytes()))
         || host_name(&engine.settings.bind).eq_ignore_ascii_case(name)

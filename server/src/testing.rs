@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use engine::store::Backend;
+use engine::infra::store::Backend;
 use engine::{Engine, Settings};
 use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
 
@@ -68,7 +68,7 @@ impl TestApp {
         let base = format!("http://{}", app.addr);
         let engine = app.engine.clone();
         tokio::spawn(app.run_until(std::future::pending()));
-        engine::net::install_tls();
+        engine::infra::net::install_tls();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use engine::auth::ClientInfo;
 use engine::chat::ChatError;
-use engine::idempotency::Once;
-use engine::limits::RetryAfter;
-use engine::v1::ApiMessage;
+use engine::chat::v1::ApiMessage;
+use engine::infra::idempotency::Once;
+use engine::infra::limits::RetryAfter;
 use engine::{AuthError, CurrentUser, Engine};
 use futures::StreamExt;
 use model::chat::{RunEvent, RunStatus, Transcript};
@@ -134,7 +134,9 @@ pub async fn get_model(
 
 fn chat_error(e: ChatError) -> Response {
     match e {
-        ChatError::Invalid(fields) if fields.get(engine::idempotency::FIELD).is_some_and(|f| f.rule == "reused") => {
+        ChatError::Invalid(fields)
+            if fields.get(engine::infra::idempotency::FIELD).is_some_and(|f| f.rule == "reused") =>
+        {
             error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -282,7 +284,7 @@ pub async fn chat_completions(
             );
         }
     };
-    let hash = engine::idempotency::fingerprint(&[&body]);
+    let hash = engine::infra::idempotency::fingerprint(&[&body]);
     let started = engine.once(&user, "v1.chat", key, &hash, || engine.api_chat(&user, &req.model, &messages)).await;
     let (sent, events) = match started {
         Ok(Once::First(sent, events)) => (sent, events),
@@ -293,7 +295,7 @@ pub async fn chat_completions(
         Err(e) => return chat_error(e),
     };
     let id = format!("chatcmpl-{}", sent.assistant_message_id);
-    let created = engine::store::now_ms() / 1000;
+    let created = engine::infra::store::now_ms() / 1000;
     let model = req.model;
     if !req.stream {
         let mut t = Transcript::default();

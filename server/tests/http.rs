@@ -191,7 +191,7 @@ async fn one_user_never_sees_another() {
 
 #[tokio::test]
 async fn shutdown_lets_the_server_stop_within_the_grace_period() {
-    let mut settings = engine::testing::settings(engine::store::Backend::Sqlite).await;
+    let mut settings = engine::testing::settings(engine::infra::store::Backend::Sqlite).await;
     settings.bind = "127.0.0.1:0".into();
     settings.shutdown_grace_secs = 1;
     let app = server::startup::Application::build(settings).await.expect("build");

@@ -41,7 +41,7 @@ pub async fn send_message(
     #[server(default)] parent_id: String,
     text: String,
 ) -> Result<Sent, AppError> {
-    use engine::idempotency::{Once, fingerprint};
+    use engine::infra::idempotency::{Once, fingerprint};
     let user = crate::ssr::user()?;
     let engine = crate::ssr::engine()?;
     let key = crate::ssr::header("idempotency-key");

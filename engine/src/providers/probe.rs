@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use super::{ProviderError, ProviderSecrets};
 use crate::Engine;
 use crate::auth::CurrentUser;
-use crate::store::now_ms;
+use crate::infra::store::now_ms;
 
 /// Anthropic's API version header; the Messages API has kept this value since 2023.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";

@@ -14,7 +14,7 @@ use model::chat::{RunEvent, RunStatus, SeqEvent, Transcript};
 use sqlx::Row;
 
 use super::RunError;
-use crate::store::{new_id, now_ms};
+use crate::infra::store::{new_id, now_ms};
 use crate::{Engine, Inner};
 
 const BEAT_EVERY: Duration = Duration::from_secs(2);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use model::chat::{RunStatus, SeqEvent, Transcript};
 
 use super::{Deferred, FLUSH_EVERY, Live, Row, RunHead};
-use crate::store::{Rows, StoreError, now_ms};
+use crate::infra::store::{Rows, StoreError, now_ms};
 use crate::{Engine, Inner};
 
 /// A run's store writes that keep failing are given up after this many rounds, about five

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::RunError;
 use crate::Engine;
 use crate::auth::CurrentUser;
-use crate::store::{Arg, List};
+use crate::infra::store::{Arg, List};
 
 /// Runs per list page.
 pub const PER_PAGE: u32 = 50;
@@ -47,7 +47,7 @@ fn summary(r: &sqlx::any::AnyRow) -> Result<(RunSummary, RunLimits), sqlx::Error
         cost_micros: n("cost_micros")?,
         error: r.try_get("error")?,
     };
-    run.duration_ms = run.ended_at.unwrap_or_else(crate::store::now_ms) - run.started_at;
+    run.duration_ms = run.ended_at.unwrap_or_else(crate::infra::store::now_ms) - run.started_at;
     Ok((run, serde_json::from_str(&limits).unwrap_or_default()))
 }
 
@@ -194,6 +194,27 @@ impl Engine {
         .bind(scope_id)
         .fetch_one(&self.store.pool)
         .await
+    }
+
+    /// Stops every run of a scope that has not ended, also those another instance drives;
+    /// this instance's are waited for.
+    pub(crate) async fn stop_scope(&self, user: &CurrentUser, scope_id: &str) -> Result<(), RunError> {
+        let runs: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM runs WHERE scope_id = $1")
+            .bind(scope_id)
+            .fetch_all(&self.store.pool)
+            .await?;
+        for (run_id, status) in &runs {
+            if let Some(live) = self.runs.live(run_id) {
+                live.cancel(RunStatus::Stopped);
+                live.finished().await;
+            } else if !RunStatus::parse(status).is_final() {
+                match self.stop_run(user, run_id).await {
+                    Ok(()) | Err(RunError::Ended) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The runs of a deleted scope (a conversation) keep their figures (what they cost

@@ -12,7 +12,7 @@ use object_store::{
     PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
 };
 
-use crate::owner_only;
+use crate::infra::owner_only;
 
 pub type Blobs = Arc<dyn ObjectStore>;
 

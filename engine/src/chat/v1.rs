@@ -6,12 +6,12 @@
 
 use model::chat::{MESSAGE_MAX, Message, Role, RunStatus, Sent, Transcript};
 
+use super::{ChatError, invalid, title_from};
 use crate::Engine;
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
-use crate::chat::{ChatError, invalid, title_from};
+use crate::infra::store::{Rows, StoreError, new_id, now_ms};
 use crate::runs::{Deferred, Input, NewRun, RunHead, SubjectWriter};
-use crate::store::{Rows, StoreError, new_id, now_ms};
 
 /// Messages one request may carry.
 pub const MESSAGES_MAX: usize = 1_000;
@@ -27,10 +27,7 @@ pub struct ApiMessage {
 impl Engine {
     /// The caller's agents as `(slug, created_at)`, by slug.
     pub async fn agent_models(&self, user: &CurrentUser) -> Result<Vec<(String, i64)>, ChatError> {
-        Ok(sqlx::query_as("SELECT slug, created_at FROM agents WHERE owner_id = $1 ORDER BY slug")
-            .bind(&user.id)
-            .fetch_all(&self.store.pool)
-            .await?)
+        Ok(self.agent_slugs(user).await?)
     }
 
     /// Starts the agent `slug` on `messages`: a new conversation holding them, and a run

@@ -12,7 +12,7 @@ use sqlx::Row;
 use crate::Engine;
 use crate::auth::CurrentUser;
 use crate::chat::{ChatError, invalid};
-use crate::store::now_ms;
+use crate::infra::store::now_ms;
 
 /// The longest key accepted (what other APIs accept, too).
 pub const KEY_MAX: usize = 255;

@@ -93,7 +93,7 @@ fn sqlite_owner_only(url: &str) {
         let mut path = opts.get_filename().as_os_str().to_owned();
         path.push(suffix);
         let path = std::path::PathBuf::from(path);
-        if let Err(e) = crate::owner_only::set(&path, crate::owner_only::FILE) {
+        if let Err(e) = crate::infra::owner_only::set(&path, crate::infra::owner_only::FILE) {
             tracing::warn!(path = %path.display(), error = %e, "could not make the database file owner-only");
         }
     }

@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-use crate::keys::Keys;
+use crate::infra::keys::Keys;
 
 const PREFIX: &str = "v1:";
 
@@ -29,7 +29,7 @@ fn cipher(keys: &Keys) -> Aes256Gcm {
 
 /// Encrypts `plaintext` for `context` into `v1:<base64(nonce ‖ ciphertext)>`.
 pub fn seal(keys: &Keys, context: &str, plaintext: &str) -> Result<String, SecretError> {
-    let nonce = crate::keys::random_bytes::<12>().map_err(|e| SecretError::Seal(e.to_string()))?;
+    let nonce = crate::infra::keys::random_bytes::<12>().map_err(|e| SecretError::Seal(e.to_string()))?;
     let ct = cipher(keys)
         .encrypt(&Nonce::from(nonce), Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() })
         .map_err(|e| SecretError::Seal(e.to_string()))?;
