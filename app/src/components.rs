@@ -50,7 +50,15 @@ fn described_by(
     }
 }
 
-/// A labelled input with its help text and error, wired for screen readers.
+/// The element id of the input posted as `name`: `f-base_url` for `form[base_url]` (a
+/// field of the struct a server function takes) as for a plain `base_url`.
+pub fn field_id(name: &str) -> String {
+    let key = name.strip_suffix(']').and_then(|n| n.rsplit_once('[')).map_or(name, |(_, k)| k);
+    format!("f-{key}")
+}
+
+/// A labelled input with its help text and error, wired for screen readers. A form that
+/// posts one struct names its fields `form[field]`.
 #[component]
 pub fn Field(
     name: &'static str,
@@ -66,7 +74,7 @@ pub fn Field(
     step: Option<&'static str>,
     #[prop(into)] error: Signal<Option<String>>,
 ) -> impl IntoView {
-    let id = format!("f-{name}");
+    let id = field_id(name);
     let help_id = format!("{id}-help");
     let err_id = format!("{id}-error");
     let describedby = described_by(&help_id, !help.is_empty(), &err_id, error);
@@ -103,7 +111,7 @@ pub fn TextArea(
     #[prop(optional)] mono: bool,
     #[prop(into)] error: Signal<Option<String>>,
 ) -> impl IntoView {
-    let id = format!("f-{name}");
+    let id = field_id(name);
     let help_id = format!("{id}-help");
     let err_id = format!("{id}-error");
     let has_help = !help.is_empty();

@@ -413,10 +413,15 @@ async fn answer_streams(
 ) -> String {
     let up = FakeUpstream::start("127.0.0.1:0", Script { record: false, ..Script::default() }).await.expect("upstream");
     let upstream = up.openai_base();
-    let form = [("name", "Fake"), ("kind", "openai"), ("base_url", upstream.as_str()), ("models", "fake-large")];
+    let form = [
+        ("form[name]", "Fake"),
+        ("form[kind]", "openai"),
+        ("form[base_url]", upstream.as_str()),
+        ("form[models]", "fake-large"),
+    ];
     let provider = server_fn(http, base, cookie, "providers/create", &form).await;
     let pid_field = provider["id"].as_str().expect("provider id").to_owned();
-    let form = [("name", "Bench"), ("provider_id", pid_field.as_str()), ("model", "fake-large")];
+    let form = [("form[name]", "Bench"), ("form[provider_id]", pid_field.as_str()), ("form[model]", "fake-large")];
     let agent = server_fn(http, base, cookie, "agents/create", &form).await;
     let key = server_fn(http, base, cookie, "settings/keys/create", &[("name", "bench")]).await;
     let through = streams::Target {

@@ -104,31 +104,20 @@ pub struct AgentSpec {
 
 /// The raw form. Fallback models are one per line; tool policies are `tool=policy` lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AgentForm {
     pub name: String,
-    #[serde(default)]
     pub slug: String,
-    #[serde(default)]
     pub description: String,
-    #[serde(default)]
     pub provider_id: String,
-    #[serde(default)]
     pub model: String,
-    #[serde(default)]
     pub fallback_models: String,
-    #[serde(default)]
     pub system_prompt: String,
-    #[serde(default)]
     pub temperature: String,
-    #[serde(default)]
     pub max_output_tokens: String,
-    #[serde(default)]
     pub max_turns: String,
-    #[serde(default)]
     pub tool_policies: String,
-    #[serde(default)]
     pub skills: Vec<String>,
-    #[serde(default)]
     pub mcp_servers: Vec<String>,
 }
 

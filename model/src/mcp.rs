@@ -47,21 +47,16 @@ impl Transport {
 /// The raw form. Arguments are one per line (no shell: each line is one argument, as is);
 /// env and headers are `NAME=value` and `Name: value` lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct McpForm {
     pub name: String,
     pub transport: String,
-    #[serde(default)]
     pub command: String,
-    #[serde(default)]
     pub args: String,
-    #[serde(default)]
     pub env: String,
-    #[serde(default)]
     pub url: String,
-    #[serde(default)]
     pub headers: String,
     /// A checkbox: `on` when an administrator trusts the server's read-only hints.
-    #[serde(default)]
     pub trust_read_only: Option<String>,
 }
 

@@ -69,17 +69,14 @@ impl std::fmt::Debug for ProviderDraft {
 /// The raw form, as strings. Headers are `Name: value` lines; models are one per line
 /// or comma-separated.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProviderForm {
     pub name: String,
     pub kind: String,
     pub base_url: String,
-    #[serde(default)]
     pub api_key: String,
-    #[serde(default)]
     pub headers: String,
-    #[serde(default)]
     pub models: String,
-    #[serde(default)]
     pub shared: Option<String>,
 }
 

@@ -51,12 +51,12 @@ async fn text(res: reqwest::Response) -> (StatusCode, String) {
 
 fn provider_form<'a>(name: &'a str, base_url: &'a str, key: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
-        ("name", name),
-        ("kind", "openai"),
-        ("base_url", base_url),
-        ("api_key", key),
-        ("headers", "X-Team-Secret: hv-SECRETHEADER-42"),
-        ("models", "fake-large"),
+        ("form[name]", name),
+        ("form[kind]", "openai"),
+        ("form[base_url]", base_url),
+        ("form[api_key]", key),
+        ("form[headers]", "X-Team-Secret: hv-SECRETHEADER-42"),
+        ("form[models]", "fake-large"),
     ]
 }
 
@@ -160,7 +160,7 @@ async fn only_admins_create_shared_connections() {
     let app = TestApp::spawn().await;
     let (admin, member) = app.two_users().await;
     let mut form = provider_form("Team", "https://api.example.com/v1", KEY);
-    form.push(("shared", "on"));
+    form.push(("form[shared]", "on"));
     assert_eq!(app.call(&member, "providers/create", &form).await.status(), StatusCode::FORBIDDEN);
     let (status, body) = text(app.call(&admin, "providers/create", &form).await).await;
     assert!(status.is_success(), "{body}");
@@ -171,11 +171,11 @@ async fn only_admins_create_shared_connections() {
 
 fn agent_form<'a>(provider_id: &'a str, name: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
-        ("name", name),
-        ("provider_id", provider_id),
-        ("model", "fake-large"),
-        ("system_prompt", "Be helpful."),
-        ("temperature", "0.3"),
+        ("form[name]", name),
+        ("form[provider_id]", provider_id),
+        ("form[model]", "fake-large"),
+        ("form[system_prompt]", "Be helpful."),
+        ("form[temperature]", "0.3"),
     ]
 }
 
@@ -218,7 +218,7 @@ async fn an_agent_exported_as_a_download_imports_for_another_user() {
     let app = TestApp::spawn().await;
     let (admin, member) = app.two_users().await;
     let mut shared = provider_form("Team", "https://api.example.com/v1", KEY);
-    shared.push(("shared", "on"));
+    shared.push(("form[shared]", "on"));
     let p: Value = app.call(&admin, "providers/create", &shared).await.json().await.expect("shared");
     let pid = p["id"].as_str().expect("id");
     let agent: Value = app.call(&admin, "agents/create", &agent_form(pid, "Portable")).await.json().await.expect("a");
@@ -331,7 +331,13 @@ fn mcp_fixture() -> String {
 }
 
 fn mcp_form<'a>(name: &'a str, fixture: &'a str, env: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![("name", name), ("transport", "stdio"), ("command", "node"), ("args", fixture), ("env", env)]
+    vec![
+        ("form[name]", name),
+        ("form[transport]", "stdio"),
+        ("form[command]", "node"),
+        ("form[args]", fixture),
+        ("form[env]", env),
+    ]
 }
 
 #[tokio::test]
@@ -402,10 +408,10 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
 
     // A remote server's header values are kept the same way.
     let remote = [
-        ("name", "Remote"),
-        ("transport", "http"),
-        ("url", "https://mcp.example.com/mcp"),
-        ("headers", "Authorization: Bearer hv-SECRETHEADER-42"),
+        ("form[name]", "Remote"),
+        ("form[transport]", "http"),
+        ("form[url]", "https://mcp.example.com/mcp"),
+        ("form[headers]", "Authorization: Bearer hv-SECRETHEADER-42"),
     ];
     let (status, body) = text(app.call(&admin, "mcp/create", &remote).await).await;
     assert!(status.is_success(), "{status} {body}");
@@ -462,8 +468,12 @@ async fn changing_only_an_env_value_withdraws_the_approval() {
 async fn only_an_admin_may_trust_a_servers_read_only_marks() {
     let app = TestApp::spawn().await;
     let (admin, member) = app.two_users().await;
-    let remote =
-        [("name", "Remote"), ("transport", "http"), ("url", "https://mcp.example.com/mcp"), ("trust_read_only", "on")];
+    let remote = [
+        ("form[name]", "Remote"),
+        ("form[transport]", "http"),
+        ("form[url]", "https://mcp.example.com/mcp"),
+        ("form[trust_read_only]", "on"),
+    ];
     let (status, body) = text(app.call(&member, "mcp/create", &remote).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("\"field\":\"trust_read_only\""), "the error names the field: {body}");
@@ -577,4 +587,35 @@ async fn a_member_imports_local_commands_only_where_members_may_add_them() {
     let local = added.as_array().and_then(|a| a.iter().find(|s| s["name"] == "Local")).cloned().expect("local");
     assert_eq!(local["approved"], false, "still waits for approval");
     assert_eq!(mcp_total(&app, &member).await, 2);
+}
+
+#[tokio::test]
+async fn a_form_with_fields_missing_names_each_of_them_and_stores_nothing() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.two_users().await;
+    let fields = |body: &str| -> Vec<String> {
+        let body: Value = serde_json::from_str(body).expect("json");
+        body["fields"]
+            .as_array()
+            .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
+    };
+    for (function, form, expected) in [
+        ("providers/create", vec![("form[kind]", "openai")], vec!["name", "base_url"]),
+        ("agents/create", vec![("form[slug]", "x")], vec!["name"]),
+        ("mcp/create", vec![], vec!["name"]),
+    ] {
+        let (status, body) = text(app.call(&admin, function, &form).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{function}: {body}");
+        let named = fields(&body);
+        for field in expected {
+            assert!(named.iter().any(|f| f == field), "{function} names {field}: {body}");
+        }
+    }
+    for list in ["providers/list", "agents/list", "mcp/list"] {
+        let body: Value = app.call(&admin, list, &[]).await.json().await.expect("list");
+        let empty = body.as_array().map(|a| a.is_empty()).or_else(|| body["items"].as_array().map(|a| a.is_empty()));
+        assert_eq!(empty, Some(true), "{list}: {body}");
+    }
 }

@@ -1,12 +1,7 @@
 //! Server functions for agents: the signed-in user, one engine call, the error mapped.
-// A form's fields arrive as one argument each (that is what lets a plain HTML form post
-// to the function); the macro also generates the client side, which an item-level allow
-// does not reach.
-#![allow(clippy::too_many_arguments)]
-
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
-use model::agents::{AgentExport, AgentPage, AgentView, VersionView};
+use model::agents::{AgentExport, AgentForm, AgentPage, AgentView, VersionView};
 
 use crate::error::AppError;
 
@@ -24,35 +19,10 @@ pub async fn get_agent(id: String) -> Result<AgentView, AppError> {
 
 /// Creates an agent (version 1) and opens it.
 #[server(endpoint = "agents/create")]
-pub async fn create_agent(
-    name: String,
-    #[server(default)] slug: String,
-    #[server(default)] description: String,
-    #[server(default)] provider_id: String,
-    #[server(default)] model: String,
-    #[server(default)] fallback_models: String,
-    #[server(default)] system_prompt: String,
-    #[server(default)] temperature: String,
-    #[server(default)] max_output_tokens: String,
-    #[server(default)] max_turns: String,
-    #[server(default)] tool_policies: String,
-) -> Result<AgentView, AppError> {
+pub async fn create_agent(#[server(default)] form: AgentForm) -> Result<AgentView, AppError> {
     let user = crate::ssr::user()?;
-    let form = model::agents::AgentForm {
-        name,
-        slug,
-        description,
-        provider_id,
-        model,
-        fallback_models,
-        system_prompt,
-        temperature,
-        max_output_tokens,
-        max_turns,
-        tool_policies,
-        skills: Vec::new(),
-        mcp_servers: Vec::new(),
-    };
+    // Attachments are added on their own pages.
+    let form = AgentForm { skills: Vec::new(), mcp_servers: Vec::new(), ..form };
     let view = crate::ssr::engine()?.create_agent(&user, form.parse().map_err(AppError::invalid)?).await?;
     leptos_axum::redirect(&format!("/agents/{}", view.id));
     Ok(view)
@@ -63,37 +33,13 @@ pub async fn create_agent(
 pub async fn update_agent(
     id: String,
     #[server(default)] version: Option<i64>,
-    name: String,
-    #[server(default)] slug: String,
-    #[server(default)] description: String,
-    #[server(default)] provider_id: String,
-    #[server(default)] model: String,
-    #[server(default)] fallback_models: String,
-    #[server(default)] system_prompt: String,
-    #[server(default)] temperature: String,
-    #[server(default)] max_output_tokens: String,
-    #[server(default)] max_turns: String,
-    #[server(default)] tool_policies: String,
+    #[server(default)] form: AgentForm,
 ) -> Result<AgentView, AppError> {
     let user = crate::ssr::user()?;
     let engine = crate::ssr::engine()?;
     // Attachments are edited on their own pages; the form keeps what is there.
     let current = engine.get_agent(&user, &id).await?;
-    let form = model::agents::AgentForm {
-        name,
-        slug,
-        description,
-        provider_id,
-        model,
-        fallback_models,
-        system_prompt,
-        temperature,
-        max_output_tokens,
-        max_turns,
-        tool_policies,
-        skills: current.spec.skills,
-        mcp_servers: current.spec.mcp_servers,
-    };
+    let form = AgentForm { skills: current.spec.skills, mcp_servers: current.spec.mcp_servers, ..form };
     Ok(engine.update_agent(&user, &id, version, form.parse().map_err(AppError::invalid)?).await?)
 }
 

@@ -80,15 +80,15 @@ pub fn AgentFields(
     view! {
         <fieldset class="fieldset">
             <legend>{t.agent_section_identity}</legend>
-            <Field name="name" label=t.field_agent_name value=s.name.clone() required=true maxlength=NAME_MAX error=field_error(err, "name") />
-            <Field name="slug" label=t.field_slug help=t.field_slug_help value=s.slug.clone() maxlength=SLUG_MAX error=field_error(err, "slug") />
-            <TextArea name="description" label=t.field_description value=s.description.clone() rows=2 maxlength=DESCRIPTION_MAX error=field_error(err, "description") />
+            <Field name="form[name]" label=t.field_agent_name value=s.name.clone() required=true maxlength=NAME_MAX error=field_error(err, "name") />
+            <Field name="form[slug]" label=t.field_slug help=t.field_slug_help value=s.slug.clone() maxlength=SLUG_MAX error=field_error(err, "slug") />
+            <TextArea name="form[description]" label=t.field_description value=s.description.clone() rows=2 maxlength=DESCRIPTION_MAX error=field_error(err, "description") />
         </fieldset>
         <fieldset class="fieldset">
             <legend>{t.agent_section_model}</legend>
             <div class="field" class:has-error=move || provider_err.get().is_some()>
                 <label for="f-provider_id">{t.field_provider}</label>
-                <select id="f-provider_id" name="provider_id" required=true aria-describedby="f-provider_id-error" on:change=pick_provider>
+                <select id="f-provider_id" name="form[provider_id]" required=true aria-describedby="f-provider_id-error" on:change=pick_provider>
                     <option value="" selected=selected.is_empty()>{t.field_provider_pick}</option>
                     {providers
                         .into_iter()
@@ -104,7 +104,7 @@ pub fn AgentFields(
                 <label for="f-model">{t.field_model}</label>
                 <input
                     id="f-model"
-                    name="model"
+                    name="form[model]"
                     list="model-options"
                     value=s.model.clone()
                     prop:value=move || model.get()
@@ -120,16 +120,16 @@ pub fn AgentFields(
                     {move || suggestions().into_iter().map(|m| view! { <option value=m></option> }).collect_view()}
                 </datalist>
             </div>
-            <TextArea name="fallback_models" label=t.field_fallback_models help=t.field_fallback_models_help value=s.fallback_models.join("\n") rows=2 mono=true error=field_error(err, "fallback_models") />
+            <TextArea name="form[fallback_models]" label=t.field_fallback_models help=t.field_fallback_models_help value=s.fallback_models.join("\n") rows=2 mono=true error=field_error(err, "fallback_models") />
             <div class="field-row">
-                <Field name="temperature" label=t.field_temperature help=t.field_temperature_help kind="number" value=s.temperature.map(|v| v.to_string()).unwrap_or_default() error=field_error(err, "temperature") step="any" />
-                <Field name="max_output_tokens" label=t.field_max_output_tokens kind="number" value=s.max_output_tokens.to_string() error=field_error(err, "max_output_tokens") />
-                <Field name="max_turns" label=t.field_max_turns help=t.field_max_turns_help kind="number" value=s.max_turns.to_string() error=field_error(err, "max_turns") />
+                <Field name="form[temperature]" label=t.field_temperature help=t.field_temperature_help kind="number" value=s.temperature.map(|v| v.to_string()).unwrap_or_default() error=field_error(err, "temperature") step="any" />
+                <Field name="form[max_output_tokens]" label=t.field_max_output_tokens kind="number" value=s.max_output_tokens.to_string() error=field_error(err, "max_output_tokens") />
+                <Field name="form[max_turns]" label=t.field_max_turns help=t.field_max_turns_help kind="number" value=s.max_turns.to_string() error=field_error(err, "max_turns") />
             </div>
         </fieldset>
         <fieldset class="fieldset">
             <legend>{t.agent_section_behaviour}</legend>
-            <TextArea name="system_prompt" label=t.field_system_prompt value=s.system_prompt.clone() rows=10 maxlength=PROMPT_MAX error=field_error(err, "system_prompt") />
+            <TextArea name="form[system_prompt]" label=t.field_system_prompt value=s.system_prompt.clone() rows=10 maxlength=PROMPT_MAX error=field_error(err, "system_prompt") />
         </fieldset>
         <fieldset class="fieldset">
             <legend>{t.agent_section_tools}</legend>
@@ -172,7 +172,7 @@ fn PolicyText(policies: RwSignal<String>, error: Signal<Option<String>>) -> impl
             <label for="f-tool_policies">{t.field_tool_policies}</label>
             <textarea
                 id="f-tool_policies"
-                name="tool_policies"
+                name="form[tool_policies]"
                 rows=3
                 class="mono"
                 prop:value=move || policies.get()

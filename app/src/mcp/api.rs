@@ -1,13 +1,8 @@
 //! Server functions for MCP servers. Env and header values go in, never out; a stdio
 //! server runs only after its owner approved the exact command line shown.
-// A form's fields arrive as one argument each (that is what lets a plain HTML form post
-// to the function); the macro also generates the client side, which an item-level allow
-// does not reach.
-#![allow(clippy::too_many_arguments)]
-
 use leptos::prelude::*;
 use model::Page;
-use model::mcp::McpView;
+use model::mcp::{McpForm, McpView};
 
 use crate::error::AppError;
 
@@ -25,18 +20,8 @@ pub async fn get_mcp(id: String) -> Result<McpView, AppError> {
 
 /// Adds a server and opens its page (where a stdio one waits for approval).
 #[server(endpoint = "mcp/create")]
-pub async fn create_mcp(
-    name: String,
-    #[server(default)] transport: String,
-    #[server(default)] command: String,
-    #[server(default)] args: String,
-    #[server(default)] env: String,
-    #[server(default)] url: String,
-    #[server(default)] headers: String,
-    #[server(default)] trust_read_only: Option<String>,
-) -> Result<McpView, AppError> {
+pub async fn create_mcp(#[server(default)] form: McpForm) -> Result<McpView, AppError> {
     let user = crate::ssr::user()?;
-    let form = model::mcp::McpForm { name, transport, command, args, env, url, headers, trust_read_only };
     let view = crate::ssr::engine()?.create_mcp(&user, form.parse().map_err(AppError::invalid)?).await?;
     leptos_axum::redirect(&format!("/mcp/{}", view.id));
     Ok(view)
@@ -45,19 +30,8 @@ pub async fn create_mcp(
 /// Saves a server. Empty env or header boxes keep what is stored; a changed command line
 /// must be approved again. Only an administrator may tick `trust_read_only`.
 #[server(endpoint = "mcp/update")]
-pub async fn update_mcp(
-    id: String,
-    name: String,
-    #[server(default)] transport: String,
-    #[server(default)] command: String,
-    #[server(default)] args: String,
-    #[server(default)] env: String,
-    #[server(default)] url: String,
-    #[server(default)] headers: String,
-    #[server(default)] trust_read_only: Option<String>,
-) -> Result<McpView, AppError> {
+pub async fn update_mcp(id: String, #[server(default)] form: McpForm) -> Result<McpView, AppError> {
     let user = crate::ssr::user()?;
-    let form = model::mcp::McpForm { name, transport, command, args, env, url, headers, trust_read_only };
     Ok(crate::ssr::engine()?.update_mcp(&user, &id, form.parse().map_err(AppError::invalid)?).await?)
 }
 

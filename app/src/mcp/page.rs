@@ -144,7 +144,7 @@ fn McpFields(m: Option<McpView>, #[prop(into)] err: Signal<Option<AppError>>) ->
             view! {
                 <div class="field" class:has-error=move || field_error(err, "trust_read_only").get().is_some()>
                     <label class="check">
-                        <input type="checkbox" name="trust_read_only" value="on" checked=trusted aria-describedby="f-trust_read_only-help" />
+                        <input type="checkbox" name="form[trust_read_only]" value="on" checked=trusted aria-describedby="f-trust_read_only-help" />
                         {t.field_trust_read_only}
                     </label>
                     <p class="help" id="f-trust_read_only-help">{t.field_trust_read_only_help}</p>
@@ -154,27 +154,27 @@ fn McpFields(m: Option<McpView>, #[prop(into)] err: Signal<Option<AppError>>) ->
         })
     };
     view! {
-        <Field name="name" label=t.field_mcp_name value=value(|m| m.name.clone()) required=true maxlength=model::mcp::NAME_MAX error=field_error(err, "name") />
+        <Field name="form[name]" label=t.field_mcp_name value=value(|m| m.name.clone()) required=true maxlength=model::mcp::NAME_MAX error=field_error(err, "name") />
         <fieldset class="choice" aria-describedby="f-transport-error">
             <legend class="label">{t.field_transport}</legend>
             <label class="check">
-                <input type="radio" name="transport" value="stdio" checked=transport == Transport::Stdio />
+                <input type="radio" name="form[transport]" value="stdio" checked=transport == Transport::Stdio />
                 {t.transport_stdio}
             </label>
             <label class="check">
-                <input type="radio" name="transport" value="http" checked=transport == Transport::Http />
+                <input type="radio" name="form[transport]" value="http" checked=transport == Transport::Http />
                 {t.transport_http}
             </label>
             <p class="field-error" id="f-transport-error" role="alert">{move || field_error(err, "transport").get()}</p>
         </fieldset>
         <div class="when-stdio stack-tight">
-            <Field name="command" label=t.field_command help=t.field_command_help value=value(|m| m.command.clone()) maxlength=model::mcp::COMMAND_MAX error=field_error(err, "command") />
-            <TextArea name="args" label=t.field_args help=t.field_args_help value=value(|m| m.args.join("\n")) rows=3 mono=true error=field_error(err, "args") />
-            <TextArea name="env" label=t.field_env help=env_help rows=2 mono=true error=field_error(err, "env") />
+            <Field name="form[command]" label=t.field_command help=t.field_command_help value=value(|m| m.command.clone()) maxlength=model::mcp::COMMAND_MAX error=field_error(err, "command") />
+            <TextArea name="form[args]" label=t.field_args help=t.field_args_help value=value(|m| m.args.join("\n")) rows=3 mono=true error=field_error(err, "args") />
+            <TextArea name="form[env]" label=t.field_env help=env_help rows=2 mono=true error=field_error(err, "env") />
         </div>
         <div class="when-http stack-tight">
-            <Field name="url" label=t.field_url kind="url" help=t.field_url_help value=value(|m| m.url.clone()) maxlength=model::providers::URL_MAX error=field_error(err, "url") />
-            <TextArea name="headers" label=t.field_headers help=headers_help rows=2 mono=true error=field_error(err, "headers") />
+            <Field name="form[url]" label=t.field_url kind="url" help=t.field_url_help value=value(|m| m.url.clone()) maxlength=model::providers::URL_MAX error=field_error(err, "url") />
+            <TextArea name="form[headers]" label=t.field_headers help=headers_help rows=2 mono=true error=field_error(err, "headers") />
         </div>
         <Transition fallback=|| ()>{trust}</Transition>
     }

@@ -1,11 +1,6 @@
 //! Server functions for provider connections. Keys and header values go in, never out.
-// A form's fields arrive as one argument each (that is what lets a plain HTML form post
-// to the function); the macro also generates the client side, which an item-level allow
-// does not reach.
-#![allow(clippy::too_many_arguments)]
-
 use leptos::prelude::*;
-use model::providers::{ProviderProbe, ProviderView};
+use model::providers::{ProviderForm, ProviderProbe, ProviderView};
 
 use crate::error::AppError;
 
@@ -33,36 +28,19 @@ pub async fn get_provider(id: String) -> Result<ProviderView, AppError> {
 
 /// Adds a connection and opens its page.
 #[server(endpoint = "providers/create")]
-pub async fn create_provider(
-    name: String,
-    kind: String,
-    base_url: String,
-    #[server(default)] api_key: String,
-    #[server(default)] headers: String,
-    #[server(default)] models: String,
-    #[server(default)] shared: Option<String>,
-) -> Result<ProviderView, AppError> {
+pub async fn create_provider(#[server(default)] form: ProviderForm) -> Result<ProviderView, AppError> {
     let user = crate::ssr::user()?;
-    let form = model::providers::ProviderForm { name, kind, base_url, api_key, headers, models, shared };
     let view = crate::ssr::engine()?.create_provider(&user, form.parse().map_err(AppError::invalid)?).await?;
     leptos_axum::redirect(&format!("/providers/{}", view.id));
     Ok(view)
 }
 
 /// Saves a connection. An empty key or header box keeps what is stored; a changed base
-/// URL drops both unless given again.
+/// URL drops both unless given again. Who may use it is set when it is made.
 #[server(endpoint = "providers/update")]
-pub async fn update_provider(
-    id: String,
-    name: String,
-    kind: String,
-    base_url: String,
-    #[server(default)] api_key: String,
-    #[server(default)] headers: String,
-    #[server(default)] models: String,
-) -> Result<ProviderView, AppError> {
+pub async fn update_provider(id: String, #[server(default)] form: ProviderForm) -> Result<ProviderView, AppError> {
     let user = crate::ssr::user()?;
-    let form = model::providers::ProviderForm { name, kind, base_url, api_key, headers, models, shared: None };
+    let form = ProviderForm { shared: None, ..form };
     Ok(crate::ssr::engine()?.update_provider(&user, &id, form.parse().map_err(AppError::invalid)?).await?)
 }
 

@@ -89,24 +89,24 @@ fn ProviderFields(p: Option<ProviderView>, err: Signal<Option<AppError>>) -> imp
         _ => t.field_headers_help.to_owned(),
     };
     view! {
-        <Field name="name" label=t.field_provider_name value=p.as_ref().map(|p| p.name.clone()).unwrap_or_default() required=true maxlength=model::providers::NAME_MAX error=field_error(err, "name") />
+        <Field name="form[name]" label=t.field_provider_name value=p.as_ref().map(|p| p.name.clone()).unwrap_or_default() required=true maxlength=model::providers::NAME_MAX error=field_error(err, "name") />
         <div class="field" class:has-error=move || field_error(err, "kind").get().is_some()>
             <label for="f-kind">{t.field_provider_kind}</label>
-            <select id="f-kind" name="kind">
+            <select id="f-kind" name="form[kind]">
                 <option value="openai" selected=kind == ProviderKind::Openai>{t.kind_openai}</option>
                 <option value="anthropic" selected=kind == ProviderKind::Anthropic>{t.kind_anthropic}</option>
             </select>
             <p class="field-error" role="alert">{move || field_error(err, "kind").get()}</p>
         </div>
-        <Field name="base_url" label=t.field_base_url kind="url" help=t.field_base_url_help value=p.as_ref().map(|p| p.base_url.clone()).unwrap_or_default() required=true maxlength=model::providers::URL_MAX error=field_error(err, "base_url") />
+        <Field name="form[base_url]" label=t.field_base_url kind="url" help=t.field_base_url_help value=p.as_ref().map(|p| p.base_url.clone()).unwrap_or_default() required=true maxlength=model::providers::URL_MAX error=field_error(err, "base_url") />
         <div class="field" class:has-error=move || field_error(err, "api_key").get().is_some()>
             <label for="f-api_key">{t.field_api_key}</label>
-            <input id="f-api_key" name="api_key" type="password" autocomplete="off" maxlength=model::providers::API_KEY_MAX aria-describedby="f-api_key-help" />
+            <input id="f-api_key" name="form[api_key]" type="password" autocomplete="off" maxlength=model::providers::API_KEY_MAX aria-describedby="f-api_key-help" />
             <p class="help" id="f-api_key-help">{key_help}</p>
             <p class="field-error" role="alert">{move || field_error(err, "api_key").get()}</p>
         </div>
-        <TextArea name="headers" label=t.field_headers help=headers_help rows=2 mono=true error=field_error(err, "headers") />
-        <TextArea name="models" label=t.field_models help=t.field_models_help value=p.as_ref().map(|p| p.models.join("\n")).unwrap_or_default() rows=4 mono=true error=field_error(err, "models") />
+        <TextArea name="form[headers]" label=t.field_headers help=headers_help rows=2 mono=true error=field_error(err, "headers") />
+        <TextArea name="form[models]" label=t.field_models help=t.field_models_help value=p.as_ref().map(|p| p.models.join("\n")).unwrap_or_default() rows=4 mono=true error=field_error(err, "models") />
     }
 }
 
@@ -129,7 +129,7 @@ pub fn NewProviderPage() -> impl IntoView {
                 <Transition fallback=|| ()>
                     {move || is_admin().then(|| view! {
                         <label class="check">
-                            <input type="checkbox" name="shared" value="on" />
+                            <input type="checkbox" name="form[shared]" value="on" />
                             {t.field_shared}
                         </label>
                     })}
