@@ -15,16 +15,29 @@ pub enum ErrorCode {
     BadRequest,
     Unauthenticated,
     Forbidden,
-    NotFound,
+    AgentNotFound,
+    ProviderNotFound,
+    SkillNotFound,
+    /// A file of a skill version.
+    SkillFileNotFound,
+    McpServerNotFound,
+    /// A conversation, or a message of one.
+    ConversationNotFound,
+    ApiKeyNotFound,
+    UserNotFound,
     RunNotFound,
-    /// The run has already ended: nothing to stop or answer.
+    /// The run (or the answer it writes) has already ended: nothing to stop or answer.
     RunEnded,
     RegistrationClosed,
     AccountDisabled,
     RateLimited,
     PayloadTooLarge,
-    /// Someone saved the thing since it was opened; nothing was written.
-    Conflict,
+    /// The agent was saved elsewhere since the editor opened it; nothing was written.
+    AgentChanged,
+    /// Agents use the skill or server, so it cannot be deleted.
+    InUse,
+    /// The MCP server's command line waits for its owner's approval.
+    NotApproved,
     /// A model provider or MCP server failed or could not be reached.
     UpstreamFailed,
     /// The server cannot reach its database (or another part it needs) for now.
@@ -42,8 +55,16 @@ impl ErrorCode {
             Self::BadRequest => 400,
             Self::Unauthenticated => 401,
             Self::Forbidden | Self::RegistrationClosed | Self::AccountDisabled => 403,
-            Self::NotFound | Self::RunNotFound => 404,
-            Self::Conflict | Self::RunEnded => 409,
+            Self::AgentNotFound
+            | Self::ProviderNotFound
+            | Self::SkillNotFound
+            | Self::SkillFileNotFound
+            | Self::McpServerNotFound
+            | Self::ConversationNotFound
+            | Self::ApiKeyNotFound
+            | Self::UserNotFound
+            | Self::RunNotFound => 404,
+            Self::AgentChanged | Self::InUse | Self::NotApproved | Self::RunEnded => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal => 500,
@@ -59,10 +80,19 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
+            Self::AgentNotFound => "agent_not_found",
+            Self::ProviderNotFound => "provider_not_found",
+            Self::SkillNotFound => "skill_not_found",
+            Self::SkillFileNotFound => "skill_file_not_found",
+            Self::McpServerNotFound => "mcp_server_not_found",
+            Self::ConversationNotFound => "conversation_not_found",
+            Self::ApiKeyNotFound => "api_key_not_found",
+            Self::UserNotFound => "user_not_found",
             Self::RunNotFound => "run_not_found",
             Self::RunEnded => "run_ended",
-            Self::Conflict => "conflict",
+            Self::AgentChanged => "agent_changed",
+            Self::InUse => "in_use",
+            Self::NotApproved => "not_approved",
             Self::RegistrationClosed => "registration_closed",
             Self::AccountDisabled => "account_disabled",
             Self::RateLimited => "rate_limited",
@@ -174,10 +204,10 @@ mod from_engine {
                     e.fields.push(model::FieldError::new("upload", "refused"));
                     e
                 }
-                SkillError::NotFound => AppError::new(ErrorCode::NotFound, "Skill not found."),
-                SkillError::FileNotFound => AppError::new(ErrorCode::NotFound, "File not found."),
+                SkillError::NotFound => AppError::new(ErrorCode::SkillNotFound, "Skill not found."),
+                SkillError::FileNotFound => AppError::new(ErrorCode::SkillFileNotFound, "File not found."),
                 SkillError::InUse(names) => AppError::new(
-                    ErrorCode::Conflict,
+                    ErrorCode::InUse,
                     format!("This skill is attached to {}, so it cannot be deleted.", names.join(", ")),
                 )
                 .with_hint("Detach it from those agents first."),
@@ -219,8 +249,10 @@ mod from_engine {
             use engine::chat::ChatError;
             match e {
                 ChatError::Invalid(f) => AppError::invalid(f),
-                ChatError::NotFound => AppError::new(ErrorCode::NotFound, "Conversation or message not found."),
-                ChatError::NotRunning => AppError::new(ErrorCode::Conflict, "This answer is not running any more.")
+                ChatError::NotFound => {
+                    AppError::new(ErrorCode::ConversationNotFound, "Conversation or message not found.")
+                }
+                ChatError::NotRunning => AppError::new(ErrorCode::RunEnded, "This answer is not running any more.")
                     .with_hint("Reload the conversation to see how it ended."),
                 ChatError::Agent(a) => a.into(),
                 ChatError::Store(_) => crate::ssr::internal(&e),
@@ -233,7 +265,7 @@ mod from_engine {
             use engine::api_keys::ApiKeyError;
             match e {
                 ApiKeyError::Invalid(f) => AppError::invalid(f),
-                ApiKeyError::NotFound => AppError::new(ErrorCode::NotFound, "API key not found."),
+                ApiKeyError::NotFound => AppError::new(ErrorCode::ApiKeyNotFound, "API key not found."),
                 ApiKeyError::Store(_) => crate::ssr::internal(&e),
             }
         }
@@ -243,9 +275,9 @@ mod from_engine {
         fn from(e: McpError) -> Self {
             match e {
                 McpError::Invalid(f) => AppError::invalid(f),
-                McpError::NotFound => AppError::new(ErrorCode::NotFound, "MCP server not found."),
+                McpError::NotFound => AppError::new(ErrorCode::McpServerNotFound, "MCP server not found."),
                 McpError::NotApproved => {
-                    AppError::new(ErrorCode::Conflict, "This command line has not been approved to run.")
+                    AppError::new(ErrorCode::NotApproved, "This command line has not been approved to run.")
                         .with_hint("Read the command line on this page and approve it first. Editing the command, its arguments or its environment withdraws the approval.")
                 }
                 McpError::StdioAdminOnly => AppError::new(
@@ -272,7 +304,7 @@ mod from_engine {
                 McpError::Connect(m) => AppError::new(ErrorCode::UpstreamFailed, format!("Could not connect: {m}"))
                     .with_hint("Check the address and headers, then connect again."),
                 McpError::InUse(names) => AppError::new(
-                    ErrorCode::Conflict,
+                    ErrorCode::InUse,
                     format!("This server is attached to {}, so it cannot be deleted.", names.join(", ")),
                 )
                 .with_hint("Detach it from those agents first."),
@@ -285,9 +317,9 @@ mod from_engine {
         fn from(e: AgentError) -> Self {
             match e {
                 AgentError::Invalid(f) => AppError::invalid(f),
-                AgentError::NotFound => AppError::new(ErrorCode::NotFound, "Agent not found."),
+                AgentError::NotFound => AppError::new(ErrorCode::AgentNotFound, "Agent not found."),
                 AgentError::Conflict { current } => AppError::new(
-                    ErrorCode::Conflict,
+                    ErrorCode::AgentChanged,
                     format!("This agent was saved elsewhere since you opened it (it is now version {current})."),
                 )
                 .with_hint("Nothing was saved. Copy your changes, reload the page and apply them again."),
@@ -308,7 +340,7 @@ mod from_engine {
         fn from(e: ProviderError) -> Self {
             match e {
                 ProviderError::Invalid(f) => AppError::invalid(f),
-                ProviderError::NotFound => AppError::new(ErrorCode::NotFound, "Provider connection not found."),
+                ProviderError::NotFound => AppError::new(ErrorCode::ProviderNotFound, "Provider connection not found."),
                 ProviderError::AdminOnly => {
                     AppError::new(ErrorCode::Forbidden, "Only an administrator may change a shared connection.")
                 }
@@ -348,7 +380,7 @@ mod from_engine {
                     e
                 }
                 AccountError::AdminOnly => AppError::new(ErrorCode::Forbidden, "Only an administrator may do this."),
-                AccountError::NotFound => AppError::new(ErrorCode::NotFound, "Not found."),
+                AccountError::NotFound => AppError::new(ErrorCode::UserNotFound, "User not found."),
                 AccountError::Auth(a) => a.into(),
                 AccountError::Hash(_) | AccountError::Store(_) => crate::ssr::internal(&e),
             }

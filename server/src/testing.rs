@@ -131,15 +131,20 @@ pub async fn json_ok(res: reqwest::Response) -> serde_json::Value {
 /// returns the agent's id.
 pub async fn fake_agent(app: &TestApp, jar: &Jar, up: &fake_upstream::FakeUpstream) -> String {
     let base = up.openai_base();
-    let form = [("name", "Fake"), ("kind", "openai"), ("base_url", base.as_str()), ("models", "fake-large")];
+    let form = [
+        ("form[name]", "Fake"),
+        ("form[kind]", "openai"),
+        ("form[base_url]", base.as_str()),
+        ("form[models]", "fake-large"),
+    ];
     let p = json_ok(app.call(jar, "providers/create", &form).await).await;
     let pid = p["id"].as_str().expect("provider id");
     let form = [
-        ("name", "Helper"),
-        ("provider_id", pid),
-        ("model", "fake-large"),
-        ("max_output_tokens", "512"),
-        ("max_turns", "5"),
+        ("form[name]", "Helper"),
+        ("form[provider_id]", pid),
+        ("form[model]", "fake-large"),
+        ("form[max_output_tokens]", "512"),
+        ("form[max_turns]", "5"),
     ];
     json_ok(app.call(jar, "agents/create", &form).await).await["id"].as_str().expect("agent id").to_owned()
 }

@@ -85,7 +85,7 @@ async fn another_users_provider_is_not_found_for_every_function_and_unchanged() 
     for (endpoint, form) in calls {
         let (status, body) = text(app.call(&member, endpoint, &form).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
-        assert!(body.contains("not_found"), "{endpoint}: {body}");
+        assert!(body.contains("\"code\":\"provider_not_found\""), "{endpoint}: {body}");
     }
     let list: Value = app.call(&member, "providers/list", &[]).await.json().await.expect("list");
     assert_eq!(list.as_array().map(Vec::len), Some(0));
@@ -203,6 +203,7 @@ async fn another_users_agent_is_not_found_for_every_function_and_unchanged() {
     for (endpoint, form) in calls {
         let (status, body) = text(app.call(&member, endpoint, &form).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+        assert!(body.contains("\"code\":\"agent_not_found\""), "{endpoint}: {body}");
     }
     let (status, body) = text(app.get(&member, &format!("/api/agents/export?id={id}")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "export: {body}");
@@ -290,6 +291,7 @@ async fn another_users_skill_is_not_found_for_every_function_and_files_download_
     ] {
         let (status, body) = text(app.call(&admin, endpoint, &form).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+        assert!(body.contains("\"code\":\"skill_not_found\""), "{endpoint}: {body}");
     }
     let list: Value = app.call(&admin, "skills/list", &[]).await.json().await.expect("list");
     assert_eq!((list["items"].as_array().map(Vec::len), &list["total"]), (Some(0), &Value::from(0)));
@@ -381,6 +383,7 @@ async fn another_users_mcp_server_is_not_found_for_every_function_and_env_values
     ] {
         let (status, body) = text(app.call(&member, endpoint, &form).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+        assert!(body.contains("\"code\":\"mcp_server_not_found\""), "{endpoint}: {body}");
     }
     let list: Value = app.call(&member, "mcp/list", &[]).await.json().await.expect("list");
     assert_eq!(list["total"], 0);

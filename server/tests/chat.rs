@@ -68,6 +68,13 @@ async fn every_chat_function_refuses_another_users_ids() {
         let status = res.status();
         let body = res.text().await.unwrap_or_default();
         assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+        // A new conversation with their agent names the agent.
+        let code = if form.iter().any(|(k, _)| *k == "conversation_id") || endpoint != "chat/send" {
+            "conversation_not_found"
+        } else {
+            "agent_not_found"
+        };
+        assert!(body.contains(&format!("\"code\":\"{code}\"")), "{endpoint}: {body}");
     }
     let list = json(app.call(&member, "chat/list", &[]).await).await;
     assert_eq!(list["total"], 0);
