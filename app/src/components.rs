@@ -245,31 +245,43 @@ where
     F: Fn(Vec<T>) -> V + Clone + Send + Sync + 'static,
     V: IntoView + 'static,
 {
+    let show = move |p: model::Page<T>| match p {
+        p if p.total == 0 && q.with(String::is_empty) && filters.with(String::is_empty) => empty.run().into_any(),
+        p => {
+            let search_box =
+                (!search.is_empty()).then(|| view! { <SearchBox action=base placeholder=search value=q /> });
+            if p.items.is_empty() {
+                return view! { {search_box} <p class="empty">{no_match}</p> }.into_any();
+            }
+            let (page, pages) = (p.page, p.pages());
+            view! {
+                {search_box}
+                {items(p.items)}
+                <Pager base q=q.get_untracked() extra=filters.get_untracked() page pages />
+            }
+            .into_any()
+        }
+    };
+    view! { <Loaded res=list lines=4 show /> }
+}
+
+/// One thing loading: a skeleton of `lines` while `res` loads, the error with a retry,
+/// else `show` of what came. Every page that opens something shows it through this.
+#[component]
+pub fn Loaded<T, F, V>(res: Resource<Result<T, AppError>>, #[prop(default = 6)] lines: usize, show: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: Fn(T) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
     let body = move || {
-        let items = items.clone();
-        let empty = empty.clone();
-        list.get().map(move |r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| list.refetch()) /> }.into_any(),
-            Ok(p) if p.total == 0 && q.with(String::is_empty) && filters.with(String::is_empty) => {
-                empty.run().into_any()
-            }
-            Ok(p) => {
-                let search_box =
-                    (!search.is_empty()).then(|| view! { <SearchBox action=base placeholder=search value=q /> });
-                if p.items.is_empty() {
-                    return view! { {search_box} <p class="empty">{no_match}</p> }.into_any();
-                }
-                let (page, pages) = (p.page, p.pages());
-                view! {
-                    {search_box}
-                    {items(p.items)}
-                    <Pager base q=q.get_untracked() extra=filters.get_untracked() page pages />
-                }
-                .into_any()
-            }
+        let show = show.clone();
+        res.get().map(move |r| match r {
+            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| res.refetch()) /> }.into_any(),
+            Ok(v) => view! { {show(v)} }.into_any(),
         })
     };
-    view! { <Transition fallback=|| view! { <div class="card"><Skeleton lines=4 /></div> }>{body}</Transition> }
+    view! { <Transition fallback=move || view! { <div class="card"><Skeleton lines /></div> }>{body}</Transition> }
 }
 
 /// The "nothing here yet" state of a list: what it is for and what to do next.
@@ -285,14 +297,33 @@ pub fn EmptyState(icon: &'static str, title: &'static str, body: &'static str, c
     }
 }
 
-/// A page header: title and one line of lead text.
+/// A page header: title, one line of lead text, and any actions beside them.
 #[component]
-pub fn PageHeader(title: &'static str, lead: &'static str) -> impl IntoView {
-    view! {
-        <header class="page-header">
-            <h1>{title}</h1>
-            <p class="lead">{lead}</p>
-        </header>
+pub fn PageHeader(
+    title: &'static str,
+    lead: &'static str,
+    /// Links or buttons beside the title (a list's "add" and "import").
+    #[prop(optional)]
+    children: Option<Children>,
+) -> impl IntoView {
+    match children {
+        None => view! {
+            <header class="page-header">
+                <h1>{title}</h1>
+                <p class="lead">{lead}</p>
+            </header>
+        }
+        .into_any(),
+        Some(actions) => view! {
+            <header class="page-header with-actions">
+                <div>
+                    <h1>{title}</h1>
+                    <p class="lead">{lead}</p>
+                </div>
+                <div class="row-actions">{actions()}</div>
+            </header>
+        }
+        .into_any(),
     }
 }
 

@@ -20,16 +20,10 @@ pub fn AgentsPage() -> impl IntoView {
     let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_agents(q, page));
     view! {
         <Title text=t.agents_title />
-        <div class="page-header with-actions">
-            <div>
-                <h1>{t.agents_title}</h1>
-                <p class="lead">{t.agents_lead}</p>
-            </div>
-            <div class="row-actions">
-                <A href="/agents/import" attr:class="btn btn-secondary">{t.agents_import}</A>
-                <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
-            </div>
-        </div>
+        <PageHeader title=t.agents_title lead=t.agents_lead>
+            <A href="/agents/import" attr:class="btn btn-secondary">{t.agents_import}</A>
+            <A href="/agents/new" attr:class="btn btn-primary">{t.agents_new}</A>
+        </PageHeader>
         <ListBody
             list
             base="/agents"

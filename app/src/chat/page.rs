@@ -23,7 +23,9 @@ use super::api::{
     get_conversation, list_conversations,
 };
 use crate::agents::api::list_agents;
-use crate::components::{EmptyState, ErrorAlert, ListBody, LoadError, Skeleton, action_error, encode, list_query};
+use crate::components::{
+    EmptyState, ErrorAlert, ListBody, LoadError, Loaded, Skeleton, action_error, encode, list_query,
+};
 use crate::i18n::t;
 
 /// Cuts a long tool input or result for the page (the whole is in the store).
@@ -200,15 +202,9 @@ pub fn ConversationPage() -> impl IntoView {
     };
     provide_context(acts);
     let conv = Resource::new(move || (id.get(), before.get(), acts.version()), |(id, b, _)| get_conversation(id, b));
-    let content = move || {
-        conv.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| conv.refetch()) /> }.into_any(),
-            Ok(c) => view! { <Conversation c /> }.into_any(),
-        })
-    };
     view! {
         <p class="crumbs"><A href="/chat">"← " {t.chat_all}</A></p>
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=6 /></div> }>{content}</Transition>
+        <Loaded res=conv lines=6 show={move |c: ConversationView| view! { <Conversation c /> }} />
     }
 }
 

@@ -10,8 +10,8 @@ use super::api::{
 };
 use crate::agents::api::list_agents;
 use crate::components::{
-    EmptyState, ErrorAlert, Field, ImportErrors, ListBody, LoadError, PageHeader, Skeleton, SuccessNote, TextArea,
-    UsedByCard, action_error, action_ok, field_error, list_query,
+    EmptyState, ErrorAlert, Field, ImportErrors, ListBody, Loaded, PageHeader, SuccessNote, TextArea, UsedByCard,
+    action_error, action_ok, field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -25,13 +25,9 @@ pub fn McpPage() -> impl IntoView {
     let list = Resource::new(move || (q.get(), page.get(), import.version().get()), |(q, page, _)| list_mcp(q, page));
     view! {
         <Title text=t.nav_mcp />
-        <div class="page-header with-actions">
-            <div>
-                <h1>{t.nav_mcp}</h1>
-                <p class="lead">{t.mcp_lead}</p>
-            </div>
+        <PageHeader title=t.nav_mcp lead=t.mcp_lead>
             <A href="/mcp/new" attr:class="btn btn-primary">{t.mcp_add}</A>
-        </div>
+        </PageHeader>
         <ListBody
             list
             base="/mcp"
@@ -218,15 +214,9 @@ pub fn McpServerPage() -> impl IntoView {
     };
     let server = Resource::new(move || (id(), actions.version()), |(id, _)| get_mcp(id));
     let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
-    let content = move || {
-        server.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| server.refetch()) /> }.into_any(),
-            Ok(m) => view! { <McpDetail m actions agents /> }.into_any(),
-        })
-    };
     view! {
         <p class="crumbs"><A href="/mcp">"← " {t.back_to_mcp}</A></p>
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=8 /></div> }>{content}</Transition>
+        <Loaded res=server lines=8 show={move |m: McpView| view! { <McpDetail m actions agents /> }} />
     }
 }
 

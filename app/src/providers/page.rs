@@ -6,8 +6,8 @@ use model::providers::{ProviderKind, ProviderView};
 
 use super::api::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, get_provider, search_providers};
 use crate::components::{
-    EmptyState, ErrorAlert, Field, ListBody, LoadError, PageHeader, Skeleton, SuccessNote, TextArea, action_error,
-    action_ok, field_error, list_query,
+    EmptyState, ErrorAlert, Field, ListBody, Loaded, PageHeader, SuccessNote, TextArea, action_error, action_ok,
+    field_error, list_query,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -20,13 +20,9 @@ pub fn ProvidersPage() -> impl IntoView {
     let list = Resource::new(move || (q.get(), page.get()), |(q, page)| search_providers(q, page));
     view! {
         <Title text=t.providers_title />
-        <div class="page-header with-actions">
-            <div>
-                <h1>{t.providers_title}</h1>
-                <p class="lead">{t.providers_lead}</p>
-            </div>
+        <PageHeader title=t.providers_title lead=t.providers_lead>
             <A href="/providers/new" attr:class="btn btn-primary">{t.providers_add}</A>
-        </div>
+        </PageHeader>
         <ListBody
             list
             base="/providers"
@@ -152,15 +148,9 @@ pub fn ProviderPage() -> impl IntoView {
     let delete = ServerAction::<DeleteProvider>::new();
     let provider =
         Resource::new(move || (id(), update.version().get(), test.version().get()), |(id, _, _)| get_provider(id));
-    let content = move || {
-        provider.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| provider.refetch()) /> }.into_any(),
-            Ok(p) => view! { <ProviderDetail p update test delete /> }.into_any(),
-        })
-    };
     view! {
         <p class="crumbs"><A href="/providers">"← " {t.back_to_providers}</A></p>
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=6 /></div> }>{content}</Transition>
+        <Loaded res=provider lines=6 show={move |p: ProviderView| view! { <ProviderDetail p update test delete /> }} />
     }
 }
 

@@ -16,7 +16,7 @@ use model::runs::{RunDetail, RunFilter, RunKind, RunSummary, STATUS_FILTERS, Ste
 use super::api::{StopRun, get_run, list_runs, run_events};
 use crate::agents::api::list_agents;
 use crate::chat::{dollars, thousands};
-use crate::components::{EmptyState, ErrorAlert, ListBody, LoadError, PageHeader, Skeleton, action_error};
+use crate::components::{EmptyState, ErrorAlert, ListBody, Loaded, PageHeader, action_error};
 use crate::error::AppError;
 use crate::i18n::{Strings, t};
 use crate::shell::layout::use_session;
@@ -282,19 +282,13 @@ pub fn RunPage() -> impl IntoView {
             run.refetch();
         }
     });
-    let content = move || {
-        run.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| run.refetch()) /> }.into_any(),
-            Ok(d) => view! { <RunView d stop /> }.into_any(),
-        })
-    };
     view! {
         <Title text=t.run_title />
         <nav class="crumbs" aria-label=t.runs_crumbs>
             <A href="/runs">{t.nav_runs}</A>
         </nav>
         <ErrorAlert error=action_error(stop) />
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=6 /></div> }>{content}</Transition>
+        <Loaded res=run lines=6 show={move |d: RunDetail| view! { <RunView d stop /> }} />
     }
 }
 

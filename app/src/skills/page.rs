@@ -7,7 +7,7 @@ use model::skills::{SkillSummary, SkillView};
 
 use super::api::{AttachSkill, DeleteSkill, PruneSkillVersions, UploadSkill, get_skill, list_skills, upload_skill};
 use crate::agents::api::list_agents;
-use crate::components::{EmptyState, ErrorAlert, ListBody, LoadError, Skeleton, UsedByCard, action_error, list_query};
+use crate::components::{EmptyState, ErrorAlert, ListBody, Loaded, UsedByCard, action_error, list_query};
 use crate::error::AppError;
 use crate::i18n::t;
 
@@ -134,15 +134,9 @@ pub fn SkillPage() -> impl IntoView {
     let skill =
         Resource::new(move || (id(), attach.version().get(), prune.version().get()), |(id, _, _)| get_skill(id));
     let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
-    let content = move || {
-        skill.get().map(|r| match r {
-            Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| skill.refetch()) /> }.into_any(),
-            Ok(s) => view! { <SkillDetail s attach prune agents /> }.into_any(),
-        })
-    };
     view! {
         <p class="crumbs"><A href="/skills">"← " {t.back_to_skills}</A></p>
-        <Transition fallback=|| view! { <div class="card"><Skeleton lines=8 /></div> }>{content}</Transition>
+        <Loaded res=skill lines=8 show={move |s: SkillView| view! { <SkillDetail s attach prune agents /> }} />
     }
 }
 
