@@ -327,6 +327,12 @@ pub fn PageHeader(
     }
 }
 
+/// The `:id` of the page's route: what a detail page opens.
+pub fn route_id() -> Memo<String> {
+    let params = leptos_router::hooks::use_params_map();
+    Memo::new(move |_| params.read().get("id").unwrap_or_default())
+}
+
 /// `q` and `page` of a list page's address (page from 1).
 pub fn list_query() -> (Memo<String>, Memo<u32>) {
     let query = leptos_router::hooks::use_query_map();

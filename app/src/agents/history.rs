@@ -1,21 +1,19 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
 use model::agents::VersionView;
 
 use super::api::{RollbackAgent, get_agent_history};
-use crate::components::{ErrorAlert, LoadError, PageHeader, Skeleton, action_error};
+use crate::components::{ErrorAlert, LoadError, PageHeader, Skeleton, action_error, route_id};
 use crate::i18n::t;
 
 #[component]
 pub fn AgentHistoryPage() -> impl IntoView {
     let t = t();
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
+    let id = route_id();
     let rollback = ServerAction::<RollbackAgent>::new();
     let err = action_error(rollback);
-    let history = Resource::new(move || (id(), rollback.version().get()), |(id, _)| get_agent_history(id));
+    let history = Resource::new(move || (id.get(), rollback.version().get()), |(id, _)| get_agent_history(id));
     let content = move || {
         history.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| history.refetch()) /> }.into_any(),
@@ -23,7 +21,7 @@ pub fn AgentHistoryPage() -> impl IntoView {
                 let current = versions.first().map(|v| v.version).unwrap_or_default();
                 view! {
                     <ol class="timeline">
-                        {versions.into_iter().map(|v| view! { <VersionEntry v current id=id() rollback /> }).collect_view()}
+                        {versions.into_iter().map(|v| view! { <VersionEntry v current id=id.get() rollback /> }).collect_view()}
                     </ol>
                 }
                 .into_any()
@@ -32,7 +30,7 @@ pub fn AgentHistoryPage() -> impl IntoView {
     };
     view! {
         <Title text=t.history_title />
-        <p class="crumbs"><A href=move || format!("/agents/{}", id())>"← " {t.back_to_agent}</A></p>
+        <p class="crumbs"><A href=move || format!("/agents/{}", id.get())>"← " {t.back_to_agent}</A></p>
         <PageHeader title=t.history_title lead=t.history_lead />
         <ErrorAlert error=err />
         <Transition fallback=|| view! { <div class="card"><Skeleton lines=6 /></div> }>{content}</Transition>

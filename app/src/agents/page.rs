@@ -1,14 +1,13 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
 use model::agents::{AgentSummary, AgentView};
 
 use super::api::{CreateAgent, DeleteAgent, DuplicateAgent, ImportAgent, UpdateAgent, get_agent, list_agents};
 use super::editor::AgentFields;
 use crate::components::{
     EmptyState, ErrorAlert, ImportErrors, ListBody, LoadError, PageHeader, Skeleton, SuccessNote, TextArea,
-    action_error, action_ok, field_error, list_query,
+    action_error, action_ok, field_error, list_query, route_id,
 };
 use crate::i18n::t;
 use crate::providers::api::list_providers;
@@ -112,10 +111,9 @@ pub fn NewAgentPage() -> impl IntoView {
 #[component]
 pub fn AgentPage() -> impl IntoView {
     let t = t();
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
+    let id = route_id();
     let update = ServerAction::<UpdateAgent>::new();
-    let agent = Resource::new(move || (id(), update.version().get()), |(id, _)| get_agent(id));
+    let agent = Resource::new(move || (id.get(), update.version().get()), |(id, _)| get_agent(id));
     let providers = Resource::new(|| (), |_| list_providers());
     let content = move || {
         let a = agent.get()?;

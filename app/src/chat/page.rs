@@ -11,7 +11,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use model::chat::{
     CallState, ConversationSummary, ConversationView, MESSAGE_MAX, MessageView, Part, RunStatus, TITLE_MAX, ToolCall,
     Transcript,
@@ -24,7 +24,7 @@ use super::api::{
 };
 use crate::agents::api::list_agents;
 use crate::components::{
-    EmptyState, ErrorAlert, ListBody, LoadError, Loaded, Skeleton, action_error, encode, list_query,
+    EmptyState, ErrorAlert, ListBody, LoadError, Loaded, Skeleton, action_error, encode, list_query, route_id,
 };
 use crate::i18n::t;
 
@@ -186,9 +186,8 @@ impl ChatActions {
 #[component]
 pub fn ConversationPage() -> impl IntoView {
     let t = t();
-    let params = use_params_map();
     let query = use_query_map();
-    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let id = route_id();
     let before = Memo::new(move |_| query.read().get("before").unwrap_or_default());
     let acts = ChatActions {
         send: ServerAction::new(),

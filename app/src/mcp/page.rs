@@ -1,7 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
 use model::agents::AgentPage;
 use model::mcp::{McpView, Status, ToolInfo, Transport, tool_changes};
 
@@ -11,7 +10,7 @@ use super::api::{
 use crate::agents::api::list_agents;
 use crate::components::{
     EmptyState, ErrorAlert, Field, ImportErrors, ListBody, Loaded, PageHeader, SuccessNote, TextArea, UsedByCard,
-    action_error, action_ok, field_error, list_query,
+    action_error, action_ok, field_error, list_query, route_id,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -202,8 +201,7 @@ pub fn NewMcpPage() -> impl IntoView {
 #[component]
 pub fn McpServerPage() -> impl IntoView {
     let t = t();
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
+    let id = route_id();
     let actions = Actions {
         update: ServerAction::new(),
         approve: ServerAction::new(),
@@ -212,7 +210,7 @@ pub fn McpServerPage() -> impl IntoView {
         attach: ServerAction::new(),
         delete: ServerAction::new(),
     };
-    let server = Resource::new(move || (id(), actions.version()), |(id, _)| get_mcp(id));
+    let server = Resource::new(move || (id.get(), actions.version()), |(id, _)| get_mcp(id));
     let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
     view! {
         <p class="crumbs"><A href="/mcp">"← " {t.back_to_mcp}</A></p>

@@ -1,13 +1,12 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
 use model::providers::{ProviderKind, ProviderView};
 
 use super::api::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, get_provider, search_providers};
 use crate::components::{
     EmptyState, ErrorAlert, Field, ListBody, Loaded, PageHeader, SuccessNote, TextArea, action_error, action_ok,
-    field_error, list_query,
+    field_error, list_query, route_id,
 };
 use crate::error::AppError;
 use crate::i18n::t;
@@ -141,13 +140,12 @@ pub fn NewProviderPage() -> impl IntoView {
 #[component]
 pub fn ProviderPage() -> impl IntoView {
     let t = t();
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
+    let id = route_id();
     let update = ServerAction::<UpdateProvider>::new();
     let test = ServerAction::<TestProvider>::new();
     let delete = ServerAction::<DeleteProvider>::new();
     let provider =
-        Resource::new(move || (id(), update.version().get(), test.version().get()), |(id, _, _)| get_provider(id));
+        Resource::new(move || (id.get(), update.version().get(), test.version().get()), |(id, _, _)| get_provider(id));
     view! {
         <p class="crumbs"><A href="/providers">"← " {t.back_to_providers}</A></p>
         <Loaded res=provider lines=6 show={move |p: ProviderView| view! { <ProviderDetail p update test delete /> }} />

@@ -9,14 +9,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use model::chat::{CallState, RunStatus};
 use model::runs::{RunDetail, RunFilter, RunKind, RunSummary, STATUS_FILTERS, Step, Trace};
 
 use super::api::{StopRun, get_run, list_runs, run_events};
 use crate::agents::api::list_agents;
 use crate::chat::{dollars, thousands};
-use crate::components::{EmptyState, ErrorAlert, ListBody, Loaded, PageHeader, action_error};
+use crate::components::{EmptyState, ErrorAlert, ListBody, Loaded, PageHeader, action_error, route_id};
 use crate::error::AppError;
 use crate::i18n::{Strings, t};
 use crate::shell::layout::use_session;
@@ -273,8 +273,7 @@ fn refresh_while_live(list: Resource<Result<model::Page<RunSummary>, AppError>>)
 #[component]
 pub fn RunPage() -> impl IntoView {
     let t = t();
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let id = route_id();
     let run = Resource::new(move || id.get(), get_run);
     let stop = ServerAction::<StopRun>::new();
     Effect::new(move |_| {

@@ -1,13 +1,12 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
 use model::agents::AgentPage;
 use model::skills::{SkillSummary, SkillView};
 
 use super::api::{AttachSkill, DeleteSkill, PruneSkillVersions, UploadSkill, get_skill, list_skills, upload_skill};
 use crate::agents::api::list_agents;
-use crate::components::{EmptyState, ErrorAlert, ListBody, Loaded, UsedByCard, action_error, list_query};
+use crate::components::{EmptyState, ErrorAlert, ListBody, Loaded, UsedByCard, action_error, list_query, route_id};
 use crate::error::AppError;
 use crate::i18n::t;
 
@@ -127,12 +126,11 @@ fn SkillCard(s: SkillSummary) -> impl IntoView {
 #[component]
 pub fn SkillPage() -> impl IntoView {
     let t = t();
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
+    let id = route_id();
     let attach = ServerAction::<AttachSkill>::new();
     let prune = ServerAction::<PruneSkillVersions>::new();
     let skill =
-        Resource::new(move || (id(), attach.version().get(), prune.version().get()), |(id, _, _)| get_skill(id));
+        Resource::new(move || (id.get(), attach.version().get(), prune.version().get()), |(id, _, _)| get_skill(id));
     let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
     view! {
         <p class="crumbs"><A href="/skills">"← " {t.back_to_skills}</A></p>
