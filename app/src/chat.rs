@@ -4,5 +4,6 @@
 pub mod answer_link;
 pub mod api;
 mod page;
+mod sidebar;
 
 pub use page::{ChatListPage, ConversationPage, dollars, thousands};

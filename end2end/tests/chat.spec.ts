@@ -199,3 +199,66 @@ test("model output with scripts, handlers and javascript: links is shown inert",
   await expect(body.locator("img, script, svg")).toHaveCount(0);
   expect(dialogs).toEqual([]);
 });
+
+test("the sidebar lists conversations by day; pin, rename, search and delete there; another agent takes over", async ({
+  page,
+}, info) => {
+  await register(page, uniqueEmail(info, "sidebar"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Second");
+  await createAgent(page, "Helper");
+  const agentPage = page.url();
+  await queueReplies([slowText("One."), slowText("Two."), slowText("Three.")]);
+  await startChat(page, "Alpha question");
+  await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
+  await open(page, new URL(agentPage).pathname);
+  await startChat(page, "Beta question");
+  await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
+  const beta = page.url();
+
+  const sidebar = page.getByRole("complementary", { name: "Conversations" });
+  const row = (title: string) => sidebar.getByRole("listitem").filter({ hasText: title });
+  await expect(sidebar.getByRole("heading", { name: "Today" })).toBeVisible();
+  await expect(sidebar.getByRole("link", { name: "Beta question" })).toHaveAttribute("aria-current", "page");
+  await expect(sidebar.getByRole("link")).toContainText(["New conversation", "Beta question", "Alpha question"]);
+
+  // Pin the older one: it heads the list under "Pinned".
+  await row("Alpha question").getByLabel("Conversation actions").click();
+  await row("Alpha question").getByRole("button", { name: "Pin" }).click();
+  await expect(sidebar.getByRole("heading", { name: "Pinned" })).toBeVisible();
+  await expect(sidebar.getByRole("link")).toContainText(["New conversation", "Alpha question", "Beta question"]);
+  await expect(page).toHaveURL(beta);
+
+  // Rename the open one in place: the page's title follows.
+  await settle(page);
+  await row("Beta question").getByLabel("Conversation actions").click();
+  await row("Beta question").getByLabel("Title").fill("Renamed beta");
+  await row("Beta question").getByRole("button", { name: "Rename" }).click();
+  await expect(page.locator("h1.chat-title")).toHaveText("Renamed beta");
+  await expect(sidebar.getByRole("link", { name: "Renamed beta" })).toBeVisible();
+
+  // Search narrows the list.
+  await settle(page);
+  await sidebar.getByRole("searchbox").fill("alpha");
+  await sidebar.getByRole("searchbox").press("Enter");
+  await expect(sidebar.getByRole("link", { name: "Alpha question" })).toBeVisible();
+  await expect(sidebar.getByRole("link", { name: "Renamed beta" })).toHaveCount(0);
+  await open(page, new URL(beta).pathname);
+
+  // Delete the other one from here: this conversation stays open.
+  await row("Alpha question").getByLabel("Conversation actions").click();
+  await row("Alpha question").getByRole("button", { name: "Delete" }).click();
+  await expect(sidebar.getByRole("link", { name: "Alpha question" })).toHaveCount(0);
+  await expect(page).toHaveURL(beta);
+  await expect(page.locator("h1.chat-title")).toHaveText("Renamed beta");
+
+  // Another agent picked in the composer answers from now on.
+  await settle(page);
+  await page.getByLabel("Agent", { exact: true }).selectOption({ label: "Second" });
+  await send(page, "Over to you");
+  await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
+  await expect(answer(page).locator(".markdown")).toHaveText("Three.");
+  await expect(page.locator(".chat-header").getByRole("link", { name: "Second" })).toBeVisible();
+  await expect(page.getByLabel("Agent", { exact: true })).toHaveValue(/.+/);
+  await expect(page.getByLabel("Agent", { exact: true }).locator("option:checked")).toHaveText("Second");
+});

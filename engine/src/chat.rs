@@ -304,6 +304,8 @@ impl Engine {
                     }
                     None => leaf,
                 };
+                // Another agent picked in the composer answers from now on.
+                let agent = if agent_id.is_empty() { agent } else { agent_id.to_owned() };
                 self.check_agent(user, &agent).await?;
                 self.check_room(id, 2).await?;
                 (id.to_owned(), parent, agent)
@@ -361,10 +363,12 @@ impl Engine {
             run_id: Some(&head.id),
         };
         Self::insert_message(&mut tx, &answer).await?;
-        sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3 WHERE id = $1")
+        // The agent answering is the conversation's agent from now on.
+        sqlx::query("UPDATE conversations SET leaf_id = $2, updated_at = $3, agent_id = $4 WHERE id = $1")
             .bind(conversation_id)
             .bind(&id)
             .bind(now)
+            .bind(agent_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -560,8 +564,8 @@ impl Engine {
         Ok(())
     }
 
-    /// The user's conversations, newest first, optionally for one agent and matching `q`
-    /// in the title or any message.
+    /// The user's conversations, pinned ones first, then newest first, optionally for one
+    /// agent and matching `q` in the title or any message.
     pub async fn list_conversations(
         &self,
         user: &CurrentUser,
@@ -570,13 +574,14 @@ impl Engine {
         page: u32,
     ) -> Result<Page<ConversationSummary>, ChatError> {
         static LIST: List = List {
-            columns: "c.id, c.title, c.agent_id, COALESCE(a.name, '') AS agent_name, c.updated_at",
+            columns: "c.id, c.title, c.agent_id, COALESCE(a.name, '') AS agent_name, c.updated_at, c.pinned_at",
             from: "conversations c LEFT JOIN agents a ON a.id = c.agent_id AND a.owner_id = c.owner_id",
             filter: "c.owner_id = $1 AND ($2 = '' OR c.agent_id = $2) AND (LOWER(c.title) LIKE $3 ESCAPE '\\' \
                      OR EXISTS (SELECT 1 FROM messages m LEFT JOIN runs r ON r.id = m.run_id \
                      WHERE m.conversation_id = c.id \
                      AND LOWER(COALESCE(r.transcript, m.content)) LIKE $3 ESCAPE '\\'))",
-            order: "c.updated_at DESC, c.id DESC",
+            // Pinned first (the latest pin on top), then the most recently active.
+            order: "CASE WHEN c.pinned_at IS NULL THEN 1 ELSE 0 END, c.pinned_at DESC, c.updated_at DESC, c.id DESC",
             per_page: PER_PAGE,
         };
         let pattern = like_pattern(q);
@@ -588,9 +593,22 @@ impl Engine {
                 agent_id: r.try_get("agent_id")?,
                 agent_name: r.try_get("agent_name")?,
                 updated_at: r.try_get("updated_at")?,
+                pinned: r.try_get::<Option<i64>, _>("pinned_at")?.is_some(),
             })
         })
         .await
+    }
+
+    /// Pins a conversation to the top of the list, or unpins it.
+    pub async fn pin_conversation(&self, user: &CurrentUser, id: &str, pinned: bool) -> Result<(), ChatError> {
+        self.conversation(user, id).await?;
+        sqlx::query("UPDATE conversations SET pinned_at = $3 WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(&user.id)
+            .bind(pinned.then(now_ms))
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn rename_conversation(&self, user: &CurrentUser, id: &str, title: &str) -> Result<(), ChatError> {

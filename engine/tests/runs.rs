@@ -584,6 +584,61 @@ async fn regenerate_and_edit_make_branches_one_can_switch_between() {
 }
 
 #[tokio::test]
+async fn pinned_conversations_head_the_list_and_another_agent_can_take_over() {
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
+    let s = setup(&e, false, "").await;
+    let me = &s.t.admin.user;
+    let mut ids = Vec::new();
+    for text in ["first", "second", "third"] {
+        let sent = e.send_message(me, &s.agent, None, None, text).await.expect("send");
+        follow(&e, me, &sent.assistant_message_id, 0).await;
+        ids.push(sent.conversation_id);
+    }
+    let order = |l: model::Page<model::chat::ConversationSummary>| -> Vec<(String, bool)> {
+        l.items.into_iter().map(|c| (c.title, c.pinned)).collect()
+    };
+    let listed = order(e.list_conversations(me, None, "", 1).await.expect("l"));
+    assert_eq!(listed, [("third".into(), false), ("second".into(), false), ("first".into(), false)]);
+    e.pin_conversation(me, &ids[0], true).await.expect("pin");
+    let listed = order(e.list_conversations(me, None, "", 1).await.expect("l"));
+    assert_eq!(listed, [("first".into(), true), ("third".into(), false), ("second".into(), false)]);
+    e.pin_conversation(me, &ids[0], false).await.expect("unpin");
+    assert_eq!(order(e.list_conversations(me, None, "", 1).await.expect("l"))[0], ("third".into(), false));
+    let other = &s.t.member.user;
+    assert!(matches!(e.pin_conversation(other, &ids[1], true).await, Err(ChatError::NotFound)));
+    assert!(!e.list_conversations(me, None, "", 1).await.expect("l").items.iter().any(|c| c.pinned));
+
+    // Another agent picked in the composer answers, and stays the conversation's agent.
+    let second = e.duplicate_agent(me, &s.agent).await.expect("duplicate").id;
+    let sent = e.send_message(me, &second, Some(&ids[2]), None, "and you?").await.expect("send");
+    follow(&e, me, &sent.assistant_message_id, 0).await;
+    assert_eq!(e.get_conversation(me, &ids[2]).await.expect("c").agent_id, second);
+    let again = e.regenerate(me, &sent.assistant_message_id).await.expect("regenerate");
+    follow(&e, me, &again.assistant_message_id, 0).await;
+    assert_eq!(e.get_conversation(me, &ids[2]).await.expect("c").agent_id, second);
+    // Someone else's agent cannot take over; nothing is written.
+    let shared = model::providers::ProviderForm {
+        name: "Team".into(),
+        kind: "openai".into(),
+        base_url: s.up.openai_base(),
+        shared: Some("on".into()),
+        ..Default::default()
+    };
+    let shared = e.create_provider(me, shared.parse().expect("p")).await.expect("shared provider");
+    let form = model::agents::AgentForm {
+        name: "Theirs".into(),
+        provider_id: shared.id,
+        model: "fake-large".into(),
+        ..Default::default()
+    };
+    let theirs = e.create_agent(other, form.parse().expect("spec")).await.expect("their agent").id;
+    let err = e.send_message(me, &theirs, Some(&ids[2]), None, "x").await.expect_err("their agent");
+    assert!(matches!(err, ChatError::Agent(engine::agents::AgentError::NotFound)), "{err:?}");
+    let c = e.get_conversation(me, &ids[2]).await.expect("c");
+    assert_eq!((c.agent_id, c.messages.len()), (second, 4));
+}
+
+#[tokio::test]
 async fn bad_messages_are_refused_by_field() {
     let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
     let s = setup(&e, false, "").await;

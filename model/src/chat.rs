@@ -489,6 +489,17 @@ pub struct ConversationSummary {
     pub agent_id: String,
     pub agent_name: String,
     pub updated_at: i64,
+    /// Pinned conversations head the list.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+/// The conversations a sidebar shows, with the server's clock to group them by day (so
+/// the page groups alike on the server and once hydrated).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SidebarList {
+    pub now_ms: i64,
+    pub page: crate::Page<ConversationSummary>,
 }
 
 /// A message on the branch shown.

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::{ByteStream, Streaming};
 use model::Page;
-use model::chat::{ConversationSummary, ConversationView, Sent};
+use model::chat::{ConversationSummary, ConversationView, Sent, SidebarList};
 
 use crate::error::AppError;
 
@@ -22,6 +22,14 @@ pub async fn list_conversations(
 ) -> Result<Page<ConversationSummary>, AppError> {
     let user = crate::ssr::user()?;
     Ok(crate::ssr::engine()?.list_conversations(&user, opt(&agent_id), &q, page).await?)
+}
+
+/// The first page of the caller's conversations matching `q`, for the sidebar.
+#[server(endpoint = "chat/sidebar")]
+pub async fn sidebar_conversations(#[server(default)] q: String) -> Result<SidebarList, AppError> {
+    let user = crate::ssr::user()?;
+    let page = crate::ssr::engine()?.list_conversations(&user, None, &q, 1).await?;
+    Ok(SidebarList { now_ms: engine::infra::store::now_ms(), page })
 }
 
 /// The conversation's newest messages on the branch shown, or those just before the
@@ -90,12 +98,32 @@ pub async fn rename_conversation(id: String, title: String) -> Result<(), AppErr
     Ok(crate::ssr::engine()?.rename_conversation(&user, &id, &title).await?)
 }
 
+/// Pins the conversation to the top of the list, or unpins it.
+#[server(endpoint = "chat/pin")]
+pub async fn pin_conversation(id: String, #[server(default)] pinned: bool) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.pin_conversation(&user, &id, pinned).await?)
+}
+
+/// Deletes the conversation, then goes to `back` (another conversation's page, when one
+/// is deleted from its sidebar) or the conversations list.
 #[server(endpoint = "chat/delete")]
-pub async fn delete_conversation(id: String) -> Result<(), AppError> {
+pub async fn delete_conversation(id: String, #[server(default)] back: String) -> Result<(), AppError> {
     let user = crate::ssr::user()?;
     crate::ssr::engine()?.delete_conversation(&user, &id).await?;
-    leptos_axum::redirect("/chat");
+    let back = back_within_chat(&back, &id);
+    leptos_axum::redirect(&back);
     Ok(())
+}
+
+/// Where to go after deleting `deleted`: `back` if it is a page of chat other than the
+/// deleted conversation's (never another site), else the list.
+#[cfg(feature = "ssr")]
+fn back_within_chat(back: &str, deleted: &str) -> String {
+    let path_ok = back.starts_with("/chat/")
+        && back[6..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && &back[6..] != deleted;
+    if path_ok { back.to_owned() } else { "/chat".to_owned() }
 }
 
 /// The events of the run writing `message_id` after sequence number `after`, one JSON

@@ -22,11 +22,14 @@ use super::api::{
     AnswerTool, DeleteConversation, Regenerate, RenameConversation, SendMessage, StopRun, SwitchBranch,
     get_conversation, list_conversations,
 };
+use super::sidebar::{ChatSidebar, SidebarActions};
 use crate::agents::api::list_agents;
 use crate::components::{
     EmptyState, ErrorAlert, ListBody, LoadError, Loaded, Skeleton, action_error, encode, list_query, route_id,
 };
+use crate::error::AppError;
 use crate::i18n::t;
+use model::agents::AgentPage;
 
 /// Cuts a long tool input or result for the page (the whole is in the store).
 const SHOWN_MAX: usize = 8_000;
@@ -200,15 +203,59 @@ pub fn ConversationPage() -> impl IntoView {
         running: RwSignal::new(false),
     };
     provide_context(acts);
-    let conv = Resource::new(move || (id.get(), before.get(), acts.version()), |(id, b, _)| get_conversation(id, b));
+    let side = SidebarActions::new();
+    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
+    let conv = Resource::new(
+        move || (id.get(), before.get(), acts.version(), side.version()),
+        |(id, b, _, _)| get_conversation(id, b),
+    );
+    let sent = Signal::derive(move || acts.send.version().get());
     view! {
-        <p class="crumbs"><A href="/chat">"← " {t.chat_all}</A></p>
-        <Loaded res=conv lines=6 show={move |c: ConversationView| view! { <Conversation c /> }} />
+        <div class="chat-layout">
+            <ChatSidebar current=id acts=side changed=sent />
+            <div class="chat-main">
+                <p class="crumbs chat-crumbs"><A href="/chat">"← " {t.chat_all}</A></p>
+                <Loaded res=conv lines=6 show={move |c: ConversationView| view! { <Conversation c agents /> }} />
+            </div>
+        </div>
+    }
+}
+
+/// Which agent answers the next message: the conversation's, or another picked here.
+#[component]
+fn AgentPicker(current: String, agents: Resource<Result<AgentPage, AppError>>) -> impl IntoView {
+    let t = t();
+    let hidden = current.clone();
+    let picker = move || {
+        let current = current.clone();
+        agents.get().map(move |r| match r {
+            Ok(p) if p.items.iter().any(|a| a.id == current) => view! {
+                <label for="composer-agent" class="small muted">{t.chat_agent}</label>
+                <select id="composer-agent" name="agent_id" class="select-small">
+                    {p.items
+                        .into_iter()
+                        .map(|a| {
+                            let selected = a.id == current;
+                            view! { <option value=a.id selected=selected>{a.name}</option> }
+                        })
+                        .collect_view()}
+                </select>
+            }
+            .into_any(),
+            _ => view! { <input type="hidden" name="agent_id" value=current /> }.into_any(),
+        })
+    };
+    view! {
+        <div class="composer-tools">
+            <Transition fallback=move || view! { <input type="hidden" name="agent_id" value=hidden.clone() /> }>
+                {picker}
+            </Transition>
+        </div>
     }
 }
 
 #[component]
-fn Conversation(c: ConversationView) -> impl IntoView {
+fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError>>) -> impl IntoView {
     let t = t();
     let acts = expect_context::<ChatActions>();
     let send_err = action_error(acts.send);
@@ -288,7 +335,7 @@ fn Conversation(c: ConversationView) -> impl IntoView {
         <div class="composer-dock">
             <ErrorAlert error=send_err />
             <ActionForm action=acts.send node_ref=textarea_reset attr:class="composer-form">
-                <input type="hidden" name="agent_id" value=send_agent />
+                <AgentPicker current=send_agent agents />
                 <input type="hidden" name="conversation_id" value=send_cid />
                 <Composer pending running=acts.running />
             </ActionForm>

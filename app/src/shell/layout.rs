@@ -120,6 +120,7 @@ pub fn AppLayout() -> impl IntoView {
                         {t.app_name}
                     </A>
                     <div class="topbar-end">
+                        <A href="/chat" attr:class="btn btn-primary btn-small" attr:title=t.chat_new>"+ " {t.chat_new_short}</A>
                         <ThemeSwitcher />
                         <Transition fallback=|| view! { <span class="avatar skeleton-avatar"></span> }>
                             {move || user().map(|u| view! { <UserMenu me=u /> })}
