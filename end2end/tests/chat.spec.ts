@@ -215,6 +215,8 @@ test("the sidebar lists conversations by day; pin, rename, search and delete the
   await startChat(page, "Beta question");
   await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
   const beta = page.url();
+  // Without JavaScript a form's answer sends the page back to itself, with an empty query.
+  const onBeta = new RegExp(`${new URL(beta).pathname}\\??$`);
 
   const sidebar = page.getByRole("complementary", { name: "Conversations" });
   const row = (title: string) => sidebar.getByRole("listitem").filter({ hasText: title });
@@ -227,7 +229,7 @@ test("the sidebar lists conversations by day; pin, rename, search and delete the
   await row("Alpha question").getByRole("button", { name: "Pin" }).click();
   await expect(sidebar.getByRole("heading", { name: "Pinned" })).toBeVisible();
   await expect(sidebar.getByRole("link")).toContainText(["New conversation", "Alpha question", "Beta question"]);
-  await expect(page).toHaveURL(beta);
+  await expect(page).toHaveURL(onBeta);
 
   // Rename the open one in place: the page's title follows.
   await settle(page);
@@ -249,7 +251,7 @@ test("the sidebar lists conversations by day; pin, rename, search and delete the
   await row("Alpha question").getByLabel("Conversation actions").click();
   await row("Alpha question").getByRole("button", { name: "Delete" }).click();
   await expect(sidebar.getByRole("link", { name: "Alpha question" })).toHaveCount(0);
-  await expect(page).toHaveURL(beta);
+  await expect(page).toHaveURL(onBeta);
   await expect(page.locator("h1.chat-title")).toHaveText("Renamed beta");
 
   // Another agent picked in the composer answers from now on.
