@@ -3,7 +3,11 @@
 #[cfg(feature = "ssr")]
 pub mod answer_link;
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod export;
 mod page;
+mod shared;
 mod sidebar;
 
 pub use page::{ChatListPage, ConversationPage, dollars, thousands};
+pub use shared::SharedPage;

@@ -25,6 +25,8 @@ pub enum ErrorCode {
     ConversationNotFound,
     ApiKeyNotFound,
     UserNotFound,
+    /// A conversation's share link that is wrong or revoked.
+    ShareNotFound,
     RunNotFound,
     /// The run (or the answer it writes) has already ended: nothing to stop or answer.
     RunEnded,
@@ -63,6 +65,7 @@ impl ErrorCode {
             | Self::ConversationNotFound
             | Self::ApiKeyNotFound
             | Self::UserNotFound
+            | Self::ShareNotFound
             | Self::RunNotFound => 404,
             Self::AgentChanged | Self::InUse | Self::NotApproved | Self::RunEnded => 409,
             Self::PayloadTooLarge => 413,
@@ -88,6 +91,7 @@ impl ErrorCode {
             Self::ConversationNotFound => "conversation_not_found",
             Self::ApiKeyNotFound => "api_key_not_found",
             Self::UserNotFound => "user_not_found",
+            Self::ShareNotFound => "share_not_found",
             Self::RunNotFound => "run_not_found",
             Self::RunEnded => "run_ended",
             Self::AgentChanged => "agent_changed",
@@ -249,6 +253,7 @@ mod from_engine {
             use engine::chat::ChatError;
             match e {
                 ChatError::Invalid(f) => AppError::invalid(f),
+                ChatError::ShareNotFound => AppError::new(ErrorCode::ShareNotFound, "Share link not found."),
                 ChatError::NotFound => {
                     AppError::new(ErrorCode::ConversationNotFound, "Conversation or message not found.")
                 }

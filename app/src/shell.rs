@@ -11,7 +11,7 @@ use leptos_router::{Lazy, LazyRoute, SsrMode, lazy_route, path};
 use crate::admin::AdminPage;
 use crate::agents::{AgentHistoryPage, AgentPage, AgentsPage, ImportAgentPage, NewAgentPage};
 use crate::auth::{LoginPage, RegisterPage};
-use crate::chat::{ChatListPage, ConversationPage};
+use crate::chat::{ChatListPage, ConversationPage, SharedPage};
 use crate::i18n::{Locale, t};
 use crate::mcp::{McpPage, McpServerPage, NewMcpPage};
 use crate::pages::{ComingSoon, HomePage, NotFound, Section};
@@ -67,6 +67,7 @@ lazy_page!(NewProviderRoute, NewProviderPage);
 lazy_page!(ProviderRoute, ProviderPage);
 lazy_page!(SettingsRoute, SettingsPage);
 lazy_page!(AdminRoute, AdminPage);
+lazy_page!(SharedRoute, SharedPage);
 
 #[component]
 fn BuildsPage() -> impl IntoView {
@@ -145,6 +146,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=AuthLayout ssr=SsrMode::Async>
                     <Route path=path!("login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("register") view={Lazy::<RegisterRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("s/:token") view={Lazy::<SharedRoute>::new()} ssr=SsrMode::Async />
                 </ParentRoute>
                 <ParentRoute path=path!("") view=AppLayout ssr=SsrMode::Async>
                     <Route path=path!("") view={Lazy::<HomeRoute>::new()} ssr=SsrMode::Async />

@@ -264,3 +264,53 @@ test("the sidebar lists conversations by day; pin, rename, search and delete the
   await expect(page.getByLabel("Agent", { exact: true })).toHaveValue(/.+/);
   await expect(page.getByLabel("Agent", { exact: true }).locator("option:checked")).toHaveText("Second");
 });
+
+test("export a conversation; share it read-only with someone signed out, then stop sharing", async ({
+  page,
+  browser,
+}, info) => {
+  await register(page, uniqueEmail(info, "share"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Helper");
+  await queueReplies([slowText("Here is **the plan**.")]);
+  await startChat(page, "Plan my week");
+  await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
+
+  // Export as Markdown: every message of the branch shown.
+  await page.getByText("Export", { exact: true }).click();
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Markdown (.md)" }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe("plan-my-week.md");
+  const md = await (await download.createReadStream()).toArray();
+  const text = Buffer.concat(md).toString("utf8");
+  expect(text).toContain("# Plan my week");
+  expect(text).toContain("Plan my week");
+  expect(text).toContain("Here is **the plan**.");
+
+  // Share: a link that someone signed out can read.
+  await page.getByText("Share", { exact: true }).click();
+  await page.getByRole("button", { name: "Create link" }).click();
+  const link = page.getByTestId("share-link");
+  await expect(link).toBeVisible();
+  const path = (await link.getAttribute("href")) ?? "";
+  expect(path).toMatch(/^\/s\/[A-Za-z0-9_-]{43}$/);
+  const stranger = await browser.newContext({ javaScriptEnabled: jsEnabled(page) });
+  const theirs = await stranger.newPage();
+  await theirs.goto(path);
+  await expect(theirs.getByRole("heading", { level: 1, name: "Plan my week" })).toBeVisible();
+  await expect(theirs.getByTestId("answer").locator("strong")).toHaveText("the plan");
+  await expect(theirs.getByRole("link", { name: "Agents" })).toHaveCount(0);
+  await expect(theirs.getByLabel("Message", { exact: true })).toHaveCount(0);
+
+  // Stopped, the link shows nothing any more.
+  await settle(page);
+  await page.getByText("Share", { exact: true }).click();
+  await page.getByRole("button", { name: "Stop sharing" }).click();
+  await expect(page.getByRole("button", { name: "Create link" })).toBeVisible();
+  await theirs.goto(path);
+  await expect(theirs.getByText("This link does not work")).toBeVisible();
+  await expect(theirs.getByText("the plan")).toHaveCount(0);
+  await stranger.close();
+});

@@ -101,6 +101,19 @@ impl Engine {
             .collect())
     }
 
+    /// The name of `owner_id`'s agent `id` (empty if it is gone): what a shared
+    /// conversation shows as who answered.
+    pub(crate) async fn agent_name(&self, owner_id: &str, id: &str) -> String {
+        sqlx::query_scalar("SELECT name FROM agents WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(owner_id)
+            .fetch_optional(&self.store.pool)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
     /// The caller's agents as `(slug, created_at)`, by slug: the models of the `/v1` API.
     pub async fn agent_slugs(&self, user: &CurrentUser) -> Result<Vec<(String, i64)>, AgentError> {
         Ok(sqlx::query_as("SELECT slug, created_at FROM agents WHERE owner_id = $1 ORDER BY slug")

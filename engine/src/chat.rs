@@ -20,6 +20,7 @@ use crate::infra::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
 use crate::runs::{Input, NewRun, RunError, RunHead, Subject};
 use crate::{Engine, audit};
 
+pub mod share;
 pub mod v1;
 
 /// Conversations per list page.
@@ -33,6 +34,9 @@ pub enum ChatError {
     Invalid(FieldErrors),
     #[error("conversation or message not found")]
     NotFound,
+    /// A share link that is malformed, unknown or revoked.
+    #[error("share link not found")]
+    ShareNotFound,
     /// The message's run is not running (nothing to stop or answer).
     #[error("this answer is not running")]
     NotRunning,
@@ -82,13 +86,60 @@ fn check_text(text: &str) -> Result<(), ChatError> {
 
 /// A title from the first message: its first line, cut at a word near 60 characters.
 pub fn title_from(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("New conversation");
+    // Code is not a title: lines in a fenced block are skipped.
+    let mut fenced = false;
+    let line = text
+        .lines()
+        .filter(|l| {
+            let fence = l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~");
+            fenced ^= fence;
+            !fence && !fenced
+        })
+        .map(plain)
+        .find(|l| !l.is_empty())
+        .unwrap_or_else(|| "New conversation".to_owned());
     if line.chars().count() <= 60 {
-        return line.to_owned();
+        return line;
     }
     let cut: String = line.chars().take(60).collect();
     let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(a, _)| a).trim_end();
     format!("{cut}…")
+}
+
+/// One line of Markdown as plain words: no heading, quote or list marks, no emphasis or
+/// code marks, links and images as their text.
+fn plain(line: &str) -> String {
+    let mut l = line.trim();
+    l = l.trim_start_matches(['#', '>', ' ']);
+    for mark in ["- [ ] ", "- [x] ", "* ", "- ", "+ "] {
+        l = l.strip_prefix(mark).unwrap_or(l);
+    }
+    if let Some((n, rest)) = l.split_once(". ")
+        && !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_digit())
+    {
+        l = rest;
+    }
+    let mut out = String::with_capacity(l.len());
+    let mut chars = l.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' | '`' | '~' => {}
+            // Emphasis, not a snake_case name.
+            '_' if out.chars().last().is_none_or(|p| !p.is_alphanumeric())
+                || chars.peek().is_none_or(|n| !n.is_alphanumeric()) => {}
+            '!' if chars.peek() == Some(&'[') => {}
+            '[' => {
+                let label: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                out.push_str(&label);
+                if chars.peek() == Some(&'(') {
+                    chars.by_ref().take_while(|c| *c != ')').for_each(drop);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A stored message row, as the branch walk needs it.
@@ -686,6 +737,21 @@ impl Subject for Answer {
 #[cfg(test)]
 mod tests {
     use super::title_from;
+
+    #[test]
+    fn titles_are_the_first_words_without_markdown() {
+        for (text, title) in [
+            ("# Plan **my** week", "Plan my week"),
+            ("```rust\nfn main() {}\n```\nWhy does `main` fail?", "Why does main fail?"),
+            ("> quoted _idea_ about my_var", "quoted idea about my_var"),
+            ("- [ ] a task", "a task"),
+            ("1. first step", "first step"),
+            ("See [the docs](https://example.com) and ![logo](x.png)", "See the docs and logo"),
+            ("   \n\n", "New conversation"),
+        ] {
+            assert_eq!(title_from(text), title, "{text:?}");
+        }
+    }
 
     #[test]
     fn titles_come_from_the_first_line_cut_at_a_word() {

@@ -211,6 +211,20 @@ pub enum CallState {
     Denied,
 }
 
+impl CallState {
+    /// The name serde writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Writing => "writing",
+            Self::Asking => "asking",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Denied => "denied",
+        }
+    }
+}
+
 /// One tool call in a transcript.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
@@ -492,6 +506,85 @@ pub struct ConversationSummary {
     /// Pinned conversations head the list.
     #[serde(default)]
     pub pinned: bool,
+}
+
+/// A conversation's branch shown, whole: what an export holds and what a share link shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationExport {
+    pub title: String,
+    pub agent_name: String,
+    /// When it was exported, or shared.
+    pub at: i64,
+    pub messages: Vec<ExportedMessage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportedMessage {
+    pub role: Role,
+    pub created_at: i64,
+    /// The person's message, or the answer's text.
+    pub text: String,
+    /// An answer's tool calls, in order (a share link shows their names only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ExportedTool>,
+    /// How an answer ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportedTool {
+    /// `server/tool` or the skill tool, as the conversation shows it.
+    pub name: String,
+    pub state: CallState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+impl ConversationExport {
+    /// The conversation as Markdown: a heading per message with who wrote it and when,
+    /// the text as written (it is Markdown already), tool calls as quoted lines.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("# {}\n\n", one_line(&self.title));
+        out.push_str(&format!("{} · {}\n", one_line(&self.agent_name), crate::fields::format_utc(self.at)));
+        for m in &self.messages {
+            let who = match m.role {
+                Role::User => "You",
+                Role::Assistant => self.agent_name.as_str(),
+            };
+            out.push_str(&format!("\n## {} · {}\n\n", one_line(who), crate::fields::format_utc(m.created_at)));
+            for t in &m.tools {
+                out.push_str(&format!("> Tool `{}` ({})\n", t.name.replace('`', "'"), t.state.as_str()));
+                if let Some(input) = &t.input {
+                    out.push_str(&format!("> input: `{}`\n", input.to_string().replace('`', "'")));
+                }
+                if let Some(result) = t.result.as_deref().filter(|r| !r.is_empty()) {
+                    for line in result.lines() {
+                        out.push_str(&format!("> {line}\n"));
+                    }
+                }
+                out.push('\n');
+            }
+            out.push_str(m.text.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `s` on one line (a heading cannot span lines).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A share link of a conversation, as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareView {
+    /// The path of the read-only page: `/s/<token>`.
+    pub path: String,
+    pub created_at: i64,
 }
 
 /// The conversations a sidebar shows, with the server's clock to group them by day (so

@@ -29,6 +29,8 @@ fn make_span(req: &Request<Body>) -> tracing::Span {
 fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/register" | "/healthz" | "/readyz" | "/favicon.ico" | "/favicon.svg" | "/robots.txt")
         || path.starts_with("/pkg/")
+        // A conversation's share link: read-only, for anyone holding it.
+        || path.starts_with("/s/")
         || path.starts_with("/api/")
         // The OpenAI-compatible API authenticates by API key and answers in its own shape.
         || path.starts_with("/v1/")

@@ -157,7 +157,7 @@ fn chat_error(e: ChatError) -> Response {
                 .collect();
             error(StatusCode::BAD_REQUEST, "invalid_request", text.join("; "))
         }
-        ChatError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "Not found."),
+        ChatError::NotFound | ChatError::ShareNotFound => error(StatusCode::NOT_FOUND, "not_found", "Not found."),
         ChatError::NotRunning => error(StatusCode::CONFLICT, "not_running", "This answer is not running."),
         ChatError::Agent(e) => error(StatusCode::BAD_REQUEST, "agent_unusable", e.to_string()),
         ChatError::Store(e) => {

@@ -126,3 +126,79 @@ async fn a_repeated_send_with_the_same_idempotency_key_creates_nothing_new() {
     };
     assert_eq!((count("conversations").await, count("messages").await), (1, 2));
 }
+
+#[tokio::test]
+async fn export_downloads_the_branch_and_a_share_link_shows_only_it_to_anyone_until_revoked() {
+    let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
+    let app = TestApp::spawn().await;
+    let (me, other) = app.two_users().await;
+    let agent = fake_agent(&app, &me, &up).await;
+    up.push([Reply::text("The **first** answer."), Reply::text("A later, private answer.")]);
+    let sent = json(app.call(&me, "chat/send", &[("agent_id", &agent), ("text", "Tell me something")]).await).await;
+    let c = sent["conversation_id"].as_str().expect("c").to_owned();
+    Events::open(&app, &me, sent["assistant_message_id"].as_str().expect("m"), 0).await.rest().await;
+
+    // Export: the whole branch, as Markdown and JSON, for the owner only.
+    let md = app.get(&me, &format!("/chat/{c}/export?format=md")).await;
+    assert_eq!(md.status(), StatusCode::OK);
+    assert!(md.headers()["content-disposition"].to_str().unwrap_or("").contains("tell-me-something.md"));
+    let md = md.text().await.expect("md");
+    assert!(md.starts_with("# Tell me something"), "{md}");
+    assert!(
+        md.contains("## You ·") && md.contains("Tell me something") && md.contains("The **first** answer."),
+        "{md}"
+    );
+    let exported: serde_json::Value =
+        app.get(&me, &format!("/chat/{c}/export?format=json")).await.json().await.expect("json");
+    assert_eq!(exported["messages"].as_array().map(Vec::len), Some(2), "{exported}");
+    assert_eq!(exported["messages"][1]["status"], "done");
+    assert_eq!(app.get(&other, &format!("/chat/{c}/export?format=md")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&me, &format!("/chat/{c}/export?format=pdf")).await.status(), StatusCode::BAD_REQUEST);
+
+    // Nobody else can see, make or end its link.
+    for endpoint in ["chat/share/get", "chat/share", "chat/unshare"] {
+        let res = app.call(&other, endpoint, &[("id", &c)]).await;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+        assert!(body.contains("\"code\":\"conversation_not_found\""), "{endpoint}: {body}");
+    }
+    assert_eq!(json(app.call(&me, "chat/share/get", &[("id", &c)]).await).await, serde_json::Value::Null);
+
+    // Shared, it reads the same for someone signed out, as the branch was then.
+    let share = json(app.call(&me, "chat/share", &[("id", &c)]).await).await;
+    let path = share["path"].as_str().expect("path").to_owned();
+    let token = path.strip_prefix("/s/").expect("a /s/ path").to_owned();
+    assert_eq!(json(app.call(&me, "chat/share", &[("id", &c)]).await).await["path"], path.as_str(), "one link");
+    let later = json(
+        app.call(&me, "chat/send", &[("agent_id", &agent), ("conversation_id", &c), ("text", "Secret follow-up")])
+            .await,
+    )
+    .await;
+    Events::open(&app, &me, later["assistant_message_id"].as_str().expect("m"), 0).await.rest().await;
+    let anon = server::testing::Jar(Default::default());
+    let shown = json(app.call(&anon, "chat/shared", &[("token", &token)]).await).await;
+    assert_eq!(shown["title"], "Tell me something");
+    assert_eq!(shown["messages"].as_array().map(Vec::len), Some(2), "later messages stay private: {shown}");
+    assert!(!shown.to_string().contains("Secret follow-up"));
+    let page = app.get(&anon, &path).await;
+    assert_eq!(page.status(), StatusCode::OK, "no sign-in asked");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("The <strong>first</strong> answer.") && !html.contains("Secret follow-up"), "{html}");
+    // The token opens nothing else: not the conversation, not its messages.
+    assert_eq!(app.call(&anon, "chat/get", &[("id", &c)]).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get(&anon, &format!("/chat/{c}")).await.status(), StatusCode::SEE_OTHER);
+
+    // Revoked, the link is gone for everyone; a made-up or malformed token is the same.
+    assert!(app.call(&me, "chat/unshare", &[("id", &c)]).await.status().is_success());
+    for t in [token.as_str(), "A".repeat(43).as_str(), "../etc", ""] {
+        let res = app.call(&anon, "chat/shared", &[("token", t)]).await;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{t}: {body}");
+        assert!(body.contains("\"code\":\"share_not_found\""), "{t}: {body}");
+    }
+    let page = app.get(&anon, &path).await.text().await.expect("html");
+    assert!(page.contains("This link does not work") && !page.contains("first</strong> answer"), "{page}");
+    assert_eq!(json(app.call(&me, "chat/share/get", &[("id", &c)]).await).await, serde_json::Value::Null);
+}

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::{ByteStream, Streaming};
 use model::Page;
-use model::chat::{ConversationSummary, ConversationView, Sent, SidebarList};
+use model::chat::{ConversationExport, ConversationSummary, ConversationView, Sent, ShareView, SidebarList};
 
 use crate::error::AppError;
 
@@ -124,6 +124,33 @@ fn back_within_chat(back: &str, deleted: &str) -> String {
         && back[6..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && &back[6..] != deleted;
     if path_ok { back.to_owned() } else { "/chat".to_owned() }
+}
+
+/// The conversation's live share link, if any.
+#[server(endpoint = "chat/share/get")]
+pub async fn get_share(id: String) -> Result<Option<ShareView>, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.current_share(&user, &id).await?)
+}
+
+/// Makes (or returns) the conversation's read-only link to the branch shown now.
+#[server(endpoint = "chat/share")]
+pub async fn share_conversation(id: String) -> Result<ShareView, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.share_conversation(&user, &id).await?)
+}
+
+/// Ends the conversation's share link.
+#[server(endpoint = "chat/unshare")]
+pub async fn unshare_conversation(id: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.unshare_conversation(&user, &id).await?)
+}
+
+/// What a share link shows; anyone may ask, signed in or not.
+#[server(endpoint = "chat/shared")]
+pub async fn shared_conversation(token: String) -> Result<ConversationExport, AppError> {
+    Ok(crate::ssr::engine()?.shared_conversation(&token).await?)
 }
 
 /// The events of the run writing `message_id` after sequence number `after`, one JSON

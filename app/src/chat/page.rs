@@ -19,8 +19,8 @@ use model::chat::{
 use model::markdown;
 
 use super::api::{
-    AnswerTool, DeleteConversation, Regenerate, RenameConversation, SendMessage, StopRun, SwitchBranch,
-    get_conversation, list_conversations,
+    AnswerTool, DeleteConversation, Regenerate, RenameConversation, SendMessage, ShareConversation, StopRun,
+    SwitchBranch, UnshareConversation, get_conversation, get_share, list_conversations,
 };
 use super::sidebar::{ChatSidebar, SidebarActions};
 use crate::agents::api::list_agents;
@@ -140,6 +140,7 @@ fn Composer(pending: Memo<bool>, #[prop(into)] running: Signal<bool>) -> impl In
                 {move || if pending.get() { t.chat_sending } else { t.chat_send }}
             </button>
         </div>
+        <p class="composer-hint small muted">{t.chat_shortcuts}</p>
     }
 }
 
@@ -159,6 +160,56 @@ fn enter_sends(ev: leptos::ev::KeyboardEvent) {
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = ev;
+}
+
+/// The chat pages' keys, once hydrated: Ctrl/⌘+Shift+O starts a new chat, Shift+Esc
+/// puts the cursor in the message box, Esc stops the answer being written.
+fn shortcuts() {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let navigate = leptos_router::hooks::use_navigate();
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            let doc = document();
+            let key = ev.key();
+            if (ev.ctrl_key() || ev.meta_key()) && ev.shift_key() && key.eq_ignore_ascii_case("o") {
+                ev.prevent_default();
+                navigate("/chat", Default::default());
+            } else if key == "Escape" && ev.shift_key() {
+                ev.prevent_default();
+                if let Some(area) =
+                    doc.get_element_by_id("composer-text").and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                {
+                    let _ = area.focus();
+                }
+            } else if key == "Escape" {
+                let stop = doc.query_selector("[data-testid=stop]").ok().flatten();
+                if let Some(stop) = stop.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+                    ev.prevent_default();
+                    stop.click();
+                }
+            }
+        });
+        on_cleanup(move || handle.remove());
+    }
+}
+
+/// Shows "Jump to latest" while the page is scrolled away from the newest message.
+fn scrolled_up() -> ReadSignal<bool> {
+    let (away, set_away) = signal(false);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::scroll, move |_| {
+            let w = window();
+            let (y, h) = (w.scroll_y().unwrap_or(0.0), w.inner_height().ok().and_then(|v| v.as_f64()).unwrap_or(0.0));
+            let total = document().document_element().map_or(0.0, |e| f64::from(e.scroll_height()));
+            set_away.set(y + h < total - 240.0);
+        });
+        on_cleanup(move || handle.remove());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_away;
+    away
 }
 
 /// What the conversation page's parts can do. Sending, regenerating, switching and
@@ -210,6 +261,7 @@ pub fn ConversationPage() -> impl IntoView {
         |(id, b, _, _)| get_conversation(id, b),
     );
     let sent = Signal::derive(move || acts.send.version().get());
+    shortcuts();
     view! {
         <div class="chat-layout">
             <ChatSidebar current=id acts=side changed=sent />
@@ -218,6 +270,46 @@ pub fn ConversationPage() -> impl IntoView {
                 <Loaded res=conv lines=6 show={move |c: ConversationView| view! { <Conversation c agents /> }} />
             </div>
         </div>
+    }
+}
+
+/// The conversation's share link: made on request, shown while it lives, revoked here.
+#[component]
+fn ShareBox(id: String) -> impl IntoView {
+    let t = t();
+    let share = ServerAction::<ShareConversation>::new();
+    let unshare = ServerAction::<UnshareConversation>::new();
+    let current = {
+        let id = id.clone();
+        Resource::new(move || (share.version().get(), unshare.version().get()), move |_| get_share(id.clone()))
+    };
+    let err = Signal::derive(move || action_error(share).get().or_else(|| action_error(unshare).get()));
+    let body = move || {
+        let id = id.clone();
+        current.get().map(move |r| match r {
+            Ok(Some(s)) => view! {
+                <p class="small">{t.chat_share_live}</p>
+                <a href=s.path.clone() data-testid="share-link" class="mono small share-link">{s.path.clone()}</a>
+                <ActionForm action=unshare attr:class="inline-form">
+                    <input type="hidden" name="id" value=id />
+                    <button type="submit" class="btn btn-danger-outline btn-small">{t.chat_share_revoke}</button>
+                </ActionForm>
+            }
+            .into_any(),
+            Ok(None) => view! {
+                <p class="small">{t.chat_share_help}</p>
+                <ActionForm action=share attr:class="inline-form">
+                    <input type="hidden" name="id" value=id />
+                    <button type="submit" class="btn btn-primary btn-small">{t.chat_share_create}</button>
+                </ActionForm>
+            }
+            .into_any(),
+            Err(e) => view! { <ErrorAlert error=Signal::stored(Some(e)) /> }.into_any(),
+        })
+    };
+    view! {
+        <ErrorAlert error=err />
+        <Transition fallback=|| view! { <Skeleton lines=1 /> }>{body}</Transition>
     }
 }
 
@@ -274,6 +366,7 @@ fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError
     let totals = usage_line(c.input_tokens, c.output_tokens, c.cost_micros, "");
     let (cid, agent_id) = (c.id.clone(), c.agent_id.clone());
     let (rename_id, delete_id, send_cid, send_agent) = (c.id.clone(), c.id.clone(), c.id.clone(), c.agent_id.clone());
+    let (export_id, share_id) = (c.id.clone(), c.id.clone());
     let pending = acts.send.pending();
     let textarea_reset = NodeRef::<leptos::html::Form>::new();
     // A sent message clears the box.
@@ -289,6 +382,7 @@ fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError
     });
     let messages = c.messages.clone();
     let last_id = messages.last().map(|m| m.id.clone()).unwrap_or_default();
+    let away = scrolled_up();
     view! {
         <Title text=c.title.clone() />
         <header class="chat-header">
@@ -300,6 +394,19 @@ fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError
                 </p>
             </div>
             <div class="row-actions">
+                <details class="popover">
+                    <summary class="btn btn-secondary btn-small">{t.chat_export}</summary>
+                    <div class="popover-body">
+                        <a href=format!("/chat/{}/export?format=md", export_id) download="">{t.chat_export_md}</a>
+                        <a href=format!("/chat/{}/export?format=json", export_id) download="">{t.chat_export_json}</a>
+                    </div>
+                </details>
+                <details class="popover">
+                    <summary class="btn btn-secondary btn-small">{t.chat_share}</summary>
+                    <div class="popover-body">
+                        <ShareBox id=share_id />
+                    </div>
+                </details>
                 <details class="popover">
                     <summary class="btn btn-secondary btn-small">{t.chat_rename}</summary>
                     <ActionForm action=acts.rename attr:class="inline-form">
@@ -331,8 +438,10 @@ fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError
                 .collect_view()}
             {c.messages.is_empty().then(|| view! { <p class="empty">{t.chat_empty}</p> })}
         </section>
+        <div id="latest"></div>
         {last_running.then(|| view! { <noscript><meta http-equiv="refresh" content="3" /></noscript> })}
         <div class="composer-dock">
+            <a href="#latest" class="btn btn-secondary btn-small jump-latest" class:shown=away>"↓ " {t.chat_jump_latest}</a>
             <ErrorAlert error=send_err />
             <ActionForm action=acts.send node_ref=textarea_reset attr:class="composer-form">
                 <AgentPicker current=send_agent agents />
@@ -390,6 +499,7 @@ fn QuestionItem(m: MessageView, conversation_id: String, agent_id: String) -> im
             <div class="bubble">{m.text.clone()}</div>
             <div class="msg-foot">
                 {switcher}
+                <button type="button" class="btn btn-ghost btn-small msg-copy">{t.copy}</button>
                 <details class="popover edit">
                     <summary class="btn btn-ghost btn-small">{t.chat_edit}</summary>
                     <ActionForm action=acts.send attr:class="edit-form">
@@ -449,6 +559,7 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
             })}
             <div class="msg-foot">
                 {(!usage.is_empty()).then(|| view! { <span class="small muted" data-testid="message-usage">{usage.clone()}</span> })}
+                <button type="button" class="btn btn-ghost btn-small msg-copy">{t.copy}</button>
                 {(!s.is_final()).then(|| view! {
                     <ActionForm action=acts.stop attr:class="inline">
                         <input type="hidden" name="message_id" value=stop_id />
@@ -676,14 +787,22 @@ fn copy_code(ev: leptos::ev::MouseEvent) {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::JsCast;
-        let button = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .and_then(|e| e.closest(".code-copy").ok().flatten());
-        let Some(button) = button else { return };
-        let code = button.closest(".code-block").ok().flatten().and_then(|b| b.query_selector("code").ok().flatten());
-        if let (Some(code), Some(w)) = (code, web_sys::window()) {
-            let _ = w.navigator().clipboard().write_text(&code.text_content().unwrap_or_default());
+        let target = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok());
+        let Some(target) = target else { return };
+        // A code block's button copies its code; a message's, the message as shown.
+        let (button, source) = if let Some(b) = target.closest(".code-copy").ok().flatten() {
+            let code = b.closest(".code-block").ok().flatten().and_then(|c| c.query_selector("code").ok().flatten());
+            (b, code)
+        } else if let Some(b) = target.closest(".msg-copy").ok().flatten() {
+            let text =
+                b.closest(".msg").ok().flatten().and_then(|m| m.query_selector(".markdown, .bubble").ok().flatten());
+            (b, text)
+        } else {
+            return;
+        };
+        let text = source.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()).map(|e| e.inner_text());
+        if let (Some(text), Some(w)) = (text, web_sys::window()) {
+            let _ = w.navigator().clipboard().write_text(&text);
             button.set_text_content(Some(t().copied));
         }
     }

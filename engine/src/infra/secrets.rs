@@ -74,6 +74,15 @@ pub fn fingerprint(keys: &Keys, context: &str, value: &str) -> String {
     mac[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An unguessable token for the row `id` of `context` (a share link): 43 URL-safe
+/// characters, HMAC-SHA256 under a key derived from the secrets key. The same row always
+/// gets the same token, so it need not be stored to be shown again.
+pub fn token_for(keys: &Keys, context: &str, id: &str) -> String {
+    let key = hmac(keys.secrets.expose_secret(), &[b"agentry token key v1"]);
+    let mac = hmac(&key, &[context.as_bytes(), &[0], id.as_bytes()]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+}
+
 /// What the UI may show of a secret: its last four characters.
 pub fn mask(secret: &str) -> String {
     let n = secret.chars().count();
