@@ -289,9 +289,16 @@ test("export a conversation; share it read-only with someone signed out, then st
   expect(text).toContain("Plan my week");
   expect(text).toContain("Here is **the plan**.");
 
-  // Share: a link that someone signed out can read.
-  await page.getByText("Share", { exact: true }).click();
+  // Share: a link that someone signed out can read. (The menu stays open once hydrated;
+  // without JavaScript the form's answer reloads the page with it closed.)
+  const shareMenu = page.locator("details.popover").filter({ has: page.locator("summary", { hasText: /^Share$/ }) });
+  const openShare = async () => {
+    if (!(await shareMenu.evaluate((d: HTMLDetailsElement) => d.open))) await shareMenu.locator("summary").click();
+  };
+  await openShare();
   await page.getByRole("button", { name: "Create link" }).click();
+  await settle(page);
+  await openShare();
   const link = page.getByTestId("share-link");
   await expect(link).toBeVisible();
   const path = (await link.getAttribute("href")) ?? "";
@@ -306,8 +313,10 @@ test("export a conversation; share it read-only with someone signed out, then st
 
   // Stopped, the link shows nothing any more.
   await settle(page);
-  await page.getByText("Share", { exact: true }).click();
+  await openShare();
   await page.getByRole("button", { name: "Stop sharing" }).click();
+  await settle(page);
+  await openShare();
   await expect(page.getByRole("button", { name: "Create link" })).toBeVisible();
   await theirs.goto(path);
   await expect(theirs.getByText("This link does not work")).toBeVisible();
