@@ -6,8 +6,8 @@
 //! transcript, status and totals: chat reads them with its messages.
 
 use model::chat::{
-    ConversationSummary, ConversationView, MESSAGE_MAX, Message, MessageView, Role, RunStatus, Sent, TITLE_MAX,
-    Transcript,
+    ConversationSummary, ConversationView, MESSAGE_MAX, Message, MessageView, Part, RATING_NOTE_MAX, Rating, Role,
+    RunStatus, Sent, TITLE_MAX, Transcript,
 };
 use model::{FieldError, FieldErrors, Page};
 use std::collections::HashMap;
@@ -386,7 +386,8 @@ impl Engine {
             run_id: None,
         };
         Self::insert_message(&mut tx, &question).await?;
-        let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id).await?;
+        let assistant_message_id =
+            self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id, None).await?;
         Ok(Sent { conversation_id, user_message_id, assistant_message_id })
     }
 
@@ -399,6 +400,7 @@ impl Engine {
         conversation_id: &str,
         agent_id: &str,
         question_id: &str,
+        continues: Option<(String, Vec<Part>)>,
     ) -> Result<String, ChatError> {
         let now = now_ms();
         let id = new_id();
@@ -425,8 +427,14 @@ impl Engine {
         tx.commit().await?;
         drop(turn);
         let subject = Answer { conversation_id: conversation_id.to_owned(), message_id: id.clone() };
-        let run =
-            NewRun { head, interactive: true, input: Input::Load(Box::new(subject)), limits: None, deferred: None };
+        let run = NewRun {
+            head,
+            interactive: true,
+            input: Input::Load(Box::new(subject)),
+            limits: None,
+            deferred: None,
+            continues,
+        };
         self.start_run(user, run);
         Ok(id)
     }
@@ -442,8 +450,112 @@ impl Engine {
         let (agent_id, _) = self.conversation(user, &conversation_id).await?;
         self.check_room(&conversation_id, 1).await?;
         let (tx, turn) = self.store.begin().await?;
-        let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &parent).await?;
+        let assistant_message_id = self.answer(user, (tx, turn), &conversation_id, &agent_id, &parent, None).await?;
         Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
+    }
+
+    /// Carries on the answer `message_id`, which ended before it was done (incomplete,
+    /// stopped or interrupted): a sibling answer that starts with everything that one
+    /// wrote, the model continuing from there. The first stays as the other version.
+    #[tracing::instrument(skip_all, fields(user = %user.id, message = message_id))]
+    pub async fn continue_answer(&self, user: &CurrentUser, message_id: &str) -> Result<Sent, ChatError> {
+        let conversation_id = self.message_conversation(user, message_id).await?;
+        let m = self.message_in(&conversation_id, message_id).await?;
+        let (Role::Assistant, Some(parent), Some(run_id)) = (m.role, m.parent_id.clone(), m.run_id.clone()) else {
+            return Err(invalid("message_id", "invalid", None));
+        };
+        // A run that just ended may not have its last events stored yet.
+        let transcript = self.runs.live(&run_id).map_or_else(|| m.transcript(), |l| l.transcript());
+        let unfinished =
+            matches!(transcript.status, RunStatus::Incomplete | RunStatus::Stopped | RunStatus::Interrupted);
+        if !unfinished || transcript.parts.is_empty() {
+            return Err(invalid("message_id", "not_continuable", None));
+        }
+        let (agent_id, _) = self.conversation(user, &conversation_id).await?;
+        self.check_room(&conversation_id, 1).await?;
+        let (tx, turn) = self.store.begin().await?;
+        let continues = Some((run_id, transcript.parts));
+        let assistant_message_id =
+            self.answer(user, (tx, turn), &conversation_id, &agent_id, &parent, continues).await?;
+        Ok(Sent { conversation_id, user_message_id: parent, assistant_message_id })
+    }
+
+    /// Rates the answer `message_id` up or down with an optional note (`None` takes the
+    /// rating back). One rating per answer; rating again replaces it.
+    #[tracing::instrument(skip_all, fields(user = %user.id, message = message_id))]
+    pub async fn rate_answer(
+        &self,
+        user: &CurrentUser,
+        message_id: &str,
+        rating: Option<Rating>,
+    ) -> Result<(), ChatError> {
+        if let Some(r) = &rating {
+            if model::fields::char_len(&r.note) > RATING_NOTE_MAX {
+                return Err(invalid("note", "too_long", Some(RATING_NOTE_MAX)));
+            }
+            if r.note.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+                return Err(invalid("note", "control_chars", None));
+            }
+        }
+        let conversation_id = self.message_conversation(user, message_id).await?;
+        let m = self.message_in(&conversation_id, message_id).await?;
+        if m.role != Role::Assistant {
+            return Err(invalid("message_id", "invalid", None));
+        }
+        let Some(r) = rating else {
+            sqlx::query("DELETE FROM message_ratings WHERE message_id = $1")
+                .bind(message_id)
+                .execute(&self.store.pool)
+                .await?;
+            return Ok(());
+        };
+        let (agent_id, _) = self.conversation(user, &conversation_id).await?;
+        let run_agent: Option<String> = match m.run_id.as_deref() {
+            Some(run) => {
+                sqlx::query_scalar("SELECT agent_id FROM runs WHERE id = $1")
+                    .bind(run)
+                    .fetch_optional(&self.store.pool)
+                    .await?
+            }
+            None => None,
+        };
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO message_ratings (message_id, owner_id, agent_id, run_id, rating, note, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (message_id) DO UPDATE SET rating = $5, note = $6, updated_at = $7",
+        )
+        .bind(message_id)
+        .bind(&user.id)
+        .bind(run_agent.unwrap_or(agent_id))
+        .bind(m.run_id.as_deref())
+        .bind(if r.up { 1_i64 } else { -1_i64 })
+        .bind(r.note.trim())
+        .bind(now)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The ratings of the answers `ids` (of a conversation the caller has checked).
+    async fn ratings(&self, ids: &[&str]) -> Result<HashMap<String, Rating>, ChatError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
+            let sql = format!(
+                "SELECT message_id, rating, note FROM message_ratings WHERE message_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.store.pool).await? {
+                let up = r.try_get::<i64, _>("rating")? > 0;
+                out.insert(r.try_get("message_id")?, Rating { up, note: r.try_get("note")? });
+            }
+        }
+        Ok(out)
     }
 
     /// The run writing the answer `message_id`, if the user owns it.
@@ -563,6 +675,7 @@ impl Engine {
             output_tokens: output_tokens as u64,
             cost_micros: cost_micros as u64,
         };
+        let mut ratings = self.ratings(shown).await?;
         for m in self.messages_by_id(id, shown).await? {
             let siblings = children.get(&m.parent_id.as_deref()).cloned().unwrap_or_default();
             let mut transcript = (m.role == Role::Assistant).then(|| m.transcript());
@@ -581,6 +694,7 @@ impl Engine {
                 run_id: m.run_id.clone(),
                 created_at: m.created_at,
                 siblings,
+                rating: ratings.remove(&m.id),
             });
         }
         Ok(view)

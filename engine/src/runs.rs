@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use model::agents::AgentView;
-use model::chat::{Message, RunEvent, RunStatus, SeqEvent, Transcript};
+use model::chat::{Message, Part, RunEvent, RunStatus, SeqEvent, Transcript};
 use model::runs::{RunKind, RunLimits};
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -242,6 +242,8 @@ pub struct NewRun {
     /// `None`: the caller has written the run's row ([`Engine::insert_run`]); otherwise
     /// the flusher writes it, with these subject rows.
     pub deferred: Option<Option<Deferred>>,
+    /// The run carries on an earlier one (its id) and starts with what it wrote.
+    pub continues: Option<(String, Vec<Part>)>,
 }
 
 struct LiveState {
@@ -286,6 +288,7 @@ impl Live {
             RunEvent::Text { text } => text.len(),
             RunEvent::ToolCall { input, .. } => input.to_string().len(),
             RunEvent::ToolResult { content, .. } => content.len(),
+            RunEvent::Continues { parts, .. } => serde_json::to_string(parts).map_or(0, |s| s.len()),
             _ => 0,
         };
         let Ok(mut s) = self.state.lock() else { return false };
@@ -411,7 +414,7 @@ impl Engine {
 
     /// Starts a run; returns it live.
     pub fn start_run(&self, user: &CurrentUser, run: NewRun) -> Arc<Live> {
-        let NewRun { head, interactive, input, limits, deferred } = run;
+        let NewRun { head, interactive, input, limits, deferred, continues } = run;
         let row = match deferred {
             Some(d) => Row::Insert(d),
             None => Row::Ready,
@@ -442,6 +445,9 @@ impl Engine {
             turns: AtomicU32::new(0),
             tool_calls: AtomicU32::new(0),
         });
+        if let Some((from, parts)) = continues {
+            live.emit(RunEvent::Continues { from, parts });
+        }
         let id = live.head.id.clone();
         if let Ok(mut l) = self.runs.live.lock() {
             l.insert(id.clone(), live.clone());
@@ -494,6 +500,7 @@ impl Engine {
             input,
             limits: Some(parent.remaining()),
             deferred: Some(None),
+            continues: None,
         };
         Ok(self.start_run(user, run))
     }

@@ -14,7 +14,7 @@ use engine::testing::{TwoUsers, each_backend, two_users};
 use fake_upstream::{FakeUpstream, Reply, Step};
 use futures::StreamExt;
 use model::agents::ToolPolicy;
-use model::chat::{CallState, Part, RunEvent, RunStatus, SeqEvent, Transcript};
+use model::chat::{CallState, Part, Rating, RunEvent, RunStatus, SeqEvent, Transcript};
 use serde_json::json;
 
 struct Setup {
@@ -197,6 +197,7 @@ async fn tool_calls_run_by_policy_and_their_results_go_back_to_the_model() {
                 model::runs::Step::Model { call: Some(c), .. } => format!("model {} {}", c.model, c.stop),
                 model::runs::Step::Model { call: None, .. } => "model (open)".into(),
                 model::runs::Step::Tool { label, answered, .. } => format!("tool {label} {answered:?}"),
+                model::runs::Step::Continues { from } => format!("continues {from}"),
                 model::runs::Step::Status { status, .. } => format!("status {}", status.as_str()),
             })
             .collect();
@@ -416,6 +417,100 @@ async fn a_dying_upstream_leaves_an_incomplete_answer_and_one_that_never_answere
     let t = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
     assert_eq!(t.status, RunStatus::Failed);
     assert!(t.error.contains("500"), "{}", t.error);
+}
+
+/// An answer that broke off can be continued: a new version of it starts with what the
+/// first wrote, the model is asked to go on from there, and the first stays as the other
+/// version. A finished answer cannot be continued.
+#[tokio::test]
+async fn an_incomplete_answer_continues_where_it_broke_off() {
+    let e = engine::testing::engine(engine::infra::store::Backend::Sqlite).await;
+    let s = setup(&e, false, "").await;
+    let me = &s.t.admin.user;
+    let mut dying = Reply::text("The first part ");
+    dying.steps.push(Step::Drop);
+    s.up.push([dying, Reply::text("and the rest.")]);
+    let sent = e.send_message(me, &s.agent, None, None, "Tell me.").await.expect("send");
+    let first = fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+    assert_eq!(first.status, RunStatus::Incomplete);
+
+    let other = &s.t.member.user;
+    let err = e.continue_answer(other, &sent.assistant_message_id).await.expect_err("not theirs");
+    assert!(matches!(err, ChatError::NotFound), "{err:?}");
+
+    let again = e.continue_answer(me, &sent.assistant_message_id).await.expect("continue");
+    assert_eq!(again.user_message_id, sent.user_message_id, "a sibling of the broken answer");
+    let t = fold(&follow(&e, me, &again.assistant_message_id, 0).await);
+    assert_eq!((t.text(), t.status), ("The first part and the rest.".to_owned(), RunStatus::Done));
+    let last = s.up.chat_requests().last().cloned().expect("request");
+    let messages = last["messages"].as_array().cloned().unwrap_or_default();
+    let tail = messages.last().expect("a message");
+    assert_eq!(tail["role"], "assistant", "the model goes on from its own words: {messages:?}");
+    assert!(tail.to_string().contains("The first part"), "{tail}");
+
+    let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+    assert_eq!(c.messages.len(), 2);
+    assert_eq!(c.messages[1].id, again.assistant_message_id);
+    assert_eq!(c.messages[1].siblings, [sent.assistant_message_id.clone(), again.assistant_message_id.clone()]);
+    let trace = e.get_run(me, c.messages[1].run_id.as_deref().expect("run")).await.expect("trace");
+    let first_run = e.answer_run(me, &sent.assistant_message_id).await.expect("first run");
+    assert!(
+        trace.events.iter().any(|ev| matches!(&ev.event, RunEvent::Continues { from, .. } if *from == first_run)),
+        "the trace names the run it carries on"
+    );
+
+    let err = e.continue_answer(me, &again.assistant_message_id).await.expect_err("finished");
+    let fields = match err {
+        ChatError::Invalid(f) => f.0.into_iter().map(|f| (f.field, f.rule)).collect::<Vec<_>>(),
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(fields, [("message_id".to_owned(), "not_continuable".to_owned())]);
+}
+
+/// A person rates an answer up or down with a note, changes or takes it back; the rating is
+/// theirs alone, and a note past its limit is refused with nothing stored.
+#[tokio::test]
+async fn answers_are_rated_with_a_note_by_their_owner_only() {
+    each_backend(|e| async move {
+        let s = setup(&e, false, "").await;
+        let me = &s.t.admin.user;
+        s.up.push([Reply::text("Forty-two.")]);
+        let sent = e.send_message(me, &s.agent, None, None, "The answer?").await.expect("send");
+        follow(&e, me, &sent.assistant_message_id, 0).await;
+        let answer = &sent.assistant_message_id;
+        let rating = |up: bool, note: &str| Some(Rating { up, note: note.into() });
+        let shown = |e: Engine| {
+            let (conversation, me) = (sent.conversation_id.clone(), me.clone());
+            async move { e.get_conversation(&me, &conversation).await.expect("c").messages[1].rating.clone() }
+        };
+
+        e.rate_answer(me, answer, rating(false, "  Too terse.  ")).await.expect("rate");
+        assert_eq!(shown(e.clone()).await, rating(false, "Too terse."));
+        e.rate_answer(me, answer, rating(true, "")).await.expect("change");
+        assert_eq!(shown(e.clone()).await, rating(true, ""));
+
+        let long = "x".repeat(model::chat::RATING_NOTE_MAX + 1);
+        match e.rate_answer(me, answer, rating(false, &long)).await {
+            Err(ChatError::Invalid(f)) => {
+                assert_eq!(
+                    (f.0[0].field.as_str(), f.0[0].rule.as_str(), f.0[0].limit),
+                    ("note", "too_long", Some(2000))
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(shown(e.clone()).await, rating(true, ""), "nothing stored");
+
+        let other = &s.t.member.user;
+        let err = e.rate_answer(other, answer, rating(false, "mine now")).await.expect_err("not theirs");
+        assert!(matches!(err, ChatError::NotFound), "{err:?}");
+        let err = e.rate_answer(me, &sent.user_message_id, rating(true, "")).await.expect_err("a question");
+        assert!(matches!(err, ChatError::Invalid(_)), "{err:?}");
+
+        e.rate_answer(me, answer, None).await.expect("take back");
+        assert_eq!(shown(e.clone()).await, None);
+    })
+    .await;
 }
 
 #[tokio::test]

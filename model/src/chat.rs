@@ -300,6 +300,12 @@ pub enum RunEvent {
         cost_micros: u64,
         model: String,
     },
+    /// The run carries on an earlier one that ended incomplete (`from`, its id): the
+    /// answer starts with what that one wrote, and the model continues from there.
+    Continues {
+        from: String,
+        parts: Vec<Part>,
+    },
     Status {
         status: RunStatus,
         error: String,
@@ -425,6 +431,7 @@ impl Transcript {
                 }
             }
             RunEvent::Turn => self.parts.push(Part::Turn),
+            RunEvent::Continues { parts, .. } => self.parts.extend(parts.iter().cloned()),
             // For the trace only.
             RunEvent::Answered { .. } | RunEvent::ModelCall(_) => {}
             RunEvent::Usage { input_tokens, output_tokens, cost_micros, model } => {
@@ -611,7 +618,20 @@ pub struct MessageView {
     pub created_at: i64,
     /// This message and its siblings (other answers or edits), oldest first.
     pub siblings: Vec<String>,
+    /// The person's rating of an answer.
+    #[serde(default)]
+    pub rating: Option<Rating>,
 }
+
+/// A person's rating of an answer: up or down, with an optional note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    pub up: bool,
+    pub note: String,
+}
+
+/// The longest note a rating may carry, in characters.
+pub const RATING_NOTE_MAX: usize = 2_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConversationView {

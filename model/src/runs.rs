@@ -159,6 +159,8 @@ pub enum Step {
     },
     /// The run ended other than by finishing its answer.
     Status { status: RunStatus, error: String },
+    /// The run carries on the run `from`, whose answer it starts with.
+    Continues { from: String },
 }
 
 /// A run's events folded into its steps, in order; the same on the server and in the
@@ -264,6 +266,7 @@ impl Trace {
                     self.steps.push(Step::Status { status: *status, error: error.clone() });
                 }
             }
+            RunEvent::Continues { from, .. } => self.steps.push(Step::Continues { from: from.clone() }),
             RunEvent::Turn | RunEvent::Usage { .. } => {}
         }
     }

@@ -57,6 +57,8 @@ async fn every_chat_function_refuses_another_users_ids() {
         ("chat/send", vec![("agent_id", agent.as_str()), ("conversation_id", c), ("text", "hijack")]),
         ("chat/send", vec![("agent_id", agent.as_str()), ("text", "use their agent")]),
         ("chat/regenerate", vec![("message_id", m)]),
+        ("chat/continue", vec![("message_id", m)]),
+        ("chat/rate", vec![("message_id", m), ("rating", "down"), ("note", "theirs")]),
         ("chat/switch", vec![("message_id", u)]),
         ("chat/stop", vec![("message_id", m)]),
         ("chat/answer", vec![("message_id", m), ("call_id", "x"), ("allow", "true")]),

@@ -72,6 +72,27 @@ pub async fn regenerate(message_id: String) -> Result<Sent, AppError> {
     Ok(crate::ssr::engine()?.regenerate(&user, &message_id).await?)
 }
 
+/// Carries on an answer that ended before it was done (a sibling that starts with it).
+#[server(endpoint = "chat/continue")]
+pub async fn continue_answer(message_id: String) -> Result<Sent, AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.continue_answer(&user, &message_id).await?)
+}
+
+/// Rates an answer: `rating` is `up`, `down`, or `none` to take it back; `note` is
+/// optional.
+#[server(endpoint = "chat/rate")]
+pub async fn rate_answer(message_id: String, rating: String, #[server(default)] note: String) -> Result<(), AppError> {
+    use model::chat::Rating;
+    let user = crate::ssr::user()?;
+    let rating = match rating.as_str() {
+        "up" | "down" => Some(Rating { up: rating == "up", note }),
+        "none" => None,
+        _ => return Err(AppError::invalid(model::FieldErrors(vec![model::FieldError::new("rating", "invalid")]))),
+    };
+    Ok(crate::ssr::engine()?.rate_answer(&user, &message_id, rating).await?)
+}
+
 /// Shows the branch through `message_id`.
 #[server(endpoint = "chat/switch")]
 pub async fn switch_branch(message_id: String) -> Result<(), AppError> {

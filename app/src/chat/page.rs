@@ -19,8 +19,8 @@ use model::chat::{
 use model::markdown;
 
 use super::api::{
-    AnswerTool, DeleteConversation, Regenerate, RenameConversation, SendMessage, ShareConversation, StopRun,
-    SwitchBranch, UnshareConversation, get_conversation, get_share, list_conversations,
+    AnswerTool, ContinueAnswer, DeleteConversation, RateAnswer, Regenerate, RenameConversation, SendMessage,
+    ShareConversation, StopRun, SwitchBranch, UnshareConversation, get_conversation, get_share, list_conversations,
 };
 use super::sidebar::{ChatSidebar, SidebarActions};
 use crate::agents::api::list_agents;
@@ -219,6 +219,8 @@ fn scrolled_up() -> ReadSignal<bool> {
 struct ChatActions {
     send: ServerAction<SendMessage>,
     regenerate: ServerAction<Regenerate>,
+    resume: ServerAction<ContinueAnswer>,
+    rate: ServerAction<RateAnswer>,
     switch: ServerAction<SwitchBranch>,
     stop: ServerAction<StopRun>,
     answer: ServerAction<AnswerTool>,
@@ -232,6 +234,8 @@ impl ChatActions {
     fn version(&self) -> usize {
         self.send.version().get()
             + self.regenerate.version().get()
+            + self.resume.version().get()
+            + self.rate.version().get()
             + self.switch.version().get()
             + self.rename.version().get()
     }
@@ -246,6 +250,8 @@ pub fn ConversationPage() -> impl IntoView {
     let acts = ChatActions {
         send: ServerAction::new(),
         regenerate: ServerAction::new(),
+        resume: ServerAction::new(),
+        rate: ServerAction::new(),
         switch: ServerAction::new(),
         stop: ServerAction::new(),
         answer: ServerAction::new(),
@@ -354,6 +360,8 @@ fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError
     let action_errors = Signal::derive(move || {
         action_error(acts.regenerate)
             .get()
+            .or_else(|| action_error(acts.resume).get())
+            .or_else(|| action_error(acts.rate).get())
             .or_else(|| action_error(acts.switch).get())
             .or_else(|| action_error(acts.stop).get())
             .or_else(|| action_error(acts.answer).get())
@@ -531,15 +539,18 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
     let body =
         move || (0..count.get()).map(|i| view! { <PartView live i message_id=part_id.clone() /> }).collect_view();
     let switcher = branch_switcher(&m.id, &m.siblings);
-    let (stop_id, regen_id) = (id.clone(), id.clone());
+    let (stop_id, regen_id, resume_id) = (id.clone(), id.clone(), id.clone());
+    let (rate_id, rating) = (id.clone(), m.rating.clone());
     let run_id = m.run_id.clone();
     // Only what the foot shows: it redraws when these change, not on every token.
     let shown_foot = Memo::new(move |_| {
         live.with(|t| (t.status, usage_line(t.input_tokens, t.output_tokens, t.cost_micros, &t.model), t.error.clone()))
     });
+    let has_parts = Memo::new(move |_| live.with(|t| !t.parts.is_empty()));
     let foot = move || {
-        let (stop_id, regen_id) = (stop_id.clone(), regen_id.clone());
+        let (stop_id, regen_id, resume_id) = (stop_id.clone(), regen_id.clone(), resume_id.clone());
         let (s, usage, error) = shown_foot.get();
+        let unfinished = matches!(s, RunStatus::Incomplete | RunStatus::Stopped | RunStatus::Interrupted);
         let trace_link = run_id.clone().map(|r| {
             view! { <A href=format!("/runs/{r}") attr:class="btn btn-ghost btn-small" attr:data-testid="answer-trace">{t.chat_trace}</A> }
         });
@@ -578,6 +589,12 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
                         </button>
                     </ActionForm>
                 })}
+                {(unfinished && has_parts.get()).then(|| view! {
+                    <ActionForm action=acts.resume attr:class="inline">
+                        <input type="hidden" name="message_id" value=resume_id />
+                        <button type="submit" class="btn btn-secondary btn-small" data-testid="continue">{t.chat_continue} " →"</button>
+                    </ActionForm>
+                })}
                 {trace_link}
             </div>
         }
@@ -591,7 +608,69 @@ fn AnswerItem(m: MessageView, tr: Transcript, is_last: bool) -> impl IntoView {
             </div>
             {switcher}
             {foot}
+            {move || status.get().is_final().then(|| view! { <RatingBox message_id=rate_id.clone() rating=rating.clone() /> })}
         </article>
+    }
+}
+
+/// Thumbs up or down on a finished answer (pressing the chosen one again takes it back),
+/// and a note once rated. Forms, so it works without JavaScript.
+#[component]
+fn RatingBox(message_id: String, rating: Option<model::chat::Rating>) -> impl IntoView {
+    let t = t();
+    let acts = expect_context::<ChatActions>();
+    let current = rating.as_ref().map(|r| r.up);
+    let id = message_id.clone();
+    let button = move |up: bool| {
+        let id = id.clone();
+        let pressed = current == Some(up);
+        let value = if pressed {
+            "none"
+        } else if up {
+            "up"
+        } else {
+            "down"
+        };
+        view! {
+            <ActionForm action=acts.rate attr:class="inline">
+                <input type="hidden" name="message_id" value=id />
+                <input type="hidden" name="rating" value=value />
+                <button
+                    type="submit"
+                    class="icon-btn rate"
+                    class:pressed=pressed
+                    aria-pressed=if pressed { "true" } else { "false" }
+                    aria-label=if up { t.chat_rate_up } else { t.chat_rate_down }
+                    title=if up { t.chat_rate_up } else { t.chat_rate_down }
+                    data-testid=if up { "rate-up" } else { "rate-down" }
+                >
+                    {if up { "👍" } else { "👎" }}
+                </button>
+            </ActionForm>
+        }
+    };
+    let note_id = format!("note-{message_id}");
+    let note = rating.map(|r| {
+        let (open, text) = (!r.note.is_empty(), r.note);
+        view! {
+            <details class="popover rate-note" open=open>
+                <summary class="btn btn-ghost btn-small">{t.chat_rate_note}</summary>
+                <ActionForm action=acts.rate attr:class="edit-form">
+                    <input type="hidden" name="message_id" value=message_id.clone() />
+                    <input type="hidden" name="rating" value=if r.up { "up" } else { "down" } />
+                    <label for=note_id.clone() class="small">{t.chat_rate_note_label}</label>
+                    <textarea id=note_id name="note" rows="2" maxlength=model::chat::RATING_NOTE_MAX>{text}</textarea>
+                    <button type="submit" class="btn btn-primary btn-small" data-testid="rate-note-save">{t.chat_rate_note_save}</button>
+                </ActionForm>
+            </details>
+        }
+    });
+    view! {
+        <div class="rating" data-testid="rating">
+            {button(true)}
+            {button(false)}
+            {note}
+        </div>
     }
 }
 

@@ -452,6 +452,14 @@ fn StepView(s: Step) -> impl IntoView {
             }
             .into_any()
         }
+        Step::Continues { from } => view! {
+            <li class="step step-status" data-testid="step-continues">
+                <p class="step-head">
+                    {t.run_continues} " " <A href=format!("/runs/{from}")><code>{from.clone()}</code></A>
+                </p>
+            </li>
+        }
+        .into_any(),
         Step::Status { status, error } => view! {
             <li class="step step-status" data-testid="step-status">
                 <p class="step-head">{status_badge(status)} " " {error}</p>

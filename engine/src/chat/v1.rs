@@ -94,6 +94,7 @@ impl Engine {
             input: Input::Ready { agent: Box::new(agent), history },
             limits: None,
             deferred: Some(Some(deferred)),
+            continues: None,
         };
         let live = self.start_run(user, run);
         let run_id = live.id().to_owned();

@@ -29,6 +29,16 @@ pub fn body(req: &ChatRequest) -> Value {
             json!({ "role": m.role.as_str(), "content": content })
         })
         .collect();
+    let mut messages = messages;
+    // An answer being continued ends the request: Anthropic continues a final assistant
+    // message, which must not end with white space.
+    if let Some(last) = messages.last_mut().filter(|m| m["role"] == "assistant")
+        && let Some(Value::Array(blocks)) = last.get_mut("content")
+        && let Some(text) = blocks.last_mut().filter(|b| b["type"] == "text").and_then(|b| b.get_mut("text"))
+        && let Some(t) = text.as_str()
+    {
+        *text = json!(t.trim_end());
+    }
     let mut body = json!({
         "model": req.model,
         "max_tokens": req.max_tokens,
