@@ -140,6 +140,15 @@ strings! {
     chat_stop = "Stop",
     chat_regenerate = "Regenerate",
     chat_continue = "Continue",
+    chat_context_summarised = "{n} earlier messages were summarised here to fit the model's context window of {window} tokens.",
+    chat_context_dropped = "{n} earlier messages were left out here to fit the model's context window of {window} tokens.",
+    chat_context_summary = "What the model kept of them",
+    field_context_rule = "When a conversation outgrows the model",
+    field_context_rule_help = "Each model's context window comes from the model table in the server's settings.",
+    context_rule_summarize = "Summarise the oldest messages",
+    context_rule_drop_oldest = "Leave the oldest messages out",
+    context_rule_refuse = "Refuse to answer",
+    run_context_cut = "Shortened the conversation to fit the window",
     chat_rate_up = "Good answer",
     chat_rate_down = "Bad answer",
     chat_rate_note = "Note",
@@ -586,6 +595,7 @@ impl Strings {
     pub fn agent_field_label(&self, field: &str) -> &'static str {
         match field {
             "name" => self.field_agent_name,
+            "context_rule" => self.field_context_rule,
             "slug" => self.field_slug,
             "description" => self.field_description,
             "provider_id" | "provider" => self.field_provider,

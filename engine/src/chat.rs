@@ -17,7 +17,7 @@ use sqlx::Row;
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
 use crate::infra::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
-use crate::runs::{Input, NewRun, RunError, RunHead, Subject};
+use crate::runs::{Input, NewRun, RunError, RunHead, Subject, Turn};
 use crate::{Engine, audit};
 
 pub mod share;
@@ -824,26 +824,45 @@ struct Answer {
 }
 
 impl Subject for Answer {
-    fn history<'a>(&'a self, engine: &'a Engine) -> futures::future::BoxFuture<'a, Result<Vec<Message>, String>> {
+    fn history<'a>(&'a self, engine: &'a Engine) -> futures::future::BoxFuture<'a, Result<Vec<Turn>, String>> {
         Box::pin(async move {
             // The path to this answer only (the answer itself is its last step, empty).
             let path = engine
                 .path_to(&self.conversation_id, &self.message_id)
                 .await
                 .map_err(|e| format!("The conversation could not be read: {e}"))?;
-            let mut history = Vec::new();
-            for m in path.iter().filter(|m| m.id != self.message_id) {
+            let path: Vec<&StoredMessage> = path.iter().filter(|m| m.id != self.message_id).collect();
+            let mut turns: Vec<Turn> = Vec::with_capacity(path.len());
+            let mut cuts = Vec::new();
+            for m in &path {
                 match m.role {
-                    Role::User => history.push(Message::user(&m.text())),
-                    // A run that just ended may not have its last events stored yet; while
-                    // it is still live here, its log is the truth.
-                    Role::Assistant => match m.run_id.as_deref().and_then(|r| engine.runs.live(r)) {
-                        Some(live) => history.extend(live.transcript().to_messages()),
-                        None => history.extend(m.transcript().to_messages()),
-                    },
+                    Role::User => turns.push(Turn::new(m.id.clone(), vec![Message::user(&m.text())])),
+                    Role::Assistant => {
+                        // A run that just ended may not have its last events stored yet;
+                        // while it is still live here, its log is the truth.
+                        let t = match m.run_id.as_deref().and_then(|r| engine.runs.live(r)) {
+                            Some(live) => live.transcript(),
+                            None => m.transcript(),
+                        };
+                        cuts.extend(t.parts.iter().filter_map(|p| match p {
+                            Part::Context { cut } => Some((turns.len(), cut.clone())),
+                            _ => None,
+                        }));
+                        turns.push(Turn::new(m.id.clone(), t.to_messages()));
+                    }
                 }
             }
-            Ok(history)
+            // The newest cut on the branch stands for everything through the message it
+            // names: the conversation is not shortened again from the start.
+            let newest = cuts.into_iter().rev().find_map(|(at, cut)| {
+                let end = turns[..at].iter().position(|t| t.id == cut.through)?;
+                Some((end, cut))
+            });
+            if let Some((end, cut)) = newest {
+                turns.drain(..=end);
+                turns.insert(0, Turn::lead(&cut));
+            }
+            Ok(turns)
         })
     }
 }

@@ -15,6 +15,7 @@
 //! [`Deferred`] write. This module imports none of them.
 
 mod cluster;
+pub mod context;
 mod drive;
 mod flush;
 mod list;
@@ -30,7 +31,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use model::agents::AgentView;
-use model::chat::{Message, Part, RunEvent, RunStatus, SeqEvent, Transcript};
+use model::chat::{Part, RunEvent, RunStatus, SeqEvent, Transcript};
 use model::runs::{RunKind, RunLimits};
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -39,6 +40,7 @@ use crate::auth::CurrentUser;
 use crate::infra::store::{Rows, StoreError, new_id, now_ms};
 
 pub(crate) use cluster::spawn_upkeep;
+pub use context::Turn;
 pub(crate) use flush::spawn_flusher;
 
 /// How often the store gets what a run produced.
@@ -209,13 +211,13 @@ pub trait SubjectWriter: Sync {
 /// Loads what a run starts from, once it is under way (so that starting it answers at
 /// once): for a chat answer, the conversation up to its question.
 pub trait Subject: Send + Sync {
-    fn history<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<Vec<Message>, String>>;
+    fn history<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<Vec<Turn>, String>>;
 }
 
 /// What a run starts from.
 pub enum Input {
     /// The caller has it already (the API has the whole conversation in its request).
-    Ready { agent: Box<AgentView>, history: Vec<Message> },
+    Ready { agent: Box<AgentView>, history: Vec<Turn> },
     /// The agent is loaded and the subject asked for the history when the run starts.
     Load(Box<dyn Subject>),
 }

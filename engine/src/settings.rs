@@ -45,8 +45,9 @@ pub struct Settings {
     /// Whether members (not only admins) may add MCP servers that run a local command. Such
     /// a server runs with this server's user rights (no sandbox yet), so the default is no.
     pub mcp_stdio_for_members: bool,
-    /// Prices per model (by the model id a provider answered with), in USD per million
-    /// tokens; a model not listed costs 0.
+    /// The model table, by model id (as the agent names it and the provider answers):
+    /// prices in USD per million tokens (a model not listed costs 0), context windows and
+    /// whether a model reads images.
     pub pricing: std::collections::BTreeMap<String, Price>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -237,10 +238,31 @@ mod tests {
     }
 }
 
-/// A model's price, in USD per million tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
+/// What Agentry knows of a model: its price in USD per million tokens, how many tokens
+/// its context window holds, and whether it reads images.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Price {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// Tokens of input and output together; 0: not known ([`DEFAULT_CONTEXT_WINDOW`]).
+    pub context_window: u64,
+    /// false: the model reads text only, and images for it are refused before sending.
+    pub vision: bool,
+}
+
+impl Default for Price {
+    fn default() -> Self {
+        Self { input_per_mtok: 0.0, output_per_mtok: 0.0, context_window: 0, vision: true }
+    }
+}
+
+/// The context window assumed for a model the table does not give one for.
+pub const DEFAULT_CONTEXT_WINDOW: u64 = 128_000;
+
+impl Settings {
+    /// The context window of `model` by the model table.
+    pub fn context_window(&self, model: &str) -> u64 {
+        self.pricing.get(model).map(|p| p.context_window).filter(|w| *w > 0).unwrap_or(DEFAULT_CONTEXT_WINDOW)
+    }
 }

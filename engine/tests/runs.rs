@@ -198,6 +198,7 @@ async fn tool_calls_run_by_policy_and_their_results_go_back_to_the_model() {
                 model::runs::Step::Model { call: None, .. } => "model (open)".into(),
                 model::runs::Step::Tool { label, answered, .. } => format!("tool {label} {answered:?}"),
                 model::runs::Step::Continues { from } => format!("continues {from}"),
+                model::runs::Step::Context(cut) => format!("context {}", cut.dropped),
                 model::runs::Step::Status { status, .. } => format!("status {}", status.as_str()),
             })
             .collect();
@@ -1075,7 +1076,7 @@ async fn a_child_run_inherits_what_its_parent_has_left_and_stops_with_it() {
         let head = engine::runs::RunHead::new(model::runs::RunKind::Api, me, &s.agent, "", "");
         let input = engine::runs::Input::Ready {
             agent: Box::new(agent),
-            history: vec![model::chat::Message::user("Sub-task")],
+            history: vec![engine::runs::Turn::new("", vec![model::chat::Message::user("Sub-task")])],
         };
         // Only the owner of the parent may start its children.
         let theirs = engine::runs::RunHead::new(model::runs::RunKind::Api, &s.t.member.user, &s.agent, "", "");
@@ -1138,4 +1139,143 @@ async fn the_editor_and_a_run_offer_the_same_tools_under_the_same_policies() {
         assert_eq!(offered, allowed, "a denied tool is not offered; every other one is, as the editor shows it");
     })
     .await;
+}
+
+/// Agents on a model whose window (from the model table) holds about three long messages,
+/// one per context rule.
+async fn small_window(backend: engine::infra::store::Backend) -> (Engine, FakeUpstream, TwoUsers, [String; 3]) {
+    let mut settings = engine::testing::settings(backend).await;
+    let model = engine::settings::Price { context_window: 3000, ..Default::default() };
+    settings.pricing.insert("fake-small".into(), model);
+    let e = Engine::start(settings).await.expect("engine");
+    let up = FakeUpstream::start("127.0.0.1:0", fake_upstream::Script::default()).await.expect("upstream");
+    let t = two_users(&e).await;
+    let me = &t.admin.user;
+    let form = model::providers::ProviderForm {
+        name: "Fake".into(),
+        kind: "openai".into(),
+        base_url: up.openai_base(),
+        ..Default::default()
+    };
+    let p = e.create_provider(me, form.parse().expect("p")).await.expect("provider");
+    let mut agents = Vec::new();
+    for rule in ["summarize", "drop_oldest", "refuse"] {
+        let form = model::agents::AgentForm {
+            name: format!("Small {rule}"),
+            provider_id: p.id.clone(),
+            model: "fake-small".into(),
+            system_prompt: "Be helpful.".into(),
+            max_output_tokens: "256".into(),
+            context_rule: rule.into(),
+            ..Default::default()
+        };
+        agents.push(e.create_agent(me, form.parse().expect("spec")).await.expect("agent").id);
+    }
+    let agents: [String; 3] = agents.try_into().expect("three");
+    (e, up, t, agents)
+}
+
+/// Sends `text` (into `conversation`, or a new one) and waits for the answer.
+async fn turn(
+    e: &Engine,
+    me: &CurrentUser,
+    agent: &str,
+    conversation: Option<&str>,
+    text: &str,
+) -> (String, Transcript) {
+    let sent = e.send_message(me, agent, conversation, None, text).await.expect("send");
+    let t = fold(&follow(e, me, &sent.assistant_message_id, 0).await);
+    (sent.conversation_id, t)
+}
+
+fn cut_of(t: &Transcript) -> Option<model::chat::ContextCut> {
+    t.parts.iter().find_map(|p| match p {
+        Part::Context { cut } => Some(cut.clone()),
+        _ => None,
+    })
+}
+
+/// A conversation longer than the model's window keeps answering: the oldest messages are
+/// summarised (and a summary is summarised again later), left out with a note, or the
+/// answer is refused with the window named, by the agent's rule. Every request the
+/// upstream gets fits the window, and the transcript marks where the cut was made.
+#[tokio::test]
+async fn a_conversation_longer_than_the_window_keeps_answering_by_the_agents_rule() {
+    for backend in engine::testing::backends() {
+        let (e, up, t, [summarize, drop_oldest, refuse]) = small_window(backend).await;
+        let me = &t.admin.user;
+        let long = |i: usize| format!("Message {i}: {}", "words ".repeat(450));
+        let reply = |i: usize| Reply::text(&format!("Answer {i}: {}", "ok ".repeat(200)));
+        // Whatever the model table says, a request must fit: its messages, at three bytes a
+        // token, within the window less the output asked for.
+        let fits = |req: &serde_json::Value| {
+            assert_eq!(req["max_tokens"], 256);
+            let bytes = req["messages"].to_string().len();
+            assert!(bytes <= 3 * (3000 - 256), "{bytes} bytes sent");
+        };
+
+        // Summarise: the third message no longer fits with the first two exchanges.
+        up.push([reply(1), reply(2), Reply::text("SUMMARY-ONE of the start."), reply(3)]);
+        let (c, a1) = turn(&e, me, &summarize, None, &long(1)).await;
+        let (_, a2) = turn(&e, me, &summarize, Some(&c), &long(2)).await;
+        assert_eq!((cut_of(&a1), cut_of(&a2)), (None, None));
+        let (_, a3) = turn(&e, me, &summarize, Some(&c), &long(3)).await;
+        assert_eq!(a3.status, RunStatus::Done, "{}", a3.error);
+        let first = cut_of(&a3).expect("a cut in the third answer");
+        assert_eq!((first.summary.as_str(), first.window), ("SUMMARY-ONE of the start.", 3000));
+        let reqs = up.chat_requests();
+        assert_eq!(reqs.len(), 4);
+        let summary_req = reqs[2].to_string();
+        assert!(summary_req.contains("summarise") && summary_req.contains("Message 2:"), "{summary_req}");
+        fits(&reqs[3]);
+        let answer_req = reqs[3]["messages"].to_string();
+        assert!(answer_req.contains("SUMMARY-ONE") && !answer_req.contains("Message 1:"), "{answer_req}");
+        assert!(answer_req.contains("Message 3:"));
+
+        // The next answer starts from that cut; the one after summarises the summary.
+        up.push([reply(4), Reply::text("SUMMARY-TWO of more."), reply(5)]);
+        let (_, a4) = turn(&e, me, &summarize, Some(&c), &long(4)).await;
+        assert_eq!(cut_of(&a4), None, "the first cut still holds");
+        let reqs = up.chat_requests();
+        fits(&reqs[4]);
+        assert!(reqs[4]["messages"].to_string().contains("SUMMARY-ONE"));
+        let (_, a5) = turn(&e, me, &summarize, Some(&c), &long(5)).await;
+        let second = cut_of(&a5).expect("a second cut");
+        assert!(second.dropped > first.dropped, "{second:?} after {first:?}");
+        let reqs = up.chat_requests();
+        assert!(reqs[5].to_string().contains("SUMMARY-ONE"), "the summary is summarised with what follows");
+        fits(&reqs[6]);
+        let answer_req = reqs[6]["messages"].to_string();
+        assert!(answer_req.contains("SUMMARY-TWO") && !answer_req.contains("SUMMARY-ONE"), "{answer_req}");
+        let stored = e.get_conversation(me, &c).await.expect("c");
+        assert_eq!(stored.messages.len(), 10, "every message is kept; only the request is shorter");
+
+        // Drop oldest: the request says what was left out, and nothing is summarised.
+        up.push([reply(1), reply(2), reply(3)]);
+        let (c, _) = turn(&e, me, &drop_oldest, None, &long(1)).await;
+        turn(&e, me, &drop_oldest, Some(&c), &long(2)).await;
+        let (_, a3) = turn(&e, me, &drop_oldest, Some(&c), &long(3)).await;
+        let cut = cut_of(&a3).expect("a cut");
+        assert_eq!((cut.summary.as_str(), cut.dropped), ("", 1));
+        let reqs = up.chat_requests();
+        assert_eq!(reqs.len(), 10, "no summary was asked for");
+        fits(&reqs[9]);
+        let answer_req = reqs[9]["messages"].to_string();
+        assert!(answer_req.contains("left out") && !answer_req.contains("Message 1:"), "{answer_req}");
+
+        // Refuse: the answer fails naming the window, and the upstream is not asked.
+        up.push([reply(1), reply(2)]);
+        let (c, _) = turn(&e, me, &refuse, None, &long(1)).await;
+        turn(&e, me, &refuse, Some(&c), &long(2)).await;
+        let (_, a3) = turn(&e, me, &refuse, Some(&c), &long(3)).await;
+        assert_eq!(a3.status, RunStatus::Failed);
+        assert!(a3.error.contains("context window of 3000 tokens"), "{}", a3.error);
+        assert_eq!(up.chat_requests().len(), 12);
+
+        // One message bigger than the window fails the same way under any rule.
+        let (_, huge) = turn(&e, me, &summarize, None, &"x".repeat(10_000)).await;
+        assert_eq!(huge.status, RunStatus::Failed);
+        assert!(huge.error.contains("Send a shorter message"), "{}", huge.error);
+        assert_eq!(up.chat_requests().len(), 12);
+    }
 }

@@ -35,7 +35,9 @@ async fn ask(e: &Engine, user: &engine::CurrentUser, agent: &str) {
 async fn answers_add_up_per_day_agent_and_model() {
     for backend in engine::testing::backends() {
         let mut settings = engine::testing::settings(backend).await;
-        settings.pricing.insert("fake-large".into(), Price { input_per_mtok: 3.0, output_per_mtok: 15.0 });
+        settings
+            .pricing
+            .insert("fake-large".into(), Price { input_per_mtok: 3.0, output_per_mtok: 15.0, ..Price::default() });
         let e = Engine::start(settings).await.expect("engine");
         let t = two_users(&e).await;
         let me = &t.admin.user;

@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_TURNS: u32 = 20;
 pub const EXPORT_FORMAT: &str = "agentry.agent/v1";
 
 /// The form's fields in the order a person reads them; errors are reported in this order.
-pub const FIELDS: [&str; 13] = [
+pub const FIELDS: [&str; 14] = [
     "name",
     "slug",
     "description",
@@ -38,6 +38,7 @@ pub const FIELDS: [&str; 13] = [
     "temperature",
     "max_output_tokens",
     "max_turns",
+    "context_rule",
     "tool_policies",
     "skills",
     "mcp_servers",
@@ -71,6 +72,35 @@ impl ToolPolicy {
     }
 }
 
+/// What a run does when a conversation no longer fits the model's context window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextRule {
+    /// The oldest messages are summarised by the model, and the summary goes in their place.
+    #[default]
+    Summarize,
+    /// The oldest messages are left out.
+    DropOldest,
+    /// The answer fails with a message naming the window; nothing is left out.
+    Refuse,
+}
+
+impl ContextRule {
+    pub const ALL: [Self; 3] = [Self::Summarize, Self::DropOldest, Self::Refuse];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Summarize => "summarize",
+            Self::DropOldest => "drop_oldest",
+            Self::Refuse => "refuse",
+        }
+    }
+}
+
 /// Everything one version of an agent is. Stored as JSON per version; fields added later
 /// get `#[serde(default)]` so old versions still read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,6 +121,9 @@ pub struct AgentSpec {
     pub temperature: Option<f64>,
     pub max_output_tokens: u32,
     pub max_turns: u32,
+    /// When a conversation outgrows the model's context window.
+    #[serde(default)]
+    pub context_rule: ContextRule,
     /// Per tool (`server/tool` or `skill`), when it differs from the default.
     #[serde(default)]
     pub tool_policies: BTreeMap<String, ToolPolicy>,
@@ -116,6 +149,7 @@ pub struct AgentForm {
     pub temperature: String,
     pub max_output_tokens: String,
     pub max_turns: String,
+    pub context_rule: String,
     pub tool_policies: String,
     pub skills: Vec<String>,
     pub mcp_servers: Vec<String>,
@@ -279,6 +313,13 @@ impl AgentForm {
                 MAX_OUTPUT_TOKENS_MAX,
             ),
             max_turns: number(&mut errs, "max_turns", &self.max_turns, DEFAULT_MAX_TURNS, MAX_TURNS_MAX),
+            context_rule: match self.context_rule.trim() {
+                "" => ContextRule::default(),
+                raw => ContextRule::parse(raw).unwrap_or_else(|| {
+                    errs.push(FieldError::new("context_rule", "invalid"));
+                    ContextRule::default()
+                }),
+            },
             tool_policies,
             skills: dedup(&self.skills),
             mcp_servers: dedup(&self.mcp_servers),
@@ -417,6 +458,7 @@ pub fn diff(before: &AgentSpec, after: &AgentSpec) -> Vec<FieldChange> {
         ("temperature", temp(before.temperature), temp(after.temperature)),
         ("max_output_tokens", before.max_output_tokens.to_string(), after.max_output_tokens.to_string()),
         ("max_turns", before.max_turns.to_string(), after.max_turns.to_string()),
+        ("context_rule", before.context_rule.as_str().to_owned(), after.context_rule.as_str().to_owned()),
         ("tool_policies", policies(&before.tool_policies), policies(&after.tool_policies)),
         ("skills", lines(&before.skills), lines(&after.skills)),
         ("mcp_servers", lines(&before.mcp_servers), lines(&after.mcp_servers)),
@@ -448,6 +490,8 @@ pub struct AgentExport {
     pub temperature: Option<f64>,
     pub max_output_tokens: u32,
     pub max_turns: u32,
+    #[serde(default)]
+    pub context_rule: ContextRule,
     #[serde(default)]
     pub tool_policies: BTreeMap<String, ToolPolicy>,
     #[serde(default)]

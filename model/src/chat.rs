@@ -252,6 +252,24 @@ pub enum Part {
     },
     /// A model call ended and the next one begins (after tool results).
     Turn,
+    /// Older messages were summarised or left out here to fit the model's context window.
+    Context {
+        cut: ContextCut,
+    },
+}
+
+/// Where a run shortened the conversation it sends to fit the model's context window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextCut {
+    /// How many messages (a person's, or an answer with its tool calls) were left out.
+    pub dropped: u32,
+    /// The newest message left out: later answers start after it.
+    pub through: String,
+    /// What the model wrote about them (empty: they were dropped).
+    #[serde(default)]
+    pub summary: String,
+    /// The model's window, in tokens.
+    pub window: u64,
 }
 
 /// One event of a run. Every event has a sequence number; folding them in order gives the
@@ -300,6 +318,8 @@ pub enum RunEvent {
         cost_micros: u64,
         model: String,
     },
+    /// Older messages were summarised or left out to fit the model's context window.
+    Context(ContextCut),
     /// The run carries on an earlier one that ended incomplete (`from`, its id): the
     /// answer starts with what that one wrote, and the model continues from there.
     Continues {
@@ -432,6 +452,7 @@ impl Transcript {
             }
             RunEvent::Turn => self.parts.push(Part::Turn),
             RunEvent::Continues { parts, .. } => self.parts.extend(parts.iter().cloned()),
+            RunEvent::Context(cut) => self.parts.push(Part::Context { cut: cut.clone() }),
             // For the trace only.
             RunEvent::Answered { .. } | RunEvent::ModelCall(_) => {}
             RunEvent::Usage { input_tokens, output_tokens, cost_micros, model } => {
@@ -491,6 +512,7 @@ impl Transcript {
                     });
                 }
                 Part::Turn => flush(&mut blocks, &mut results, &mut out),
+                Part::Context { .. } => {}
             }
         }
         flush(&mut blocks, &mut results, &mut out);

@@ -161,6 +161,8 @@ pub enum Step {
     Status { status: RunStatus, error: String },
     /// The run carries on the run `from`, whose answer it starts with.
     Continues { from: String },
+    /// Older messages were summarised or left out to fit the model's window.
+    Context(crate::chat::ContextCut),
 }
 
 /// A run's events folded into its steps, in order; the same on the server and in the
@@ -267,6 +269,7 @@ impl Trace {
                 }
             }
             RunEvent::Continues { from, .. } => self.steps.push(Step::Continues { from: from.clone() }),
+            RunEvent::Context(cut) => self.steps.push(Step::Context(cut.clone())),
             RunEvent::Turn | RunEvent::Usage { .. } => {}
         }
     }
@@ -326,6 +329,8 @@ mod tests {
                 Step::Model { .. } => "model",
                 Step::Tool { .. } => "tool",
                 Step::Status { .. } => "status",
+                Step::Continues { .. } => "continues",
+                Step::Context(_) => "context",
             })
             .collect();
         assert_eq!(kinds, ["model", "tool", "model"]);

@@ -35,6 +35,7 @@ pub fn AgentFields(
         temperature: None,
         max_output_tokens: model::agents::DEFAULT_MAX_OUTPUT_TOKENS,
         max_turns: model::agents::DEFAULT_MAX_TURNS,
+        context_rule: Default::default(),
         tool_policies: Default::default(),
         skills: Vec::new(),
         mcp_servers: Vec::new(),
@@ -125,6 +126,24 @@ pub fn AgentFields(
                 <Field name="form[temperature]" label=t.field_temperature help=t.field_temperature_help kind="number" value=s.temperature.map(|v| v.to_string()).unwrap_or_default() error=field_error(err, "temperature") step="any" />
                 <Field name="form[max_output_tokens]" label=t.field_max_output_tokens kind="number" value=s.max_output_tokens.to_string() error=field_error(err, "max_output_tokens") />
                 <Field name="form[max_turns]" label=t.field_max_turns help=t.field_max_turns_help kind="number" value=s.max_turns.to_string() error=field_error(err, "max_turns") />
+            </div>
+            <div class="field" class:has-error=move || field_error(err, "context_rule").get().is_some()>
+                <label for="f-context_rule">{t.field_context_rule}</label>
+                <select id="f-context_rule" name="form[context_rule]" aria-describedby="f-context_rule-help">
+                    {model::agents::ContextRule::ALL
+                        .into_iter()
+                        .map(|r| {
+                            let label = match r {
+                                model::agents::ContextRule::Summarize => t.context_rule_summarize,
+                                model::agents::ContextRule::DropOldest => t.context_rule_drop_oldest,
+                                model::agents::ContextRule::Refuse => t.context_rule_refuse,
+                            };
+                            view! { <option value=r.as_str() selected=r == s.context_rule>{label}</option> }
+                        })
+                        .collect_view()}
+                </select>
+                <p class="help" id="f-context_rule-help">{t.field_context_rule_help}</p>
+                <p class="field-error" role="alert">{move || field_error(err, "context_rule").get()}</p>
             </div>
         </fieldset>
         <fieldset class="fieldset">

@@ -689,6 +689,7 @@ fn PartView(live: RwSignal<Transcript>, i: usize, message_id: String) -> impl In
         } else {
             match part.get() {
                 Some(Part::Tool { call }) => view! { <ToolCard call message_id=message_id.clone() /> }.into_any(),
+                Some(Part::Context { cut }) => view! { <ContextNote cut /> }.into_any(),
                 Some(Part::Turn) | Some(Part::Text { .. }) | None => ().into_any(),
             }
         }
@@ -707,6 +708,26 @@ fn TextPart(text: Memo<String>) -> impl IntoView {
         format!("{}{tail}", settled_html.get())
     };
     view! { <div class="markdown" inner_html=html></div> }
+}
+
+/// Where older messages were summarised or left out to fit the model's window.
+#[component]
+fn ContextNote(cut: model::chat::ContextCut) -> impl IntoView {
+    let t = t();
+    let text = if cut.summary.is_empty() { t.chat_context_dropped } else { t.chat_context_summarised };
+    let text = t.n(text, u64::from(cut.dropped)).replace("{window}", &thousands(cut.window));
+    let summary = cut.summary;
+    view! {
+        <div class="context-cut" role="note" data-testid="context-cut">
+            <p class="small muted">{text}</p>
+            {(!summary.is_empty()).then(|| view! {
+                <details class="small">
+                    <summary>{t.chat_context_summary}</summary>
+                    <p class="context-summary">{summary}</p>
+                </details>
+            })}
+        </div>
+    }
 }
 
 fn shown(s: &str) -> String {

@@ -460,6 +460,17 @@ fn StepView(s: Step) -> impl IntoView {
             </li>
         }
         .into_any(),
+        Step::Context(cut) => view! {
+            <li class="step step-status" data-testid="step-context">
+                <p class="step-head"><strong>{t.run_context_cut}</strong></p>
+                <p class="small muted">
+                    {t.n(if cut.summary.is_empty() { t.chat_context_dropped } else { t.chat_context_summarised }, u64::from(cut.dropped))
+                        .replace("{window}", &thousands(cut.window))}
+                </p>
+                {(!cut.summary.is_empty()).then(|| view! { <pre class="step-text">{cut.summary.clone()}</pre> })}
+            </li>
+        }
+        .into_any(),
         Step::Status { status, error } => view! {
             <li class="step step-status" data-testid="step-status">
                 <p class="step-head">{status_badge(status)} " " {error}</p>

@@ -11,7 +11,7 @@ use crate::Engine;
 use crate::agents::AgentError;
 use crate::auth::CurrentUser;
 use crate::infra::store::{Rows, StoreError, new_id, now_ms};
-use crate::runs::{Deferred, Input, NewRun, RunHead, SubjectWriter};
+use crate::runs::{Deferred, Input, NewRun, RunHead, SubjectWriter, Turn};
 
 /// Messages one request may carry.
 pub const MESSAGES_MAX: usize = 1_000;
@@ -58,13 +58,13 @@ impl Engine {
             let id = new_id();
             let content = match role {
                 Role::User => {
-                    history.push(Message::user(text));
+                    history.push(Turn::new("", vec![Message::user(text)]));
                     serde_json::to_string(text).unwrap_or_default()
                 }
                 Role::Assistant => {
                     let mut t = Transcript { status: RunStatus::Done, ..Transcript::default() };
                     t.parts.push(model::chat::Part::Text { text: text.clone() });
-                    history.extend(t.to_messages());
+                    history.push(Turn::new("", t.to_messages()));
                     serde_json::to_string(&t).unwrap_or_default()
                 }
             };

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use model::agents::{AgentView, ToolPolicy};
-use model::chat::{CallState, Message, ModelCall, RunEvent, RunStatus, StopReason, StreamEvent, Usage};
+use model::chat::{CallState, ContextCut, Message, ModelCall, RunEvent, RunStatus, StopReason, StreamEvent, Usage};
 use model::runs::RunLimits;
 use tokio::sync::{oneshot, watch};
 
+use super::context::{self, Plan, Room, Turn};
 use super::meter::{Asking, Call};
 use super::{ANSWER_MAX_BYTES, End, Input, Live, RUN_MAX_EVENTS, tools};
 use crate::Engine;
@@ -137,7 +138,7 @@ async fn run_turns(
     user: &CurrentUser,
     agent: &AgentView,
     limits: RunLimits,
-    history: Vec<Message>,
+    mut history: Vec<Turn>,
     toolbox: &mut tools::Toolbox,
     live: &Live,
     cancel: &mut watch::Receiver<Option<End>>,
@@ -147,16 +148,28 @@ async fn run_turns(
         engine.model_for(user, &spec.provider_id).await.map_err(|e| End::new(RunStatus::Failed, e.to_string()))?;
     let policy = engine.runs.policy.lock().map(|p| *p).unwrap_or_default();
     let mut total = Usage::default();
+    let (system, tool_specs) = (toolbox.system_prompt(&spec.system_prompt), toolbox.specs());
+    let fixed = context::estimate_text(&system)
+        + tool_specs.iter().map(|t| context::estimate_text(&serde_json::to_string(t).unwrap_or_default())).sum::<u64>();
+    let window = std::iter::once(&spec.model)
+        .chain(&spec.fallback_models)
+        .map(|m| engine.settings.context_window(m))
+        .min()
+        .unwrap_or(crate::settings::DEFAULT_CONTEXT_WINDOW);
+    let room = Room::new(window, limits.max_output_tokens, fixed);
     for turn in 0..limits.max_turns {
-        let mut messages = history.clone();
-        messages.extend(live.transcript().to_messages());
+        let own = live.transcript().to_messages();
+        let fit = Fit { engine, live, model: &*model, agent, policy, room };
+        fit.run(&mut history, &own, &mut total, cancel).await?;
+        let mut messages = context::assemble(&history);
+        messages.extend(own);
         let req = ChatRequest {
             model: spec.model.clone(),
-            system: toolbox.system_prompt(&spec.system_prompt),
+            system: system.clone(),
             messages,
-            tools: toolbox.specs(),
+            tools: tool_specs.clone(),
             temperature: spec.temperature,
-            max_tokens: limits.max_output_tokens,
+            max_tokens: room.max_tokens,
         };
         metered(engine, live, Call::Model { model: &spec.model }).await?;
         live.turns.fetch_add(1, Ordering::Relaxed);
@@ -328,6 +341,130 @@ async fn run_turns(
         live.emit(RunEvent::Turn);
     }
     Ok(())
+}
+
+/// Makes the next request fit the model's window (see [`context`]).
+struct Fit<'a> {
+    engine: &'a Engine,
+    live: &'a Live,
+    model: &'a dyn crate::llm::ModelClient,
+    agent: &'a AgentView,
+    policy: crate::llm::Policy,
+    room: Room,
+}
+
+impl Fit<'_> {
+    async fn run(
+        &self,
+        history: &mut Vec<Turn>,
+        own: &[Message],
+        total: &mut Usage,
+        cancel: &mut watch::Receiver<Option<End>>,
+    ) -> Result<(), End> {
+        let (rule, window) = (self.agent.spec.context_rule, self.room.window);
+        let drop = match context::plan(history, own, self.room, rule) {
+            Plan::Fits => return Ok(()),
+            Plan::Cut { drop } => drop,
+            Plan::TooLong { need, refused: true } => {
+                return Err(End::new(
+                    RunStatus::Failed,
+                    format!(
+                        "This conversation needs about {need} tokens, more than the model's context window of \
+                         {window} tokens leaves for it ({}), and the agent is set to refuse rather than leave \
+                         older messages out. Start a new conversation, or change the agent's context rule.",
+                        self.room.budget
+                    ),
+                ));
+            }
+            Plan::TooLong { need, refused: false } => {
+                return Err(End::new(
+                    RunStatus::Failed,
+                    format!(
+                        "The newest message and this answer need about {need} tokens, more than the model's \
+                         context window of {window} tokens leaves for them ({}), even with every older message \
+                         left out. Send a shorter message, or pick an agent whose model has a larger window.",
+                        self.room.budget
+                    ),
+                ));
+            }
+        };
+        let dropped: Vec<Turn> = history.drain(..drop).collect();
+        let through = dropped.last().map(|t| t.id.clone()).unwrap_or_default();
+        // A lead among them stands for the messages it replaced.
+        let n = dropped.iter().map(|t| t.stands_for).sum();
+        let summary = if rule == model::agents::ContextRule::Summarize {
+            self.summarise(&dropped, total, cancel).await?
+        } else {
+            String::new()
+        };
+        let cut = ContextCut { dropped: n, through, summary, window };
+        history.insert(0, Turn::lead(&cut));
+        self.live.emit(RunEvent::Context(cut));
+        Ok(())
+    }
+
+    /// The model's summary of `turns` (empty when it could not write one: the turns are
+    /// then left out with a note instead). Metered and traced like any model call.
+    async fn summarise(
+        &self,
+        turns: &[Turn],
+        total: &mut Usage,
+        cancel: &mut watch::Receiver<Option<End>>,
+    ) -> Result<String, End> {
+        let (engine, live, spec) = (self.engine, self.live, &self.agent.spec);
+        // What the summary's own request may read: the window less the summary and the
+        // instructions, at three bytes a token (the newest part when not all fits).
+        let prompt = context::estimate_text(context::SUMMARY_PROMPT);
+        let room = Room::new(self.room.window, context::SUMMARY_TOKENS, prompt + 16);
+        let source = context::summary_source(turns, room.budget as usize * 3);
+        let req = ChatRequest {
+            model: spec.model.clone(),
+            system: context::SUMMARY_PROMPT.to_owned(),
+            messages: vec![Message::user(&source)],
+            tools: Vec::new(),
+            temperature: None,
+            max_tokens: room.max_tokens,
+        };
+        metered(engine, live, Call::Model { model: &spec.model }).await?;
+        let sent = Instant::now();
+        let started = tokio::select! {
+            s = self.model.start(&req, &spec.fallback_models, self.policy) => s,
+            end = cancelled(cancel) => return Err(end),
+        };
+        let started = match started {
+            Ok(s) => s,
+            Err((e, _)) => {
+                let record = CallRecord { model: &spec.model, sent, ttft: sent.elapsed(), failures: Vec::new() };
+                record.emit(engine, live, Usage::default(), "error", format!("summary: {e}"));
+                return Ok(String::new());
+            }
+        };
+        let model_used = started.model.clone();
+        let record = CallRecord { model: &model_used, sent, ttft: sent.elapsed(), failures: Vec::new() };
+        let (mut text, mut usage, mut failed) = (String::new(), Usage::default(), String::new());
+        let mut events = started.events;
+        loop {
+            let next = tokio::select! {
+                n = events.next() => n,
+                end = cancelled(cancel) => return Err(end),
+            };
+            match next {
+                None => break,
+                Some(Ok(StreamEvent::TextDelta { text: t })) if text.len() < 64 * 1024 => text.push_str(&t),
+                Some(Ok(StreamEvent::Usage { usage: u })) => usage = u,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    failed = e.to_string();
+                    break;
+                }
+            }
+        }
+        add_usage(engine, live, total, usage, &model_used);
+        record.emit(engine, live, usage, "summary", failed.clone());
+        // Held to its size whatever the provider sent.
+        let most = context::SUMMARY_TOKENS as usize * 3;
+        Ok(if failed.is_empty() { context::cut(text.trim(), most).to_owned() } else { String::new() })
+    }
 }
 
 /// Runs one call the policy allows (or the user allowed): metered, counted against the
