@@ -5,6 +5,8 @@ pub mod answer_link;
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod export;
+#[cfg(feature = "ssr")]
+pub mod files;
 mod page;
 mod shared;
 mod sidebar;

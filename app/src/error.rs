@@ -27,6 +27,8 @@ pub enum ErrorCode {
     UserNotFound,
     /// A conversation's share link that is wrong or revoked.
     ShareNotFound,
+    /// A file attached to a chat message.
+    AttachmentNotFound,
     RunNotFound,
     /// The run (or the answer it writes) has already ended: nothing to stop or answer.
     RunEnded,
@@ -66,6 +68,7 @@ impl ErrorCode {
             | Self::ApiKeyNotFound
             | Self::UserNotFound
             | Self::ShareNotFound
+            | Self::AttachmentNotFound
             | Self::RunNotFound => 404,
             Self::AgentChanged | Self::InUse | Self::NotApproved | Self::RunEnded => 409,
             Self::PayloadTooLarge => 413,
@@ -92,6 +95,7 @@ impl ErrorCode {
             Self::ApiKeyNotFound => "api_key_not_found",
             Self::UserNotFound => "user_not_found",
             Self::ShareNotFound => "share_not_found",
+            Self::AttachmentNotFound => "attachment_not_found",
             Self::RunNotFound => "run_not_found",
             Self::RunEnded => "run_ended",
             Self::AgentChanged => "agent_changed",
@@ -259,8 +263,30 @@ mod from_engine {
                 }
                 ChatError::NotRunning => AppError::new(ErrorCode::RunEnded, "This answer is not running any more.")
                     .with_hint("Reload the conversation to see how it ended."),
+                ChatError::AttachmentNotFound => AppError::new(ErrorCode::AttachmentNotFound, "Attachment not found."),
+                ChatError::Attachment(p) => {
+                    let mut e = AppError::new(ErrorCode::ValidationFailed, format!("The file was refused: {p}."))
+                        .with_hint(format!("The file was refused: {p}."));
+                    e.fields.push(match p.limit() {
+                        Some(n) => model::FieldError::with_limit("files", p.rule(), n),
+                        None => model::FieldError::new("files", p.rule()),
+                    });
+                    e
+                }
+                ChatError::Quota { upload, used, quota } => {
+                    let mib = |b: u64| b.div_ceil(1024 * 1024);
+                    let text = format!(
+                        "These files ({} MiB) would pass your storage quota of {} MiB ({} MiB used).",
+                        mib(upload),
+                        mib(quota),
+                        mib(used)
+                    );
+                    let mut e = AppError::new(ErrorCode::ValidationFailed, text.clone()).with_hint(text);
+                    e.fields.push(model::FieldError::with_limit("files", "quota", mib(quota)));
+                    e
+                }
                 ChatError::Agent(a) => a.into(),
-                ChatError::Store(_) => crate::ssr::internal(&e),
+                ChatError::Store(_) | ChatError::Blobs(_) => crate::ssr::internal(&e),
             }
         }
     }

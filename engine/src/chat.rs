@@ -20,6 +20,7 @@ use crate::infra::store::{Arg, List, StoreError, like_pattern, new_id, now_ms};
 use crate::runs::{Input, NewRun, RunError, RunHead, Subject, Turn};
 use crate::{Engine, audit};
 
+pub mod attachments;
 pub mod share;
 pub mod v1;
 
@@ -40,6 +41,15 @@ pub enum ChatError {
     /// The message's run is not running (nothing to stop or answer).
     #[error("this answer is not running")]
     NotRunning,
+    #[error("attachment not found")]
+    AttachmentNotFound,
+    #[error("the file was refused: {0}")]
+    Attachment(model::attachments::AttachmentProblem),
+    /// The upload would take the user past `limits.storage_per_user_bytes`.
+    #[error("the upload ({upload} bytes) would pass the storage quota of {quota} bytes ({used} used)")]
+    Quota { upload: u64, used: u64, quota: u64 },
+    #[error("file storage failed: {0}")]
+    Blobs(String),
     #[error(transparent)]
     Agent(#[from] AgentError),
     #[error(transparent)]
@@ -181,6 +191,18 @@ impl StoredMessage {
     pub fn text(&self) -> String {
         serde_json::from_str::<String>(&self.content).unwrap_or_default()
     }
+}
+
+/// A message a person sends.
+pub struct Outgoing<'a> {
+    /// The agent to answer (empty: the conversation's).
+    pub agent_id: &'a str,
+    pub conversation_id: Option<&'a str>,
+    /// An edit of this message of the conversation.
+    pub parent_id: Option<&'a str>,
+    pub text: &'a str,
+    /// Unsent attachments of the sender's.
+    pub attachments: &'a [String],
 }
 
 /// A message to insert.
@@ -330,7 +352,6 @@ impl Engine {
     /// Sends a message to an agent and starts its answer. With no `conversation_id` a new
     /// conversation begins; `parent_id` (a message of the conversation) makes the message a
     /// sibling of that one's children, i.e. an edit; by default it follows the branch shown.
-    #[tracing::instrument(skip_all, fields(user = %user.id))]
     pub async fn send_message(
         &self,
         user: &CurrentUser,
@@ -339,7 +360,17 @@ impl Engine {
         parent_id: Option<&str>,
         text: &str,
     ) -> Result<Sent, ChatError> {
-        check_text(text)?;
+        self.send(user, Outgoing { agent_id, conversation_id, parent_id, text, attachments: &[] }).await
+    }
+
+    /// Sends a message, with the unsent attachments it names, and starts its answer (see
+    /// [`Engine::send_message`]). The text may be empty when files go with it.
+    #[tracing::instrument(skip_all, fields(user = %user.id))]
+    pub async fn send(&self, user: &CurrentUser, out: Outgoing<'_>) -> Result<Sent, ChatError> {
+        let Outgoing { agent_id, conversation_id, parent_id, text, attachments } = out;
+        if attachments.is_empty() || !text.trim().is_empty() {
+            check_text(text)?;
+        }
         let now = now_ms();
         let (conversation_id, parent, agent_id) = match conversation_id {
             Some(id) => {
@@ -366,15 +397,27 @@ impl Engine {
                 (String::new(), None, agent_id.to_owned())
             }
         };
+        let files = if attachments.is_empty() {
+            Vec::new()
+        } else {
+            let spec = self.get_agent(user, &agent_id).await?.spec;
+            let models: Vec<&str> =
+                std::iter::once(spec.model.as_str()).chain(spec.fallback_models.iter().map(String::as_str)).collect();
+            self.unsent_attachments(user, attachments, &models).await?
+        };
         let (mut tx, turn) = self.store.begin().await?;
         let conversation_id = if conversation_id.is_empty() {
             let id = new_id();
-            Self::insert_conversation(&mut tx, &id, user, &agent_id, &title_from(text), now).await?;
+            let title = match files.first() {
+                Some(f) if text.trim().is_empty() => f.name.clone(),
+                _ => title_from(text),
+            };
+            Self::insert_conversation(&mut tx, &id, user, &agent_id, &title, now).await?;
             id
         } else {
             conversation_id
         };
-        let content = serde_json::to_string(text).unwrap_or_default();
+        let content = serde_json::to_string(text.trim_end()).unwrap_or_default();
         let user_message_id = new_id();
         let question = NewMessage {
             id: &user_message_id,
@@ -386,6 +429,7 @@ impl Engine {
             run_id: None,
         };
         Self::insert_message(&mut tx, &question).await?;
+        Self::take_attachments(&mut tx, &user.id, attachments, &user_message_id).await?;
         let assistant_message_id =
             self.answer(user, (tx, turn), &conversation_id, &agent_id, &user_message_id, None).await?;
         Ok(Sent { conversation_id, user_message_id, assistant_message_id })
@@ -426,7 +470,8 @@ impl Engine {
             .await?;
         tx.commit().await?;
         drop(turn);
-        let subject = Answer { conversation_id: conversation_id.to_owned(), message_id: id.clone() };
+        let subject =
+            Answer { conversation_id: conversation_id.to_owned(), message_id: id.clone(), owner: user.id.clone() };
         let run = NewRun {
             head,
             interactive: true,
@@ -676,6 +721,7 @@ impl Engine {
             cost_micros: cost_micros as u64,
         };
         let mut ratings = self.ratings(shown).await?;
+        let mut files = self.attachments_of(shown).await?;
         for m in self.messages_by_id(id, shown).await? {
             let siblings = children.get(&m.parent_id.as_deref()).cloned().unwrap_or_default();
             let mut transcript = (m.role == Role::Assistant).then(|| m.transcript());
@@ -695,6 +741,7 @@ impl Engine {
                 created_at: m.created_at,
                 siblings,
                 rating: ratings.remove(&m.id),
+                attachments: files.remove(&m.id).unwrap_or_default(),
             });
         }
         Ok(view)
@@ -802,6 +849,7 @@ impl Engine {
     pub async fn delete_conversation(&self, user: &CurrentUser, id: &str) -> Result<(), ChatError> {
         self.conversation(user, id).await?;
         self.stop_scope(user, id).await?;
+        let files = self.conversation_attachments(id).await?;
         let (mut tx, turn) = self.store.begin().await?;
         self.forget_scope(&mut tx, id).await?;
         sqlx::query("DELETE FROM conversations WHERE id = $1 AND owner_id = $2")
@@ -811,6 +859,7 @@ impl Engine {
             .await?;
         tx.commit().await?;
         drop(turn);
+        self.delete_attachment_blobs(&user.id, &files).await;
         audit::record(self, Some(&user.id), "conversation.delete", id, serde_json::json!({}), "").await;
         Ok(())
     }
@@ -821,6 +870,8 @@ impl Engine {
 struct Answer {
     conversation_id: String,
     message_id: String,
+    /// Whose attachments the conversation's messages carry.
+    owner: String,
 }
 
 impl Subject for Answer {
@@ -834,9 +885,21 @@ impl Subject for Answer {
             let path: Vec<&StoredMessage> = path.iter().filter(|m| m.id != self.message_id).collect();
             let mut turns: Vec<Turn> = Vec::with_capacity(path.len());
             let mut cuts = Vec::new();
+            let asked: Vec<&str> = path.iter().filter(|m| m.role == Role::User).map(|m| m.id.as_str()).collect();
+            let unreadable = |e: ChatError| format!("The attached files could not be read: {e}");
+            let mut files = engine.attachments_of(&asked).await.map_err(unreadable)?;
             for m in &path {
                 match m.role {
-                    Role::User => turns.push(Turn::new(m.id.clone(), vec![Message::user(&m.text())])),
+                    Role::User => {
+                        let message = match files.remove(&m.id) {
+                            Some(f) => {
+                                let owner = &self.owner;
+                                engine.message_with_attachments(owner, &m.text(), &f).await.map_err(unreadable)?
+                            }
+                            None => Message::user(&m.text()),
+                        };
+                        turns.push(Turn::new(m.id.clone(), vec![message]));
+                    }
                     Role::Assistant => {
                         // A run that just ended may not have its last events stored yet;
                         // while it is still live here, its log is the truth.

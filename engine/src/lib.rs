@@ -13,6 +13,7 @@ pub mod infra;
 pub mod llm;
 pub mod mcp;
 pub mod providers;
+mod quota;
 pub mod runs;
 pub mod sandbox;
 pub mod settings;

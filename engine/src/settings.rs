@@ -114,9 +114,13 @@ pub struct LimitSettings {
     /// Seconds a run waits for someone to allow or decline a tool call; then it ends as
     /// stopped, saying why.
     pub approval_timeout_secs: u64,
-    /// Bytes of files (every skill version's) one user may keep; an upload past it is
-    /// refused, naming the quota and what is used.
+    /// Bytes of files (every skill version's, and chat attachments) one user may keep; an
+    /// upload past it is refused, naming the quota and what is used.
     pub storage_per_user_bytes: u64,
+    /// The largest file that may be attached to a chat message, in bytes.
+    pub attachment_max_bytes: u64,
+    /// Files one chat message may carry.
+    pub attachments_per_message: u32,
     /// Wall-clock seconds one run (a chat or API answer) may take from start to end,
     /// waiting for approvals included; past it the run ends as incomplete, saying why.
     pub run_wall_secs: u64,
@@ -172,6 +176,8 @@ impl Default for LimitSettings {
             messages_per_conversation: 10_000,
             approval_timeout_secs: 24 * 3600,
             storage_per_user_bytes: 1024 * 1024 * 1024,
+            attachment_max_bytes: 5 * 1024 * 1024,
+            attachments_per_message: 5,
             run_wall_secs: 2 * 24 * 3600,
             run_tool_calls: 500,
         }
@@ -261,6 +267,11 @@ impl Default for Price {
 pub const DEFAULT_CONTEXT_WINDOW: u64 = 128_000;
 
 impl Settings {
+    /// Whether `model` reads images, by the model table (a model not in it is assumed to).
+    pub fn vision(&self, model: &str) -> bool {
+        self.pricing.get(model).is_none_or(|p| p.vision)
+    }
+
     /// The context window of `model` by the model table.
     pub fn context_window(&self, model: &str) -> u64 {
         self.pricing.get(model).map(|p| p.context_window).filter(|w| *w > 0).unwrap_or(DEFAULT_CONTEXT_WINDOW)

@@ -55,7 +55,7 @@ impl From<object_store::Error> for SkillError {
 }
 
 /// Bytes of files `owner` keeps: the sizes in every manifest of every skill of theirs.
-async fn bytes_kept<'e, E>(db: E, owner: &str) -> Result<u64, sqlx::Error>
+pub(crate) async fn bytes_kept<'e, E>(db: E, owner: &str) -> Result<u64, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -165,7 +165,8 @@ impl Engine {
         // once cannot each pass it: on SQLite writers take turns; on PostgreSQL the owner's
         // row is locked until this commits.
         self.lock_user(&mut tx, &user.id).await?;
-        let (used, upload) = (bytes_kept(&mut *tx, &user.id).await?, manifest.iter().map(|f| f.size).sum::<u64>());
+        let (used, upload) =
+            (crate::quota::used(&mut tx, &user.id).await?, manifest.iter().map(|f| f.size).sum::<u64>());
         let quota = self.settings.limits.storage_per_user_bytes;
         if used.saturating_add(upload) > quota {
             return Err(SkillError::Quota { upload, used, quota });
@@ -318,7 +319,8 @@ impl Engine {
 
     /// Bytes of files the user keeps: every version of every skill of theirs.
     pub async fn storage_used(&self, user: &CurrentUser) -> Result<u64, SkillError> {
-        Ok(bytes_kept(&self.store.pool, &user.id).await?)
+        let mut conn = self.store.pool.acquire().await?;
+        Ok(crate::quota::used(&mut conn, &user.id).await?)
     }
 
     /// Deletes every version of a skill but the current one, files included; returns how

@@ -1279,3 +1279,185 @@ async fn a_conversation_longer_than_the_window_keeps_answering_by_the_agents_rul
         assert_eq!(up.chat_requests().len(), 12);
     }
 }
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+fn upload(name: &str, bytes: &[u8]) -> engine::chat::attachments::NewFile {
+    engine::chat::attachments::NewFile { name: name.into(), bytes: bytes.to_vec() }
+}
+
+fn refused(e: ChatError) -> String {
+    match e {
+        ChatError::Attachment(p) => p.rule().to_owned(),
+        ChatError::Invalid(f) => f.0[0].rule.clone(),
+        ChatError::Quota { .. } => "quota".into(),
+        e => panic!("{e:?}"),
+    }
+}
+
+/// An image and a text file go with a message: the image in each provider's own format,
+/// the text file as text with its name; both are the owner's alone, and kept with the
+/// message (a regenerated answer gets them again). Files that are not what their name
+/// says, too large, too many, past the quota, or images for a text-only model are
+/// refused with the reason, and nothing is stored.
+#[tokio::test]
+async fn attachments_reach_each_provider_in_its_own_format() {
+    for backend in engine::testing::backends() {
+        let mut settings = engine::testing::settings(backend).await;
+        settings.pricing.insert("fake-text".into(), engine::settings::Price { vision: false, ..Default::default() });
+        settings.limits.attachment_max_bytes = 64 * 1024;
+        settings.limits.storage_per_user_bytes = 200 * 1024;
+        let e = Engine::start(settings).await.expect("engine");
+        let up = FakeUpstream::start("127.0.0.1:0", fake_upstream::Script::default()).await.expect("upstream");
+        let t = two_users(&e).await;
+        let me = &t.admin.user;
+        let mut agents = Vec::new();
+        for (kind, model) in [("anthropic", "fake-large"), ("openai", "fake-large"), ("openai", "fake-text")] {
+            let base = if kind == "anthropic" { up.anthropic_base() } else { up.openai_base() };
+            let form = model::providers::ProviderForm {
+                name: format!("Fake {kind} {model}"),
+                kind: kind.into(),
+                base_url: base,
+                api_key: "k".into(),
+                ..Default::default()
+            };
+            let p = e.create_provider(me, form.parse().expect("p")).await.expect("provider");
+            let form = model::agents::AgentForm {
+                name: format!("Looker {kind} {model}"),
+                provider_id: p.id,
+                model: model.into(),
+                ..Default::default()
+            };
+            agents.push(e.create_agent(me, form.parse().expect("spec")).await.expect("agent").id);
+        }
+        let notes = "fn main() {\n    println!(\"```\");\n}\n";
+        let files = |e: Engine, me: CurrentUser| async move {
+            let up = e.upload_attachments(&me, vec![upload("shot.png", PNG), upload("main.rs", notes.as_bytes())]);
+            up.await.expect("upload").into_iter().map(|a| a.id).collect::<Vec<_>>()
+        };
+
+        // Anthropic: an image block with base64 data, the file as named text.
+        let ids = files(e.clone(), me.clone()).await;
+        up.push([Reply::text("A red pixel."), Reply::text("Still a red pixel.")]);
+        let out = engine::chat::Outgoing {
+            agent_id: &agents[0],
+            conversation_id: None,
+            parent_id: None,
+            text: "What is in these?",
+            attachments: &ids,
+        };
+        let sent = e.send(me, out).await.expect("send");
+        fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+        let req = up.chat_requests().pop().expect("request");
+        let content = &req["messages"][0]["content"];
+        assert_eq!(content[0]["type"], "text");
+        let file = content[0]["text"].as_str().unwrap_or_default();
+        assert!(file.starts_with("Attached file `main.rs`:") && file.contains("````\nfn main()"), "{file}");
+        assert_eq!(content[1]["type"], "image");
+        assert_eq!(content[1]["source"]["media_type"], "image/png");
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(PNG);
+        assert_eq!(content[1]["source"]["data"], data.as_str());
+        assert_eq!(content[2]["text"], "What is in these?");
+        // The conversation shows them with the message; a regenerated answer gets them again.
+        let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+        let shown: Vec<(&str, &str)> =
+            c.messages[0].attachments.iter().map(|a| (a.name.as_str(), a.media_type.as_str())).collect();
+        assert_eq!(shown, [("shot.png", "image/png"), ("main.rs", "text/plain")]);
+        let again = e.regenerate(me, &sent.assistant_message_id).await.expect("regenerate");
+        fold(&follow(&e, me, &again.assistant_message_id, 0).await);
+        assert_eq!(
+            up.chat_requests().pop().expect("request")["messages"][0]["content"][1]["source"]["data"],
+            data.as_str()
+        );
+        let (a, bytes) = e.attachment(me, &ids[0]).await.expect("owner reads it");
+        assert_eq!((a.name.as_str(), bytes.as_slice()), ("shot.png", PNG));
+
+        // OpenAI: content parts, the image as a data URL.
+        let ids = files(e.clone(), me.clone()).await;
+        up.push([Reply::text("A red pixel.")]);
+        let out = engine::chat::Outgoing {
+            agent_id: &agents[1],
+            conversation_id: None,
+            parent_id: None,
+            text: "",
+            attachments: &ids,
+        };
+        let sent = e.send(me, out).await.expect("send without text");
+        fold(&follow(&e, me, &sent.assistant_message_id, 0).await);
+        let req = up.chat_requests().pop().expect("request");
+        let user = req["messages"].as_array().and_then(|m| m.iter().find(|m| m["role"] == "user")).cloned();
+        let parts = user.expect("a user message")["content"].clone();
+        assert_eq!(parts[0]["type"], "text");
+        assert_eq!(parts[1]["type"], "image_url");
+        assert_eq!(parts[1]["image_url"]["url"], format!("data:image/png;base64,{data}").as_str());
+        assert_eq!(parts.as_array().map(Vec::len), Some(2), "no empty text part");
+        let c = e.get_conversation(me, &sent.conversation_id).await.expect("c");
+        assert_eq!(c.title, "shot.png", "titled by its file when nothing was written");
+
+        // Another user can neither read, send nor discard them.
+        let other = &t.member.user;
+        assert!(matches!(e.attachment(other, &ids[0]).await, Err(ChatError::AttachmentNotFound)));
+        let theirs = files(e.clone(), other.clone()).await;
+        let out = engine::chat::Outgoing {
+            agent_id: &agents[1],
+            conversation_id: None,
+            parent_id: None,
+            text: "Mine now",
+            attachments: &theirs[..1],
+        };
+        assert_eq!(refused(e.send(me, out).await.expect_err("not mine")), "not_found");
+        assert!(matches!(e.discard_attachment(me, &theirs[0]).await, Err(ChatError::NotFound)));
+        // A sent file cannot go with a second message.
+        let out = engine::chat::Outgoing {
+            agent_id: &agents[1],
+            conversation_id: None,
+            parent_id: None,
+            text: "Again",
+            attachments: &ids[..1],
+        };
+        assert_eq!(refused(e.send(me, out).await.expect_err("already sent")), "not_found");
+
+        // A text-only model gets no images; the files stay unsent, nothing else is stored.
+        let ids = files(e.clone(), me.clone()).await;
+        let before = e.list_conversations(me, None, "", 1).await.expect("list").total;
+        let out = engine::chat::Outgoing {
+            agent_id: &agents[2],
+            conversation_id: None,
+            parent_id: None,
+            text: "Look",
+            attachments: &ids,
+        };
+        let err = e.send(me, out).await.expect_err("text only");
+        assert!(err.to_string().contains("fake-text reads text only"), "{err}");
+        assert_eq!(refused(err), "text_only_model");
+        assert_eq!(e.list_conversations(me, None, "", 1).await.expect("list").total, before);
+        e.discard_attachment(me, &ids[0]).await.expect("discard");
+        assert!(matches!(e.attachment(me, &ids[0]).await, Err(ChatError::AttachmentNotFound)));
+
+        // Refused uploads store nothing.
+        let used = e.storage_used(me).await.expect("used");
+        let cases: [(Vec<engine::chat::attachments::NewFile>, &str); 5] = [
+            (vec![upload("cat.png", b"not an image at all")], "mismatch"),
+            (vec![upload("notes.txt", PNG)], "mismatch"),
+            (vec![upload("big.txt", &vec![b'a'; 64 * 1024 + 1])], "too_large"),
+            ((0..6).map(|i| upload(&format!("{i}.txt"), b"x")).collect(), "too_many"),
+            (
+                vec![upload("ok.txt", b"fine"), upload("tool.exe", b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff")],
+                "unsupported_file",
+            ),
+        ];
+        for (files, rule) in cases {
+            assert_eq!(refused(e.upload_attachments(me, files).await.expect_err(rule)), rule);
+        }
+        let fill: Vec<_> = (0..4).map(|i| upload(&format!("{i}.txt"), &vec![b'a'; 60 * 1024])).collect();
+        assert_eq!(refused(e.upload_attachments(me, fill).await.expect_err("quota")), "quota");
+        assert_eq!(e.storage_used(me).await.expect("used"), used, "nothing stored");
+
+        // Deleting the conversation deletes its files.
+        let c = sent.conversation_id.clone();
+        let kept = e.get_conversation(me, &c).await.expect("c").messages[0].attachments[0].id.clone();
+        e.delete_conversation(me, &c).await.expect("delete");
+        assert!(matches!(e.attachment(me, &kept).await, Err(ChatError::AttachmentNotFound)));
+    }
+}

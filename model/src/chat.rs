@@ -35,6 +35,11 @@ pub enum Block {
         name: String,
         input: Value,
     },
+    /// An image a person attached (base64 of its bytes), for a vision model.
+    Image {
+        media_type: String,
+        data: String,
+    },
     /// A tool's answer (or its error), for the call `tool_use_id`.
     ToolResult {
         tool_use_id: String,
@@ -643,6 +648,9 @@ pub struct MessageView {
     /// The person's rating of an answer.
     #[serde(default)]
     pub rating: Option<Rating>,
+    /// The files a person's message carries.
+    #[serde(default)]
+    pub attachments: Vec<crate::attachments::AttachmentView>,
 }
 
 /// A person's rating of an answer: up or down, with an optional note.

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod api_keys;
+pub mod attachments;
 pub mod chat;
 pub mod fields;
 pub mod markdown;

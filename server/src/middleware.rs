@@ -367,7 +367,7 @@ fn encode_query(s: &str) -> String {
 }
 
 /// Server functions that take files, and so a larger body.
-pub const UPLOAD_PATHS: [&str; 1] = ["/api/skills/upload"];
+pub const UPLOAD_PATHS: [&str; 2] = ["/api/skills/upload", "/api/chat/attach"];
 
 /// Why a request's body is refused before it is read: a declared length over the limit
 /// (`max_upload_bytes` for uploads, `max_body_bytes` for the rest), or an upload that is

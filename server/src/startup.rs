@@ -153,6 +153,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .route("/skills/{id}/files/{*path}", get(app::skills::download::skill_file))
         .route("/chat/answers/{id}", get(app::chat::answer_link::answer_link))
         .route("/chat/{id}/export", get(app::chat::export::export))
+        .route("/chat/attachments/{id}", get(app::chat::files::attachment))
         .leptos_routes(&state, routes, {
             let options = leptos_options.clone();
             move || shell(options.clone())

@@ -157,10 +157,15 @@ fn chat_error(e: ChatError) -> Response {
                 .collect();
             error(StatusCode::BAD_REQUEST, "invalid_request", text.join("; "))
         }
-        ChatError::NotFound | ChatError::ShareNotFound => error(StatusCode::NOT_FOUND, "not_found", "Not found."),
+        ChatError::NotFound | ChatError::ShareNotFound | ChatError::AttachmentNotFound => {
+            error(StatusCode::NOT_FOUND, "not_found", "Not found.")
+        }
+        ChatError::Attachment(_) | ChatError::Quota { .. } => {
+            error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+        }
         ChatError::NotRunning => error(StatusCode::CONFLICT, "not_running", "This answer is not running."),
         ChatError::Agent(e) => error(StatusCode::BAD_REQUEST, "agent_unusable", e.to_string()),
-        ChatError::Store(e) => {
+        ChatError::Store(_) | ChatError::Blobs(_) => {
             tracing::error!(error = %e, "chat completion failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error.")
         }

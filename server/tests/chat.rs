@@ -204,3 +204,66 @@ async fn export_downloads_the_branch_and_a_share_link_shows_only_it_to_anyone_un
     assert!(page.contains("This link does not work") && !page.contains("first</strong> answer"), "{page}");
     assert_eq!(json(app.call(&me, "chat/share/get", &[("id", &c)]).await).await, serde_json::Value::Null);
 }
+
+async fn attach(app: &TestApp, jar: &server::testing::Jar, files: &[(&str, &[u8])]) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, bytes) in files {
+        form = form.part("files", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()));
+    }
+    app.http
+        .post(app.url("/api/chat/attach"))
+        .header(reqwest::header::ORIGIN, &app.base)
+        .header(reqwest::header::COOKIE, jar.header())
+        .multipart(form)
+        .send()
+        .await
+        .expect("attach")
+}
+
+/// Files are uploaded as multipart, sent with a message by id, and served to their owner
+/// only, as what their content is; a file whose content is not what its name says is
+/// refused naming it, and nothing is stored.
+#[tokio::test]
+async fn attached_files_are_served_to_their_owner_only_and_checked_against_their_names() {
+    let up = FakeUpstream::start("127.0.0.1:0", Script::default()).await.expect("upstream");
+    let app = TestApp::spawn().await;
+    let (me, other) = app.two_users().await;
+    let agent = fake_agent(&app, &me, &up).await;
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    let files = json(attach(&app, &me, &[("a.png", png), ("notes.md", b"# Notes")]).await).await;
+    let ids: Vec<&str> = files.as_array().expect("list").iter().filter_map(|f| f["id"].as_str()).collect();
+    assert_eq!(files[0]["media_type"], "image/png");
+    assert_eq!(files[1]["kind"], "text");
+    up.push([Reply::text("Seen.")]);
+    let joined = ids.join(",");
+    let sent =
+        json(app.call(&me, "chat/send", &[("agent_id", &agent), ("text", "Look"), ("attachments", &joined)]).await)
+            .await;
+    let c = sent["conversation_id"].as_str().expect("c");
+    let view = json(app.call(&me, "chat/get", &[("id", c)]).await).await;
+    assert_eq!(view["messages"][0]["attachments"].as_array().map(Vec::len), Some(2));
+
+    let res = app.get(&me, &format!("/chat/attachments/{}", ids[0])).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.bytes().await.expect("body").as_ref(), png);
+    let res = app.get(&me, &format!("/chat/attachments/{}", ids[1])).await;
+    assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+    for id in &ids {
+        let res = app.get(&other, &format!("/chat/attachments/{id}")).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+    let res = app.call(&other, "chat/detach", &[("id", ids[0])]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    let res = attach(&app, &me, &[("cat.png", b"<svg onload=alert(1)>")]).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = res.text().await.unwrap_or_default();
+    assert!(body.contains("cat.png") && body.contains("not a PNG image") && body.contains("mismatch"), "{body}");
+    let res = attach(&app, &me, &[("big.txt", &vec![b'a'; 5 * 1024 * 1024 + 1])]).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap_or_default().contains("5242880"), "the limit is named");
+    let res = app.call(&me, "chat/attach", &[("files", "x")]).await;
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "multipart only");
+}

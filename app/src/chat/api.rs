@@ -3,8 +3,9 @@
 //! follows the rest live; a reload or a second tab resumes where it was.
 
 use leptos::prelude::*;
-use leptos::server_fn::codec::{ByteStream, Streaming};
+use leptos::server_fn::codec::{ByteStream, MultipartData, MultipartFormData, Streaming};
 use model::Page;
+use model::attachments::AttachmentView;
 use model::chat::{ConversationExport, ConversationSummary, ConversationView, Sent, ShareView, SidebarList};
 
 use crate::error::AppError;
@@ -42,20 +43,37 @@ pub async fn get_conversation(id: String, #[server(default)] before: String) -> 
 
 /// Sends a message and starts the answer. Without `conversation_id` a new conversation
 /// begins; with `parent_id` (a person's message) it is an edit of that message.
+/// `attachments`: the ids of files uploaded with `chat/attach`, comma-separated.
 #[server(endpoint = "chat/send")]
 pub async fn send_message(
     agent_id: String,
     #[server(default)] conversation_id: String,
     #[server(default)] parent_id: String,
-    text: String,
+    #[server(default)] text: String,
+    #[server(default)] attachments: String,
 ) -> Result<Sent, AppError> {
     use engine::infra::idempotency::{Once, fingerprint};
     let user = crate::ssr::user()?;
     let engine = crate::ssr::engine()?;
     let key = crate::ssr::header("idempotency-key");
-    let hash = fingerprint(&[agent_id.as_bytes(), conversation_id.as_bytes(), parent_id.as_bytes(), text.as_bytes()]);
+    let files: Vec<String> =
+        attachments.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let hash = fingerprint(&[
+        agent_id.as_bytes(),
+        conversation_id.as_bytes(),
+        parent_id.as_bytes(),
+        text.as_bytes(),
+        attachments.as_bytes(),
+    ]);
     let start = || async {
-        let sent = engine.send_message(&user, &agent_id, opt(&conversation_id), opt(&parent_id), &text).await?;
+        let out = engine::chat::Outgoing {
+            agent_id: &agent_id,
+            conversation_id: opt(&conversation_id),
+            parent_id: opt(&parent_id),
+            text: &text,
+            attachments: &files,
+        };
+        let sent = engine.send(&user, out).await?;
         Ok::<_, engine::chat::ChatError>((sent, ()))
     };
     let sent = match engine.once(&user, "chat.send", key.as_deref(), &hash, start).await? {
@@ -63,6 +81,50 @@ pub async fn send_message(
     };
     leptos_axum::redirect(&format!("/chat/{}", sent.conversation_id));
     Ok(sent)
+}
+
+/// Uploads files (`files`, multipart) to go with the next message: checked, counted
+/// against the storage quota and kept unsent until a message names them.
+#[server(endpoint = "chat/attach", input = MultipartFormData)]
+pub async fn attach_files(data: MultipartData) -> Result<Vec<AttachmentView>, AppError> {
+    use engine::chat::ChatError;
+    use model::attachments::AttachmentProblem;
+    let user = crate::ssr::user()?;
+    let engine = crate::ssr::engine()?;
+    let limits = &engine.settings.limits;
+    let broken = |e: &dyn std::fmt::Display| {
+        AppError::new(crate::error::ErrorCode::BadRequest, format!("the upload broke off: {e}"))
+    };
+    let mut parts = data.into_inner().ok_or_else(|| AppError::from(ChatError::from(AttachmentProblem::Empty)))?;
+    let mut files = Vec::new();
+    while let Some(mut field) = parts.next_field().await.map_err(|e| broken(&e))? {
+        let name = field.file_name().unwrap_or_default().to_owned();
+        if field.name() != Some("files") || name.is_empty() {
+            continue;
+        }
+        if files.len() >= limits.attachments_per_message as usize {
+            let most = u64::from(limits.attachments_per_message);
+            return Err(ChatError::from(AttachmentProblem::TooMany(most)).into());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| broken(&e))? {
+            bytes.extend_from_slice(&chunk);
+            // Refused as soon as it is too large, not once it is all in memory.
+            if bytes.len() as u64 > limits.attachment_max_bytes {
+                let (size, limit) = (bytes.len() as u64, limits.attachment_max_bytes);
+                return Err(ChatError::from(AttachmentProblem::TooLarge { name, size, limit }).into());
+            }
+        }
+        files.push(engine::chat::attachments::NewFile { name, bytes });
+    }
+    Ok(engine.upload_attachments(&user, files).await?)
+}
+
+/// Removes a file uploaded for the next message, before it is sent.
+#[server(endpoint = "chat/detach")]
+pub async fn discard_attachment(id: String) -> Result<(), AppError> {
+    let user = crate::ssr::user()?;
+    Ok(crate::ssr::engine()?.discard_attachment(&user, &id).await?)
 }
 
 /// Answers the question of the answer `message_id` again (a sibling answer).

@@ -18,9 +18,12 @@ use model::chat::{
 };
 use model::markdown;
 
+use model::attachments::{AttachmentKind, AttachmentView};
+
 use super::api::{
     AnswerTool, ContinueAnswer, DeleteConversation, RateAnswer, Regenerate, RenameConversation, SendMessage,
-    ShareConversation, StopRun, SwitchBranch, UnshareConversation, get_conversation, get_share, list_conversations,
+    ShareConversation, StopRun, SwitchBranch, UnshareConversation, attach_files, discard_attachment, get_conversation,
+    get_share, list_conversations,
 };
 use super::sidebar::{ChatSidebar, SidebarActions};
 use crate::agents::api::list_agents;
@@ -113,34 +116,140 @@ fn NewChat(agents: Vec<model::agents::AgentSummary>, preselect: String) -> impl 
                             .collect_view()}
                     </select>
                 </div>
-                <Composer pending running=Signal::stored(false) />
+                <Composer pending running=Signal::stored(false) send />
             </ActionForm>
         </section>
     }
 }
 
-/// The message box and its send button (Enter sends, Shift+Enter breaks the line).
+/// The message box and its send button (Enter sends, Shift+Enter breaks the line). Once
+/// hydrated, files can be attached: each is uploaded when picked and shown as a chip (an
+/// image with its preview) until the message is sent or the chip removed.
 #[component]
-fn Composer(pending: Memo<bool>, #[prop(into)] running: Signal<bool>) -> impl IntoView {
+fn Composer(
+    pending: Memo<bool>,
+    #[prop(into)] running: Signal<bool>,
+    send: ServerAction<SendMessage>,
+) -> impl IntoView {
     let t = t();
     let busy = move || pending.get() || running.get();
+    let files = RwSignal::new(Vec::<AttachmentView>::new());
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let upload = Action::new_local(|fd: &leptos::web_sys::FormData| attach_files(fd.clone().into()));
+    let uploading = upload.pending();
+    Effect::new(move |_| {
+        if let Some(Ok(added)) = upload.value().get() {
+            files.update(|f| f.extend(added));
+        }
+    });
+    let upload_err = Signal::derive(move || match upload.value().get() {
+        Some(Err(e)) => Some(e),
+        _ => None,
+    });
+    // A message sent takes its files with it.
+    Effect::new(move |prev: Option<usize>| {
+        let v = send.version().get();
+        if prev.is_some_and(|p| p != v) && matches!(send.value().get_untracked(), Some(Ok(_))) {
+            files.set(Vec::new());
+            upload.value().set(None);
+        }
+        v
+    });
+    let ids = move || files.with(|f| f.iter().map(|a| a.id.clone()).collect::<Vec<String>>().join(","));
+    let chips = move || {
+        files
+            .get()
+            .into_iter()
+            .map(|a| {
+                let id = a.id.clone();
+                let remove = move |_| {
+                    let id = id.clone();
+                    files.update(|f| f.retain(|x| x.id != id));
+                    leptos::task::spawn_local(async move {
+                        let _ = discard_attachment(id).await;
+                    });
+                };
+                let url = format!("/chat/attachments/{}", a.id);
+                view! {
+                    <li class="attach-chip" data-testid="attachment-chip">
+                        {(a.kind == AttachmentKind::Image).then(|| view! { <img src=url.clone() alt="" class="attach-thumb" /> })}
+                        <span class="attach-name">{a.name.clone()}</span>
+                        <span class="small muted">{file_size(a.size)}</span>
+                        <button type="button" class="icon-btn" aria-label=format!("{} {}", t.chat_attach_remove, a.name) on:click=remove>"×"</button>
+                    </li>
+                }
+            })
+            .collect_view()
+    };
     view! {
+        <ErrorAlert error=upload_err />
+        <Show when=move || files.with(|f| !f.is_empty())>
+            <ul class="attach-chips" aria-label=t.chat_attachments>{chips}</ul>
+        </Show>
+        <input type="hidden" name="attachments" prop:value=ids value="" />
         <div class="composer">
             <label for="composer-text" class="visually-hidden">{t.chat_message}</label>
             <textarea
                 id="composer-text"
                 name="text"
                 rows="2"
-                required
+                required=move || files.with(Vec::is_empty)
                 maxlength=MESSAGE_MAX
                 placeholder=t.chat_placeholder
                 on:keydown=enter_sends
             ></textarea>
-            <button type="submit" class="btn btn-primary" disabled=busy data-testid="send">
+            <Show when=move || hydrated.get()>
+                <label class="btn btn-secondary attach-btn" title=t.chat_attach data-testid="attach">
+                    <span aria-hidden="true">"📎"</span>
+                    <span class="visually-hidden">{t.chat_attach}</span>
+                    <input
+                        type="file"
+                        multiple
+                        class="visually-hidden"
+                        data-testid="attach-input"
+                        disabled=move || uploading.get()
+                        on:change=move |ev| pick_files(ev, upload)
+                    />
+                </label>
+            </Show>
+            <button type="submit" class="btn btn-primary" disabled=move || busy() || uploading.get() data-testid="send">
                 {move || if pending.get() { t.chat_sending } else { t.chat_send }}
             </button>
         </div>
         <p class="composer-hint small muted">{t.chat_shortcuts}</p>
+    }
+}
+
+/// Uploads the files just picked (the input is emptied, so picking the same file again
+/// works).
+fn pick_files(ev: leptos::ev::Event, upload: Action<leptos::web_sys::FormData, Result<Vec<AttachmentView>, AppError>>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
+        let (Some(list), Ok(fd)) = (input.files(), web_sys::FormData::new()) else { return };
+        if list.length() == 0 {
+            return;
+        }
+        for i in 0..list.length() {
+            if let Some(f) = list.get(i) {
+                let _ = fd.append_with_blob_and_filename("files", &f, &f.name());
+            }
+        }
+        input.set_value("");
+        upload.dispatch_local(fd);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (ev, upload);
+}
+
+/// `12 KB`, `3.4 MB`.
+fn file_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b.div_ceil(1024)),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
     }
 }
 
@@ -454,7 +563,7 @@ fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError
             <ActionForm action=acts.send node_ref=textarea_reset attr:class="composer-form">
                 <AgentPicker current=send_agent agents />
                 <input type="hidden" name="conversation_id" value=send_cid />
-                <Composer pending running=acts.running />
+                <Composer pending running=acts.running send=acts.send />
             </ActionForm>
         </div>
     }
@@ -496,6 +605,40 @@ fn branch_switcher(id: &str, siblings: &[String]) -> impl IntoView + use<> {
     })
 }
 
+/// The files a person's message carries: images shown, text files as links.
+#[component]
+fn Attachments(files: Vec<AttachmentView>) -> impl IntoView {
+    let t = t();
+    view! {
+        <ul class="msg-files" aria-label=t.chat_attachments>
+            {files
+                .into_iter()
+                .map(|a| {
+                    let url = format!("/chat/attachments/{}", a.id);
+                    match a.kind {
+                        AttachmentKind::Image => view! {
+                            <li>
+                                <a href=url.clone() target="_blank" rel="noopener">
+                                    <img src=url.clone() alt=a.name.clone() class="msg-image" loading="lazy" data-testid="message-image" />
+                                </a>
+                            </li>
+                        }
+                        .into_any(),
+                        AttachmentKind::Text => view! {
+                            <li>
+                                <a href=url class="chip" target="_blank" rel="noopener" data-testid="message-file">
+                                    "📄 " {a.name.clone()} " · " {file_size(a.size)}
+                                </a>
+                            </li>
+                        }
+                        .into_any(),
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+}
+
 #[component]
 fn QuestionItem(m: MessageView, conversation_id: String, agent_id: String) -> impl IntoView {
     let t = t();
@@ -504,7 +647,8 @@ fn QuestionItem(m: MessageView, conversation_id: String, agent_id: String) -> im
     let edit_id = format!("edit-{}", m.id);
     view! {
         <article class="msg msg-user" data-testid="user-message">
-            <div class="bubble">{m.text.clone()}</div>
+            {(!m.attachments.is_empty()).then(|| view! { <Attachments files=m.attachments.clone() /> })}
+            {(!m.text.is_empty()).then(|| view! { <div class="bubble">{m.text.clone()}</div> })}
             <div class="msg-foot">
                 {switcher}
                 <button type="button" class="btn btn-ghost btn-small msg-copy">{t.copy}</button>

@@ -24,9 +24,26 @@ pub fn body(req: &ChatRequest) -> Value {
                         messages.push(json!({ "role": "tool", "tool_call_id": tool_use_id, "content": content }));
                     }
                 }
-                let text = m.text();
-                if !text.is_empty() {
-                    messages.push(json!({ "role": "user", "content": text }));
+                let images = m.content.iter().any(|b| matches!(b, Block::Image { .. }));
+                if images {
+                    // Text and images as content parts, in order.
+                    let parts: Vec<Value> = m
+                        .content
+                        .iter()
+                        .filter_map(|b| match b {
+                            Block::Text { text } => Some(json!({ "type": "text", "text": text })),
+                            Block::Image { media_type, data } => Some(json!({
+                                "type": "image_url", "image_url": { "url": format!("data:{media_type};base64,{data}") }
+                            })),
+                            _ => None,
+                        })
+                        .collect();
+                    messages.push(json!({ "role": "user", "content": parts }));
+                } else {
+                    let text = m.text();
+                    if !text.is_empty() {
+                        messages.push(json!({ "role": "user", "content": text }));
+                    }
                 }
             }
             Role::Assistant => {

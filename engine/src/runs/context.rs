@@ -11,6 +11,9 @@
 use model::agents::ContextRule;
 use model::chat::{Block, ContextCut, Message, Role};
 
+/// What an image is counted as, in tokens.
+pub const IMAGE_TOKENS: u64 = 1_600;
+
 /// What a summary may take, in tokens.
 pub const SUMMARY_TOKENS: u32 = 800;
 
@@ -69,6 +72,8 @@ fn block_bytes(b: &Block) -> usize {
         Block::Text { text } => text.len(),
         Block::ToolUse { id, name, input } => id.len() + name.len() + input.to_string().len() + 16,
         Block::ToolResult { tool_use_id, content, .. } => tool_use_id.len() + content.len() + 16,
+        // Providers count an image by its size in pixels, at most about 1,600 tokens.
+        Block::Image { .. } => IMAGE_TOKENS as usize * 3,
     }
 }
 
@@ -165,6 +170,7 @@ pub fn summary_source(turns: &[Turn], max_bytes: usize) -> String {
                     out.push_str(&format!("Assistant called the tool {name} with {}\n\n", cut(&input.to_string(), 400)))
                 }
                 Block::ToolResult { content, .. } => out.push_str(&format!("Tool result: {}\n\n", cut(content, 600))),
+                Block::Image { .. } => out.push_str(&format!("{who}: [an image]\n\n")),
             }
         }
     }
