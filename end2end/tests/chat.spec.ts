@@ -3,6 +3,7 @@ import {
   addProvider,
   attachFixtureMcp,
   clearReplies,
+  FAKE_UPSTREAM,
   createAgent,
   jsEnabled,
   open,
@@ -323,3 +324,118 @@ test("export a conversation; share it read-only with someone signed out, then st
   await expect(theirs.getByText("the plan")).toHaveCount(0);
   await stranger.close();
 });
+
+/** The body of the last chat request the fake upstream got. */
+async function lastRequest(): Promise<{ messages: { role: string; content: unknown }[] }> {
+  const res = await fetch(`${FAKE_UPSTREAM.replace(/\/v1$/, "")}/__fake/last`);
+  return res.json();
+}
+
+// A 1×1 PNG.
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+test("continue a cut-off answer and rate it; attach an image and a text file for either kind of provider", async ({
+  page,
+}, info) => {
+  await register(page, uniqueEmail(info, "files"));
+  await addProvider(page, "Fake LLM");
+  await createAgent(page, "Looker");
+
+  // An answer that broke off is continued as a new version that starts with it.
+  await queueReplies([{ steps: [{ text: "The first half " }, "drop"] }, slowText("and the second half.")]);
+  await startChat(page, "Tell me in two halves");
+  await expect(answer(page)).toHaveAttribute("data-status", "incomplete", { timeout: 15_000 });
+  await answer(page).getByTestId("continue").click();
+  await expect(answer(page)).toHaveAttribute("data-status", "done", { timeout: 15_000 });
+  await expect(answer(page).locator(".markdown")).toHaveText("The first half and the second half.");
+  await expect(answer(page).getByTestId("branches")).toContainText("2 / 2");
+
+  // Rated down with a note; the rating and the note are there after a reload.
+  await settle(page);
+  await answer(page).getByTestId("rate-down").click();
+  await expect(answer(page).getByTestId("rate-down")).toHaveAttribute("aria-pressed", "true");
+  await settle(page);
+  await answer(page).getByText("Note", { exact: true }).click();
+  await answer(page).getByLabel("What made this answer good or bad? (optional)").fill("Took two tries.");
+  await answer(page).getByTestId("rate-note-save").click();
+  await page.reload();
+  await settle(page);
+  await expect(answer(page).getByTestId("rate-down")).toHaveAttribute("aria-pressed", "true");
+  await expect(answer(page).getByTestId("rate-up")).toHaveAttribute("aria-pressed", "false");
+  await expect(answer(page).getByLabel("What made this answer good or bad? (optional)")).toHaveValue("Took two tries.");
+
+  if (!jsEnabled(page)) {
+    // Files are uploaded by the hydrated page; without JavaScript there is no button
+    // that could not work.
+    await expect(page.getByTestId("attach")).toHaveCount(0);
+    return;
+  }
+  const attach = async () => {
+    await page.getByTestId("attach-input").setInputFiles([
+      { name: "dot.png", mimeType: "image/png", buffer: PNG },
+      { name: "notes.md", mimeType: "text/markdown", buffer: Buffer.from("# Notes\nBuy milk.\n") },
+    ]);
+    await expect(page.getByTestId("attachment-chip")).toHaveCount(2);
+    await expect(page.getByTestId("attachment-chip").first()).toContainText("dot.png");
+    await expect(page.getByTestId("attachment-chip").first().locator("img")).toBeVisible();
+  };
+
+  // OpenAI: the image as an image_url part, the file as named text.
+  await attach();
+  await queueReplies([slowText("A dot and a note.")]);
+  await send(page, "What are these?");
+  await expect(answer(page).locator(".markdown")).toHaveText("A dot and a note.", { timeout: 15_000 });
+  await expect(page.getByTestId("attachment-chip")).toHaveCount(0);
+  const question = page.getByTestId("user-message").last();
+  await expect(question.getByTestId("message-image")).toBeVisible();
+  await expect(question.getByTestId("message-file")).toContainText("notes.md");
+  let req = await lastRequest();
+  const parts = req.messages.filter((m) => m.role === "user").pop()?.content as {
+    type: string;
+    text?: string;
+    image_url?: { url: string };
+  }[];
+  expect(parts.map((p) => p.type)).toEqual(["text", "image_url", "text"]);
+  expect(parts[0].text).toContain("Attached file `notes.md`");
+  expect(parts[0].text).toContain("Buy milk.");
+  expect(parts[1].image_url?.url).toBe(`data:image/png;base64,${PNG.toString("base64")}`);
+
+  // Anthropic: an image block with base64 data.
+  await open(page, "/providers/new");
+  await page.getByLabel("Name").fill("Fake Anthropic");
+  await page.getByLabel("API", { exact: true }).selectOption("anthropic");
+  await page.getByLabel("Base URL").fill(FAKE_UPSTREAM.replace(/\/v1$/, ""));
+  await page.getByLabel("API key").fill("sk-e2e-abcd1234");
+  await page.getByRole("button", { name: "Add connection" }).click();
+  await expect(page).toHaveURL(/\/providers\/[0-9a-f-]{36}$/);
+  await open(page, "/agents/new");
+  await page.getByLabel("Name", { exact: true }).fill("Claude");
+  await page.getByLabel("Provider connection").selectOption({ label: "Fake Anthropic" });
+  await page.getByLabel("Model", { exact: true }).fill("fake-large");
+  await page.getByRole("button", { name: "Create agent" }).click();
+  await expect(page).toHaveURL(/\/agents\/[0-9a-f-]{36}$/);
+  await settle(page);
+  await queueReplies([slowText("Still a dot.")]);
+  await startChatWithFiles(page, attach);
+  await expect(answer(page).locator(".markdown")).toHaveText("Still a dot.", { timeout: 15_000 });
+  req = await lastRequest();
+  const blocks = req.messages[0].content as { type: string; text?: string; source?: { data: string } }[];
+  expect(blocks.map((b) => b.type)).toEqual(["text", "image", "text"]);
+  expect(blocks[1].source?.data).toBe(PNG.toString("base64"));
+  expect(blocks[2].text).toBe("Look again");
+});
+
+/** From the agent's page: a new conversation whose first message carries files. */
+async function startChatWithFiles(page: Page, attach: () => Promise<void>) {
+  await page.getByRole("link", { name: "Start a chat" }).click();
+  await expect(page).toHaveURL(/\/chat\?agent=/);
+  await settle(page);
+  await attach();
+  await page.getByLabel("Message", { exact: true }).fill("Look again");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}$/);
+  await settle(page);
+}

@@ -69,6 +69,8 @@ pub struct Seen {
 struct Shared {
     script: Arc<Mutex<Script>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The last chat request's body, always kept (one, so it never grows).
+    last: Arc<Mutex<Option<Value>>>,
     sent_gaps: chat::SentGaps,
 }
 
@@ -150,6 +152,7 @@ fn router(shared: Shared) -> Router {
         .route("/v1/messages", post(anthropic))
         .route("/v1/chat/completions", post(openai))
         .route("/__fake/replies", post(queue).delete(clear))
+        .route("/__fake/last", get(last))
         .with_state(shared)
 }
 
@@ -171,6 +174,12 @@ async fn queue(State(s): State<Shared>, axum::Json(replies): axum::Json<Vec<Repl
         script.replies.extend(replies);
     }
     StatusCode::NO_CONTENT
+}
+
+/// The last chat request's body (`null` before any), for end-to-end tests to check the
+/// wire format.
+async fn last(State(s): State<Shared>) -> axum::Json<Value> {
+    axum::Json(s.last.lock().ok().and_then(|l| l.clone()).unwrap_or(Value::Null))
 }
 
 /// Forgets every queued reply (a test starts from a clean queue).
@@ -196,6 +205,9 @@ async fn chat(s: Shared, headers: HeaderMap, body: Bytes, wire: Wire, path: &str
         Err(e) => return (StatusCode::BAD_REQUEST, format!("not JSON: {e}")).into_response(),
     };
     record_body(&s, path, &headers, Some(request.clone()));
+    if let Ok(mut last) = s.last.lock() {
+        *last = Some(request.clone());
+    }
     let key = s.script.lock().ok().and_then(|s| s.api_key.clone());
     if !authorized(key.as_deref(), &headers) {
         return unauthorized(&headers);
