@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod attachments;
 pub mod chat;
 pub mod fields;
+pub mod highlight;
 pub mod markdown;
 pub mod mcp;
 pub mod providers;

@@ -4,7 +4,9 @@
 //! and attribute). Raw HTML in the source is shown as text; links keep only `http`,
 //! `https` and `mailto` (or a path under `base`), so no `javascript:` or `data:` URL
 //! survives; images are dropped (an image from elsewhere tells a third party who reads
-//! what). No element the writer emits carries an event attribute.
+//! what). No element the writer emits carries an event attribute. A fenced code block in
+//! a language [`crate::highlight`] knows is highlighted once its closing fence is there
+//! (while an answer streams, the block being written stays plain until it closes).
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, html};
 
@@ -18,7 +20,9 @@ pub fn render_with(src: &str, base: Option<&str>, copy: &str) -> String {
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
     let mut links: Vec<bool> = Vec::new();
     let mut in_metadata = false;
-    let events = Parser::new_ext(src, opts).filter_map(|ev| match ev {
+    // The code block being read: its language, whether it is closed, its text so far.
+    let mut code: Option<(String, bool, String)> = None;
+    let events = Parser::new_ext(src, opts).into_offset_iter().filter_map(|(ev, range)| match ev {
         Event::Start(Tag::MetadataBlock(_)) => {
             in_metadata = true;
             None
@@ -28,6 +32,12 @@ pub fn render_with(src: &str, base: Option<&str>, copy: &str) -> String {
             None
         }
         _ if in_metadata => None,
+        Event::Text(t) if code.is_some() => {
+            if let Some((_, _, text)) = code.as_mut() {
+                text.push_str(&t);
+            }
+            None
+        }
         // Raw HTML is text, shown as written.
         Event::Html(s) | Event::InlineHtml(s) => Some(Event::Text(s)),
         Event::Start(Tag::HtmlBlock) => Some(Event::Start(Tag::Paragraph)),
@@ -51,10 +61,13 @@ pub fn render_with(src: &str, base: Option<&str>, copy: &str) -> String {
         }
         Event::End(TagEnd::Link) => links.pop().unwrap_or(false).then(|| Event::InlineHtml("</a>".into())),
         Event::Start(Tag::CodeBlock(kind)) => {
-            let lang = match &kind {
-                CodeBlockKind::Fenced(info) => info.split([' ', ',', '{']).next().unwrap_or_default(),
-                CodeBlockKind::Indented => "",
+            let (lang, closed) = match &kind {
+                CodeBlockKind::Fenced(info) => {
+                    (info.split([' ', ',', '{']).next().unwrap_or_default(), fence_closed(&src[range]))
+                }
+                CodeBlockKind::Indented => ("", false),
             };
+            code = Some((lang.to_owned(), closed, String::new()));
             let lang = attr(lang);
             let class = if lang.is_empty() { String::new() } else { format!(" class=\"language-{lang}\"") };
             Some(Event::Html(CowStr::from(format!(
@@ -63,7 +76,15 @@ pub fn render_with(src: &str, base: Option<&str>, copy: &str) -> String {
                 attr(copy)
             ))))
         }
-        Event::End(TagEnd::CodeBlock) => Some(Event::Html("</code></pre></div>\n".into())),
+        Event::End(TagEnd::CodeBlock) => {
+            let (lang, closed, text) = code.take().unwrap_or_default();
+            let body = closed.then(|| crate::highlight::highlight(&lang, &text)).flatten().unwrap_or_else(|| {
+                let mut plain = String::with_capacity(text.len());
+                crate::highlight::escape(&text, &mut plain);
+                plain
+            });
+            Some(Event::Html(CowStr::from(format!("{body}</code></pre></div>\n"))))
+        }
         other => Some(other),
     });
     let mut out = String::with_capacity(src.len() * 3 / 2);
@@ -74,6 +95,18 @@ pub fn render_with(src: &str, base: Option<&str>, copy: &str) -> String {
 /// [`render_with`] with the English copy label.
 pub fn render(src: &str, base: Option<&str>) -> String {
     render_with(src, base, "Copy")
+}
+
+/// Whether a fenced block's source (its opening fence to its end) has its closing fence.
+fn fence_closed(block: &str) -> bool {
+    let mut lines = block.trim_end_matches(['\n', '\r']).lines();
+    let Some(open) = lines.next().map(str::trim_start) else { return false };
+    let Some(mark) = open.chars().next() else { return false };
+    let n = open.chars().take_while(|c| *c == mark).count();
+    lines.next_back().is_some_and(|last| {
+        let last = last.trim();
+        last.len() >= n && last.chars().all(|c| c == mark)
+    })
 }
 
 /// Escapes text for an attribute value or element content.
@@ -237,11 +270,34 @@ mod tests {
         assert!(html.contains("<span class=\"code-lang\">rust</span>"), "{html}");
         assert!(html.contains("<button type=\"button\" class=\"code-copy\">Copy</button>"), "{html}");
         assert!(
-            html.contains("<code class=\"language-rust\">fn main() { let x = 1 &lt; 2; }\n</code></pre></div>"),
+            html.contains(
+                "<code class=\"language-rust\"><span class=\"tok-k\">fn</span> main() { <span class=\"tok-k\">let</span> \
+                 x = <span class=\"tok-n\">1</span> &lt; <span class=\"tok-n\">2</span>; }\n</code></pre></div>"
+            ),
             "{html}"
         );
         let odd = render("```\"><script>\nx\n```\n", None);
         assert_inert(&odd);
+    }
+
+    #[test]
+    fn a_code_block_is_highlighted_once_it_is_closed() {
+        let closed = render("```rust\nlet x = 1;\n```\n", None);
+        assert!(closed.contains("<span class=\"tok-k\">let</span> x = <span class=\"tok-n\">1</span>;"), "{closed}");
+        let open = render("```rust\nlet x = 1;\n", None);
+        assert!(open.contains("<code class=\"language-rust\">let x = 1;\n</code>"), "{open}");
+        let unknown = render("```cobol\nMOVE A TO B.\n```\n", None);
+        assert!(unknown.contains(">MOVE A TO B.\n</code>"), "{unknown}");
+        // A fence inside the code does not close it early.
+        let nested = render("````md\n```\ninner\n```\n````\n", None);
+        assert!(nested.contains("```\ninner\n```"), "{nested}");
+    }
+
+    #[test]
+    fn tables_and_task_lists_render() {
+        let html = render("| a | b |\n|---|---|\n| 1 | 2 |\n\n- [x] done\n- [ ] todo\n", None);
+        assert!(html.contains("<table>") && html.contains("<td>1</td>"), "{html}");
+        assert!(html.contains("<input disabled=\"\" type=\"checkbox\" checked=\"\"/>"), "{html}");
     }
 
     #[test]
