@@ -318,8 +318,9 @@ async fn bench() {
     let mut figures = serde_json::Map::new();
     // `BENCH_ONLY=streams` skips to the streams, `BENCH_ONLY=sfn` stops after the server
     // functions and the page.
+    // functions and the page, `BENCH_ONLY=first-load` measures only the pages in Chromium.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    if only != "streams" {
+    if only != "streams" && only != "first-load" {
         server_functions(&http, &mut rows, &mut figures).await;
     }
 
@@ -346,9 +347,12 @@ async fn bench() {
     let loaded_rss = rss_mb(pid);
     rows.push(format!("resident memory     idle {idle_rss:.1} MB   after load {loaded_rss:.1} MB"));
 
-    if only != "sfn" {
+    if only != "sfn" && only != "first-load" {
         let agent_id = answer_streams(&http, &base, &cookie, pid, &mut rows, &mut figures).await;
         open_long_conversation(&http, &base, &cookie, &server.dir, &agent_id, &mut rows, &mut figures).await;
+    }
+    if only != "sfn" && only != "streams" {
+        first_load(&http, &base, &cookie, &mut rows, &mut figures).await;
     }
     let wasm = wasm_size();
     rows.push(match &wasm {
@@ -582,6 +586,87 @@ async fn answer_streams(
 
 /// A conversation of 10,000 messages (5,000 questions and answers), written straight into
 /// the server's database, then opened as a person would: the page, whole.
+/// First load in Chromium (cache off) of `/login`, `/agents` and a conversation with a
+/// code answer: bytes and requests until hydrated, and the time to hydrated against the
+/// same page loaded with JavaScript off (`end2end/bench/first-load.mjs`). Skipped, saying
+/// so, when Node or the end2end packages are missing.
+async fn first_load(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    rows: &mut Vec<String>,
+    figures: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let answer =
+        "Here it is:\n\n```rust\nfn main() {\n    println!(\"hello\");\n}\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
+    let script = Script { record: false, fallback: Some(Reply::text(answer)), ..Script::default() };
+    let up = FakeUpstream::start("127.0.0.1:0", script).await.expect("upstream");
+    let upstream = up.openai_base();
+    let form = [
+        ("form[name]", "Pages"),
+        ("form[kind]", "openai"),
+        ("form[base_url]", upstream.as_str()),
+        ("form[models]", "fake-large"),
+    ];
+    let provider = server_fn(http, base, cookie, "providers/create", &form).await;
+    let provider = provider["id"].as_str().expect("provider id").to_owned();
+    let form = [("form[name]", "Pages"), ("form[provider_id]", provider.as_str()), ("form[model]", "fake-large")];
+    let agent = server_fn(http, base, cookie, "agents/create", &form).await;
+    let agent = agent["id"].as_str().expect("agent id").to_owned();
+    let sent = server_fn(http, base, cookie, "chat/send", &[("agent_id", &agent), ("text", "Show me code")]).await;
+    let conversation = sent["conversation_id"].as_str().expect("conversation").to_owned();
+    for _ in 0..100 {
+        let c = server_fn(http, base, cookie, "chat/get", &[("id", &conversation)]).await;
+        if c["messages"][1]["transcript"]["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pages = [
+        ("login", "/login".to_owned()),
+        ("agents", "/agents".to_owned()),
+        ("conversation", format!("/chat/{conversation}")),
+    ];
+    let paths: Vec<&str> = pages.iter().map(|(_, p)| p.as_str()).collect();
+    let out = std::process::Command::new("node")
+        .arg("end2end/bench/first-load.mjs")
+        .env("BASE", base)
+        .env("COOKIE", cookie)
+        .env("PAGES", paths.join(","))
+        .output();
+    let parsed = match &out {
+        Ok(o) if o.status.success() => serde_json::from_slice::<serde_json::Value>(&o.stdout).ok(),
+        Ok(o) => {
+            eprintln!("first load: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("first load: node: {e}");
+            None
+        }
+    };
+    let Some(v) = parsed else {
+        rows.push("first load          not measured (needs node and end2end's packages: npm ci in end2end)".into());
+        return;
+    };
+    for (name, path) in &pages {
+        let p = &v[path.as_str()];
+        let (kb, requests) = (p["kb"].as_f64().unwrap_or(f64::NAN), p["requests"].as_u64().unwrap_or(0));
+        let (ms, nojs) = (p["hydrated_ms"].as_f64().unwrap_or(f64::NAN), p["nojs_ms"].as_f64().unwrap_or(f64::NAN));
+        rows.push(format!(
+            "first load {name:<13} {kb:>6.1} KB in {requests:>3} requests, hydrated in {ms:>5.0} ms \
+             ({:.2}× the page without JavaScript, {nojs:.0} ms; runs {} / {})",
+            ms / nojs,
+            p["hydrated_ms_all"],
+            p["nojs_ms_all"]
+        ));
+        figures.insert(format!("first_load_kb_{name}"), json!(kb));
+        figures.insert(format!("first_load_requests_{name}"), json!(requests));
+        figures.insert(format!("hydrated_ms_{name}"), json!(ms));
+        figures.insert(format!("hydrated_vs_nojs_{name}"), json!(round3(ms / nojs)));
+    }
+}
+
 async fn open_long_conversation(
     http: &reqwest::Client,
     base: &str,

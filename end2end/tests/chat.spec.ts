@@ -190,6 +190,8 @@ test("model output with scripts, handlers and javascript: links is shown inert",
   await expect(body.getByRole("link", { name: "click me" })).toHaveCount(0);
   await expect(body.getByText("click me")).toBeVisible();
   await expect(body.locator(".code-lang")).toHaveText("rust");
+  // Highlighted, the same from the server and once hydrated.
+  await expect(body.locator("code .tok-k")).toHaveText("fn");
   if (jsEnabled(page)) {
     await body.getByRole("button", { name: "Copy" }).click();
     await expect(body.getByRole("button", { name: "Copied" })).toBeVisible();

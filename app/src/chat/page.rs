@@ -201,7 +201,7 @@ fn Composer(
             ></textarea>
             <Show when=move || hydrated.get()>
                 <label class="btn btn-secondary attach-btn" title=t.chat_attach data-testid="attach">
-                    <span aria-hidden="true">"📎"</span>
+                    {clip_icon()}
                     <span class="visually-hidden">{t.chat_attach}</span>
                     <input
                         type="file"
@@ -242,6 +242,37 @@ fn pick_files(ev: leptos::ev::Event, upload: Action<leptos::web_sys::FormData, R
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = (ev, upload);
+}
+
+/// A paper clip (emoji are not in every system's fonts).
+fn clip_icon() -> impl IntoView {
+    view! {
+        <svg class="icon" viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">
+            <path d="M16 6.5 8.6 13.9a2 2 0 0 0 2.8 2.8L19 9.1a4 4 0 0 0-5.7-5.7L5.6 11.1a6 6 0 0 0 8.5 8.5L20 13.7" />
+        </svg>
+    }
+}
+
+/// A thumb, up or down.
+fn thumb_icon(up: bool) -> impl IntoView {
+    view! {
+        <svg class="icon" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+            <g transform=if up { "" } else { "rotate(180 12 12)" }>
+                <path d="M3 10h4v10H3z" />
+                <path d="M7 10l4-7c1.5 0 2.6 1.1 2.2 2.7L12.6 9H19a2 2 0 0 1 2 2.3l-1.2 7A2 2 0 0 1 17.8 20H7" />
+            </g>
+        </svg>
+    }
+}
+
+/// A page with a folded corner.
+fn file_icon() -> impl IntoView {
+    view! {
+        <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
+            <path d="M6 2h8l4 4v16H6z" />
+            <path d="M14 2v4h4" />
+        </svg>
+    }
 }
 
 /// `12 KB`, `3.4 MB`.
@@ -627,7 +658,7 @@ fn Attachments(files: Vec<AttachmentView>) -> impl IntoView {
                         AttachmentKind::Text => view! {
                             <li>
                                 <a href=url class="chip" target="_blank" rel="noopener" data-testid="message-file">
-                                    "📄 " {a.name.clone()} " · " {file_size(a.size)}
+                                    {file_icon()} " " {a.name.clone()} " · " {file_size(a.size)}
                                 </a>
                             </li>
                         }
@@ -788,7 +819,7 @@ fn RatingBox(message_id: String, rating: Option<model::chat::Rating>) -> impl In
                     title=if up { t.chat_rate_up } else { t.chat_rate_down }
                     data-testid=if up { "rate-up" } else { "rate-down" }
                 >
-                    {if up { "👍" } else { "👎" }}
+                    {thumb_icon(up)}
                 </button>
             </ActionForm>
         }
