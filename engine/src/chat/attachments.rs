@@ -30,8 +30,10 @@ pub(crate) async fn bytes_kept<'e, E>(db: E, owner: &str) -> Result<u64, sqlx::E
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let n: Option<i64> =
-        sqlx::query_scalar("SELECT SUM(size) FROM attachments WHERE owner_id = $1").bind(owner).fetch_one(db).await?;
+    let n: Option<i64> = sqlx::query_scalar("SELECT CAST(SUM(size) AS BIGINT) FROM attachments WHERE owner_id = $1")
+        .bind(owner)
+        .fetch_one(db)
+        .await?;
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
