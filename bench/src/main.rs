@@ -202,17 +202,30 @@ impl Served {
     /// Starts one and waits until it is ready; `threads` sets its runtime's worker threads
     /// (tokio's default, one per core, when `None`).
     async fn start(http: &reqwest::Client, tag: &str, threads: Option<String>) -> Self {
+        Self::start_program(http, tag, threads, None).await
+    }
+
+    /// The same with another server binary (`program`), run without `--serve`.
+    async fn start_program(
+        http: &reqwest::Client,
+        tag: &str,
+        threads: Option<String>,
+        program: Option<&std::path::Path>,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("agentry-bench-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let addr = format!("127.0.0.1:{port}");
-        let mut cmd = std::process::Command::new(std::env::current_exe().expect("own path"));
+        let own = std::env::current_exe().expect("own path");
+        let mut cmd = std::process::Command::new(program.unwrap_or(&own));
+        if program.is_none() {
+            cmd.arg("--serve");
+        }
         match threads {
             Some(n) => cmd.env("TOKIO_WORKER_THREADS", n),
             None => cmd.env_remove("TOKIO_WORKER_THREADS"),
         };
         let child = cmd
-            .arg("--serve")
             .env("AGENTRY_BIND", &addr)
             .env("AGENTRY_DATA_DIR", &dir)
             .env("AGENTRY_LIMITS__REQUESTS_PER_MINUTE", "0")
@@ -352,7 +365,7 @@ async fn bench() {
         open_long_conversation(&http, &base, &cookie, &server.dir, &agent_id, &mut rows, &mut figures).await;
     }
     if only != "sfn" && only != "streams" {
-        first_load(&http, &base, &cookie, &mut rows, &mut figures).await;
+        first_load(&http, &mut rows, &mut figures).await;
     }
     let wasm = wasm_size();
     rows.push(match &wasm {
@@ -588,9 +601,27 @@ async fn answer_streams(
 /// the server's database, then opened as a person would: the page, whole.
 /// First load in Chromium (cache off) of `/login`, `/agents` and a conversation with a
 /// code answer: bytes and requests until hydrated, and the time to hydrated against the
-/// same page loaded with JavaScript off (`end2end/bench/first-load.mjs`). Skipped, saying
-/// so, when Node or the end2end packages are missing.
+/// same page loaded with JavaScript off (`end2end/bench/first-load.mjs`). It runs the
+/// server `cargo leptos build --release` built (`target/release/server`), whose pages
+/// hydrate with the WASM beside it. Skipped, saying so, when that server, Node or the
+/// end2end packages are missing.
 async fn first_load(
+    http: &reqwest::Client,
+    rows: &mut Vec<String>,
+    figures: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let program = std::path::Path::new("target/release/server");
+    if !program.exists() {
+        rows.push("first load          not measured (run `cargo leptos build --release --split` first)".into());
+        return;
+    }
+    let server = Served::start_program(http, "pages", None, Some(program)).await;
+    let cookie = server.sign_up(http).await;
+    first_load_on(http, &server.base, &cookie, rows, figures).await;
+    server.stop();
+}
+
+async fn first_load_on(
     http: &reqwest::Client,
     base: &str,
     cookie: &str,

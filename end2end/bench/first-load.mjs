@@ -53,12 +53,18 @@ async function once(path, js) {
     if (counting) bytes += e.encodedDataLength;
   });
   await page.addInitScript(() => {
-    new MutationObserver((_, obs) => {
-      if (document.documentElement.hasAttribute("data-hydrated")) {
+    // Noted when the attribute appears, however late this script runs.
+    const seen = () => {
+      if (!window.__hydratedAt && document.documentElement?.hasAttribute("data-hydrated")) {
         window.__hydratedAt = performance.now();
-        obs.disconnect();
       }
-    }).observe(document.documentElement, { attributes: true });
+    };
+    const watch = () => {
+      seen();
+      new MutationObserver(seen).observe(document.documentElement, { attributes: true });
+    };
+    if (document.documentElement) watch();
+    else document.addEventListener("readystatechange", watch, { once: true });
   });
   await page.goto(`${base}${path}`, { waitUntil: js ? "domcontentloaded" : "load" });
   let ms;
