@@ -362,7 +362,13 @@ test("continue a cut-off answer and rate it; attach an image and a text file for
   await settle(page);
   await answer(page).getByText("Note", { exact: true }).click();
   await answer(page).getByLabel("What made this answer good or bad? (optional)").fill("Took two tries.");
+  // Saved before the reload: the form's own answer (a page without JavaScript) or the
+  // server function's (hydrated) must not race it.
+  const saved = jsEnabled(page)
+    ? page.waitForResponse((r) => r.url().includes("/api/chat/rate"))
+    : page.waitForNavigation();
   await answer(page).getByTestId("rate-note-save").click();
+  await saved;
   await page.reload();
   await settle(page);
   await expect(answer(page).getByTestId("rate-down")).toHaveAttribute("aria-pressed", "true");
