@@ -228,7 +228,7 @@ pub fn LoadError(error: AppError, on_retry: Callback<()>) -> impl IntoView {
 /// pager. Every list page shows its list through this.
 #[component]
 pub fn ListBody<T, F, V>(
-    list: Resource<Result<model::Page<T>, AppError>>,
+    list: crate::data::Data<Result<model::Page<T>, AppError>>,
     /// The list's address: its search box and pager link there.
     base: &'static str,
     #[prop(optional)] search: &'static str,
@@ -268,7 +268,11 @@ where
 /// One thing loading: a skeleton of `lines` while `res` loads, the error with a retry,
 /// else `show` of what came. Every page that opens something shows it through this.
 #[component]
-pub fn Loaded<T, F, V>(res: Resource<Result<T, AppError>>, #[prop(default = 6)] lines: usize, show: F) -> impl IntoView
+pub fn Loaded<T, F, V>(
+    res: crate::data::Data<Result<T, AppError>>,
+    #[prop(default = 6)] lines: usize,
+    show: F,
+) -> impl IntoView
 where
     T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
     F: Fn(T) -> V + Clone + Send + Sync + 'static,
@@ -408,7 +412,7 @@ pub fn encode(s: &str) -> String {
 #[component]
 pub fn UsedByCard<F>(
     used_by: Vec<(String, String)>,
-    agents: Resource<Result<model::agents::AgentPage, AppError>>,
+    agents: crate::data::Data<Result<model::agents::AgentPage, AppError>>,
     none: &'static str,
     error: Signal<Option<AppError>>,
     form: F,

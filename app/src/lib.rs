@@ -9,6 +9,7 @@ pub mod agents;
 pub mod auth;
 pub mod chat;
 pub mod components;
+pub mod data;
 pub mod error;
 pub mod i18n;
 pub mod mcp;

@@ -29,7 +29,7 @@ pub fn UsagePage() -> impl IntoView {
             .filter(|d| PERIODS.contains(d))
             .unwrap_or(DEFAULT_DAYS)
     });
-    let report = Resource::new(move || days.get(), get_usage);
+    let report = crate::data::load(move || days.get(), get_usage);
     let content = move || {
         report.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| report.refetch()) /> }.into_any(),

@@ -23,6 +23,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().max_io_events_per_tick(32).enable_all().build()
 }
 
+pub mod assets;
 pub mod middleware;
 pub mod startup;
 pub mod telemetry;

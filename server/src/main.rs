@@ -29,6 +29,7 @@ async fn serve() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    app.warm_assets();
     tracing::info!(addr = %app.addr, "agentry is listening on http://{}", app.addr);
     app.run_until(telemetry::shutdown_signal()).await;
     std::process::ExitCode::SUCCESS

@@ -19,6 +19,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::assets::Assets;
 use crate::middleware;
 
 pub struct Application {
@@ -26,6 +27,7 @@ pub struct Application {
     pub engine: Engine,
     listener: tokio::net::TcpListener,
     router: Router,
+    options: LeptosOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +63,16 @@ impl Application {
         if let Err(e) = engine.recover_runs().await {
             tracing::error!(error = %e, "could not mark interrupted runs");
         }
-        let router = router(engine.clone(), leptos_options(addr));
-        Ok(Self { addr, engine, listener, router })
+        let options = leptos_options(addr);
+        let router = router(engine.clone(), options.clone());
+        Ok(Self { addr, engine, listener, router, options })
+    }
+
+    /// Starts compressing the browser's files now rather than at the first request for one.
+    pub fn warm_assets(&self) {
+        if let Some(a) = assets(&self.options) {
+            a.warm();
+        }
     }
 
     /// Serves until `shutdown` resolves, then gives in-flight requests and running answers
@@ -134,6 +144,12 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// A release server's compressed `/pkg` files (see `assets`).
+fn assets(options: &LeptosOptions) -> Option<Arc<Assets>> {
+    (options.env == Env::PROD)
+        .then(|| Assets::for_dir(std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir)))
+}
+
 pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let routes = route_list();
     let settings = engine.settings.clone();
@@ -147,13 +163,20 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .route("/v1/models/{id}", get(crate::v1::get_model))
         .route("/v1/chat/completions", axum::routing::post(crate::v1::chat_completions))
         .with_state(state.clone());
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/skills/{id}/files/{*path}", get(app::skills::download::skill_file))
         .route("/chat/answers/{id}", get(app::chat::answer_link::answer_link))
         .route("/chat/{id}/export", get(app::chat::export::export))
-        .route("/chat/attachments/{id}", get(app::chat::files::attachment))
+        .route("/chat/attachments/{id}", get(app::chat::files::attachment));
+    if let Some(assets) = assets(&leptos_options) {
+        app = app.route(
+            &format!("/{}/{{file}}", leptos_options.site_pkg_dir),
+            get(move |req: axum::extract::Request| assets.clone().serve(req)),
+        );
+    }
+    let app = app
         .leptos_routes(&state, routes, {
             let options = leptos_options.clone();
             move || shell(options.clone())

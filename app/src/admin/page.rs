@@ -11,7 +11,7 @@ pub fn AdminPage() -> impl IntoView {
     let registration = ServerAction::<SetRegistration>::new();
     let disable = ServerAction::<SetUserDisabled>::new();
     let overview =
-        Resource::new(move || (registration.version().get(), disable.version().get()), |_| get_admin_overview());
+        crate::data::load(move || (registration.version().get(), disable.version().get()), |_| get_admin_overview());
     let reg_err = action_error(registration);
     let dis_err = action_error(disable);
     let content = move || {

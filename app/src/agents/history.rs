@@ -13,7 +13,7 @@ pub fn AgentHistoryPage() -> impl IntoView {
     let id = route_id();
     let rollback = ServerAction::<RollbackAgent>::new();
     let err = action_error(rollback);
-    let history = Resource::new(move || (id.get(), rollback.version().get()), |(id, _)| get_agent_history(id));
+    let history = crate::data::load(move || (id.get(), rollback.version().get()), |(id, _)| get_agent_history(id));
     let content = move || {
         history.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| history.refetch()) /> }.into_any(),

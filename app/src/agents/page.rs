@@ -16,7 +16,7 @@ use crate::providers::api::list_providers;
 pub fn AgentsPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
-    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_agents(q, page));
+    let list = crate::data::load(move || (q.get(), page.get()), |(q, page)| list_agents(q, page));
     view! {
         <Title text=t.agents_title />
         <PageHeader title=t.agents_title lead=t.agents_lead>
@@ -79,7 +79,7 @@ pub fn NewAgentPage() -> impl IntoView {
     let action = ServerAction::<CreateAgent>::new();
     let err = action_error(action);
     let pending = action.pending();
-    let providers = Resource::new(|| (), |_| list_providers());
+    let providers = crate::data::load(|| (), |_| list_providers());
     let form = move || {
         providers.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| providers.refetch()) /> }.into_any(),
@@ -113,8 +113,8 @@ pub fn AgentPage() -> impl IntoView {
     let t = t();
     let id = route_id();
     let update = ServerAction::<UpdateAgent>::new();
-    let agent = Resource::new(move || (id.get(), update.version().get()), |(id, _)| get_agent(id));
-    let providers = Resource::new(|| (), |_| list_providers());
+    let agent = crate::data::load(move || (id.get(), update.version().get()), |(id, _)| get_agent(id));
+    let providers = crate::data::load(|| (), |_| list_providers());
     let content = move || {
         let a = agent.get()?;
         let p = providers.get()?;

@@ -11,7 +11,7 @@ pub fn RegisterPage() -> impl IntoView {
     let t = t();
     let action = ServerAction::<Register>::new();
     let err = action_error(action);
-    let open = Resource::new(|| (), |_| get_registration_open());
+    let open = crate::data::load(|| (), |_| get_registration_open());
     let pending = action.pending();
     // Field problems are shown beside their fields; the alert is for everything else.
     let general = Signal::derive(move || err.get().filter(|e| e.fields.is_empty()));

@@ -43,8 +43,8 @@ pub fn ChatListPage() -> impl IntoView {
     let (q, page) = list_query();
     let query = use_query_map();
     let agent = Memo::new(move |_| query.read().get("agent").unwrap_or_default());
-    let list = Resource::new(move || (agent.get(), q.get(), page.get()), |(a, q, p)| list_conversations(a, q, p));
-    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
+    let list = crate::data::load(move || (agent.get(), q.get(), page.get()), |(a, q, p)| list_conversations(a, q, p));
+    let agents = crate::data::load(|| (), |_| list_agents(String::new(), 1));
     let new_chat = move || {
         agents.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| agents.refetch()) /> }.into_any(),
@@ -401,8 +401,8 @@ pub fn ConversationPage() -> impl IntoView {
     };
     provide_context(acts);
     let side = SidebarActions::new();
-    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
-    let conv = Resource::new(
+    let agents = crate::data::load(|| (), |_| list_agents(String::new(), 1));
+    let conv = crate::data::load(
         move || (id.get(), before.get(), acts.version(), side.version()),
         |(id, b, _, _)| get_conversation(id, b),
     );
@@ -427,7 +427,7 @@ fn ShareBox(id: String) -> impl IntoView {
     let unshare = ServerAction::<UnshareConversation>::new();
     let current = {
         let id = id.clone();
-        Resource::new(move || (share.version().get(), unshare.version().get()), move |_| get_share(id.clone()))
+        crate::data::load(move || (share.version().get(), unshare.version().get()), move |_| get_share(id.clone()))
     };
     let err = Signal::derive(move || action_error(share).get().or_else(|| action_error(unshare).get()));
     let body = move || {
@@ -461,7 +461,7 @@ fn ShareBox(id: String) -> impl IntoView {
 
 /// Which agent answers the next message: the conversation's, or another picked here.
 #[component]
-fn AgentPicker(current: String, agents: Resource<Result<AgentPage, AppError>>) -> impl IntoView {
+fn AgentPicker(current: String, agents: crate::data::Data<Result<AgentPage, AppError>>) -> impl IntoView {
     let t = t();
     let hidden = current.clone();
     let picker = move || {
@@ -493,7 +493,7 @@ fn AgentPicker(current: String, agents: Resource<Result<AgentPage, AppError>>) -
 }
 
 #[component]
-fn Conversation(c: ConversationView, agents: Resource<Result<AgentPage, AppError>>) -> impl IntoView {
+fn Conversation(c: ConversationView, agents: crate::data::Data<Result<AgentPage, AppError>>) -> impl IntoView {
     let t = t();
     let acts = expect_context::<ChatActions>();
     let send_err = action_error(acts.send);

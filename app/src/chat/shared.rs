@@ -16,7 +16,7 @@ use crate::i18n::t;
 pub fn SharedPage() -> impl IntoView {
     let params = use_params_map();
     let token = Memo::new(move |_| params.read().get("token").unwrap_or_default());
-    let shared = Resource::new(move || token.get(), shared_conversation);
+    let shared = crate::data::load(move || token.get(), shared_conversation);
     view! {
         // A shared page is for the people it was sent to, not for search engines.
         <Meta name="robots" content="noindex" />

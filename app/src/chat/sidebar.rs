@@ -98,7 +98,8 @@ pub fn ChatSidebar(
     let t = t();
     let query = use_query_map();
     let q = Memo::new(move |_| query.read().get("q").unwrap_or_default());
-    let list = Resource::new(move || (q.get(), acts.version(), changed.get()), |(q, _, _)| sidebar_conversations(q));
+    let list =
+        crate::data::load(move || (q.get(), acts.version(), changed.get()), |(q, _, _)| sidebar_conversations(q));
     let show = move |SidebarList { now_ms, page: p }: SidebarList| {
         if p.items.is_empty() {
             let text = if q.with(String::is_empty) { t.chat_none_yet } else { t.chat_no_match };

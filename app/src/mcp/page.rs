@@ -21,7 +21,8 @@ pub fn McpPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
     let import = ServerAction::<ImportMcp>::new();
-    let list = Resource::new(move || (q.get(), page.get(), import.version().get()), |(q, page, _)| list_mcp(q, page));
+    let list =
+        crate::data::load(move || (q.get(), page.get(), import.version().get()), |(q, page, _)| list_mcp(q, page));
     view! {
         <Title text=t.nav_mcp />
         <PageHeader title=t.nav_mcp lead=t.mcp_lead>
@@ -210,8 +211,8 @@ pub fn McpServerPage() -> impl IntoView {
         attach: ServerAction::new(),
         delete: ServerAction::new(),
     };
-    let server = Resource::new(move || (id.get(), actions.version()), |(id, _)| get_mcp(id));
-    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
+    let server = crate::data::load(move || (id.get(), actions.version()), |(id, _)| get_mcp(id));
+    let agents = crate::data::load(|| (), |_| list_agents(String::new(), 1));
     view! {
         <p class="crumbs"><A href="/mcp">"← " {t.back_to_mcp}</A></p>
         <Loaded res=server lines=8 show={move |m: McpView| view! { <McpDetail m actions agents /> }} />
@@ -240,7 +241,7 @@ impl Actions {
 }
 
 #[component]
-fn McpDetail(m: McpView, actions: Actions, agents: Resource<Result<AgentPage, AppError>>) -> impl IntoView {
+fn McpDetail(m: McpView, actions: Actions, agents: crate::data::Data<Result<AgentPage, AppError>>) -> impl IntoView {
     let t = t();
     let Actions { update, approve, connect, approve_tools, attach, delete } = actions;
     let connecting = connect.pending();

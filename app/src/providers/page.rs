@@ -16,7 +16,7 @@ use crate::shell::layout::use_session;
 pub fn ProvidersPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
-    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| search_providers(q, page));
+    let list = crate::data::load(move || (q.get(), page.get()), |(q, page)| search_providers(q, page));
     view! {
         <Title text=t.providers_title />
         <PageHeader title=t.providers_title lead=t.providers_lead>
@@ -144,8 +144,10 @@ pub fn ProviderPage() -> impl IntoView {
     let update = ServerAction::<UpdateProvider>::new();
     let test = ServerAction::<TestProvider>::new();
     let delete = ServerAction::<DeleteProvider>::new();
-    let provider =
-        Resource::new(move || (id.get(), update.version().get(), test.version().get()), |(id, _, _)| get_provider(id));
+    let provider = crate::data::load(
+        move || (id.get(), update.version().get(), test.version().get()),
+        |(id, _, _)| get_provider(id),
+    );
     view! {
         <p class="crumbs"><A href="/providers">"← " {t.back_to_providers}</A></p>
         <Loaded res=provider lines=6 show={move |p: ProviderView| view! { <ProviderDetail p update test delete /> }} />

@@ -102,8 +102,8 @@ fn run_duration(r: &RunSummary) -> String {
 pub fn RunsPage() -> impl IntoView {
     let t = t();
     let filter = filter_from_query();
-    let list = Resource::new(move || filter.get(), list_runs);
-    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
+    let list = crate::data::load(move || filter.get(), list_runs);
+    let agents = crate::data::load(|| (), |_| list_agents(String::new(), 1));
     let session = use_session();
     let is_admin = move || session.me.get().and_then(Result::ok).flatten().is_some_and(|m| m.is_admin);
     let stop = ServerAction::<StopRun>::new();
@@ -256,7 +256,7 @@ fn RunRow(r: RunSummary, everyone: bool, stop: ServerAction<StopRun>) -> impl In
 }
 
 /// Refetches the list every few seconds while one of its runs is live (in the browser).
-fn refresh_while_live(list: Resource<Result<model::Page<RunSummary>, AppError>>) {
+fn refresh_while_live(list: crate::data::Data<Result<model::Page<RunSummary>, AppError>>) {
     Effect::new(move |_| {
         let live = list.with(|r| {
             r.as_ref().and_then(|r| r.as_ref().ok()).is_some_and(|p| p.items.iter().any(|r| !r.status.is_final()))
@@ -274,7 +274,7 @@ fn refresh_while_live(list: Resource<Result<model::Page<RunSummary>, AppError>>)
 pub fn RunPage() -> impl IntoView {
     let t = t();
     let id = route_id();
-    let run = Resource::new(move || id.get(), get_run);
+    let run = crate::data::load(move || id.get(), get_run);
     let stop = ServerAction::<StopRun>::new();
     Effect::new(move |_| {
         if stop.version().get() > 0 {

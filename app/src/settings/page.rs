@@ -98,9 +98,9 @@ fn ApiKeysSection() -> impl IntoView {
     let revoke = ServerAction::<RevokeApiKey>::new();
     let err = action_error(create);
     let revoke_err = action_error(revoke);
-    let keys = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_api_keys());
+    let keys = crate::data::load(move || (create.version().get(), revoke.version().get()), |_| list_api_keys());
     // Without JavaScript the form's answer is a redirect: the key waits in a cookie.
-    let flashed = Resource::new(|| (), |_| take_new_api_key());
+    let flashed = crate::data::load(|| (), |_| take_new_api_key());
     let created = move || {
         let key = create
             .value()

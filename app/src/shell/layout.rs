@@ -11,7 +11,7 @@ use crate::settings::api::UpdateProfile;
 /// What the signed-in pages share: who is signed in, and the actions that change it.
 #[derive(Clone, Copy)]
 pub struct Session {
-    pub me: Resource<Result<Option<Me>, AppError>>,
+    pub me: crate::data::Data<Result<Option<Me>, AppError>>,
     pub logout: ServerAction<Logout>,
     pub update_profile: ServerAction<UpdateProfile>,
 }
@@ -75,7 +75,7 @@ pub fn AppLayout() -> impl IntoView {
     let t = t();
     let logout = ServerAction::<Logout>::new();
     let update_profile = ServerAction::<UpdateProfile>::new();
-    let me = Resource::new(move || update_profile.version().get(), |_| get_me());
+    let me = crate::data::load(move || update_profile.version().get(), |_| get_me());
     provide_context(Session { me, logout, update_profile });
     let mobile_menu = NodeRef::<leptos::html::Details>::new();
     close_on_navigation(mobile_menu);

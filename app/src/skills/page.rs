@@ -76,7 +76,7 @@ fn UploadForm() -> impl IntoView {
 pub fn SkillsPage() -> impl IntoView {
     let t = t();
     let (q, page) = list_query();
-    let list = Resource::new(move || (q.get(), page.get()), |(q, page)| list_skills(q, page));
+    let list = crate::data::load(move || (q.get(), page.get()), |(q, page)| list_skills(q, page));
     view! {
         <Title text=t.nav_skills />
         <header class="page-header">
@@ -129,9 +129,11 @@ pub fn SkillPage() -> impl IntoView {
     let id = route_id();
     let attach = ServerAction::<AttachSkill>::new();
     let prune = ServerAction::<PruneSkillVersions>::new();
-    let skill =
-        Resource::new(move || (id.get(), attach.version().get(), prune.version().get()), |(id, _, _)| get_skill(id));
-    let agents = Resource::new(|| (), |_| list_agents(String::new(), 1));
+    let skill = crate::data::load(
+        move || (id.get(), attach.version().get(), prune.version().get()),
+        |(id, _, _)| get_skill(id),
+    );
+    let agents = crate::data::load(|| (), |_| list_agents(String::new(), 1));
     view! {
         <p class="crumbs"><A href="/skills">"← " {t.back_to_skills}</A></p>
         <Loaded res=skill lines=8 show={move |s: SkillView| view! { <SkillDetail s attach prune agents /> }} />
@@ -143,7 +145,7 @@ fn SkillDetail(
     s: SkillView,
     attach: ServerAction<AttachSkill>,
     prune: ServerAction<PruneSkillVersions>,
-    agents: Resource<Result<AgentPage, AppError>>,
+    agents: crate::data::Data<Result<AgentPage, AppError>>,
 ) -> impl IntoView {
     let t = t();
     let delete = ServerAction::<DeleteSkill>::new();
