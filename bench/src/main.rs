@@ -617,6 +617,16 @@ async fn first_load(
     }
     let server = Served::start_program(http, "pages", None, Some(program)).await;
     let cookie = server.sign_up(http).await;
+    // A release server compresses its WASM once, in its first seconds (server/src/assets.rs):
+    // measure the server as it runs after that, not while it is still at it.
+    let probe = format!("{}/pkg/agentry.wasm", server.base);
+    for _ in 0..300 {
+        let res = http.head(&probe).header("accept-encoding", "br").send().await;
+        if res.is_ok_and(|r| r.headers().get("content-encoding").is_some_and(|v| v == "br")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     first_load_on(http, &server.base, &cookie, rows, figures).await;
     server.stop();
 }

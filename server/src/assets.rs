@@ -174,19 +174,19 @@ mod tests {
         if let Some(e) = etag {
             b = b.header(header::IF_NONE_MATCH, e);
         }
-        b.body(Body::empty()).unwrap()
+        b.body(Body::empty()).expect("test")
     }
 
     async fn body(res: Response) -> Vec<u8> {
-        axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap().to_vec()
+        axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("test").to_vec()
     }
 
     #[tokio::test]
     async fn compressed_once_served_by_what_the_browser_accepts_and_fresh_after_a_change() {
         let dir = std::env::temp_dir().join(format!("agentry-assets-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("test");
         let code = "export function hello() { return 'hello'; }\n".repeat(500);
-        std::fs::write(dir.join("agentry.js"), &code).unwrap();
+        std::fs::write(dir.join("agentry.js"), &code).expect("test");
         let assets = Assets::for_dir(dir.clone());
         assets.warm();
         for _ in 0..500 {
@@ -201,11 +201,11 @@ mod tests {
         assert_eq!(res.headers()[header::CONTENT_ENCODING], "br");
         assert_eq!(res.headers()[header::CONTENT_TYPE], "text/javascript");
         assert_eq!(res.headers()[header::VARY], "accept-encoding");
-        let etag = res.headers()[header::ETAG].to_str().unwrap().to_owned();
+        let etag = res.headers()[header::ETAG].to_str().expect("test").to_owned();
         let packed = body(res).await;
         assert!(packed.len() < code.len() / 20, "{} bytes for {}", packed.len(), code.len());
         let mut plain = String::new();
-        brotli::Decompressor::new(&packed[..], 4096).read_to_string(&mut plain).unwrap();
+        brotli::Decompressor::new(&packed[..], 4096).read_to_string(&mut plain).expect("test");
         assert_eq!(plain, code);
 
         let res = assets.clone().serve(get("/pkg/agentry.js", "br", Some(&etag))).await;
@@ -214,7 +214,7 @@ mod tests {
         let res = assets.clone().serve(get("/pkg/agentry.js", "gzip", None)).await;
         assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip");
         let mut plain = String::new();
-        flate2::read::GzDecoder::new(&body(res).await[..]).read_to_string(&mut plain).unwrap();
+        flate2::read::GzDecoder::new(&body(res).await[..]).read_to_string(&mut plain).expect("test");
         assert_eq!(plain, code);
 
         // Neither wanted: the file as it is.
@@ -224,9 +224,14 @@ mod tests {
 
         // Changed on disk after it was compressed: the new file, not the old one.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        std::fs::write(dir.join("agentry.js"), "export const v = 2;\n").unwrap();
+        std::fs::write(dir.join("agentry.js"), "export const v = 2;\n").expect("test");
         let when = SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options().write(true).open(dir.join("agentry.js")).unwrap().set_modified(when).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("agentry.js"))
+            .expect("test")
+            .set_modified(when)
+            .expect("test");
         let res = assets.clone().serve(get("/pkg/agentry.js", "br", None)).await;
         assert!(res.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(body(res).await, b"export const v = 2;\n");
@@ -234,6 +239,6 @@ mod tests {
         // Other files and other paths are not served from here.
         let res = assets.clone().serve(get("/pkg/missing.js", "br", None)).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("test");
     }
 }
