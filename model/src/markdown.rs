@@ -112,16 +112,7 @@ fn fence_closed(block: &str) -> bool {
 /// Escapes text for an attribute value or element content.
 fn attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    crate::highlight::escape(s, &mut out);
     out
 }
 
