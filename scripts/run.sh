@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_wasm_target
+# The sandbox for what agents run (bubblewrap; prlimit is in util-linux).
+ensure_apt bubblewrap util-linux
 ensure_cargo_leptos
 ensure_wasm_bindgen
 ensure_node_modules

@@ -11,7 +11,7 @@ STARTED=$(date +%s)
 step() { log "[$(( $(date +%s) - STARTED ))s] $*"; }
 
 ensure_wasm_target
-ensure_apt chromium chromium-driver postgresql
+ensure_apt chromium chromium-driver postgresql bubblewrap python3
 ensure_cargo_leptos
 ensure_wasm_bindgen
 ensure_node_modules

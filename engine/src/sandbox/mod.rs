@@ -1,10 +1,13 @@
 //! The sandbox: where anything an agent runs is run (commands, skill scripts, stdio MCP
 //! servers). One trait, so that other backends (a Kubernetes Job per sandbox) fit behind
 //! it; the server probes it at start, and where it cannot run, tools that need it are
-//! unavailable with the reason — nothing ever runs unsandboxed instead. Until a backend
-//! ships, [`Unavailable`] is the sandbox: it runs nothing and says why.
+//! unavailable with the reason — nothing ever runs unsandboxed instead: [`Unavailable`]
+//! runs nothing and says why. The default backend is [`bwrap::Bubblewrap`].
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod bwrap;
 
 use futures::future::BoxFuture;
 
@@ -20,6 +23,21 @@ pub struct Limits {
     pub wall_secs: u64,
     /// Of stdout and stderr each; past it the output is cut, with a marker.
     pub output_bytes: usize,
+}
+
+impl Limits {
+    /// Enough for the start-up probe and nothing more.
+    pub fn probe() -> Self {
+        Self {
+            cpu_secs: 5,
+            memory_bytes: 64 << 20,
+            processes: 64,
+            file_bytes: 1 << 20,
+            open_files: 64,
+            wall_secs: 10,
+            output_bytes: 4096,
+        }
+    }
 }
 
 /// A process to run.
@@ -38,14 +56,40 @@ pub struct Command {
 /// How it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Output {
-    /// The exit code; `None` when it was killed.
+    /// The exit code; `None` when it was killed at the wall clock. A process killed by a
+    /// signal inside exits 128 + the signal's number.
     pub code: Option<i32>,
+    /// The signal that ended the sandbox itself, if one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     /// Output was cut at [`Limits::output_bytes`].
     pub truncated: bool,
     /// Killed at [`Limits::wall_secs`].
     pub timed_out: bool,
+    /// Start to exit.
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// Why it ended, in words, when it did not exit 0: for the tool result and the log.
+    pub fn failure(&self, limits: &Limits) -> Option<String> {
+        if self.timed_out {
+            return Some(format!("killed after the wall-clock limit of {} s", limits.wall_secs));
+        }
+        match self.code {
+            Some(0) => None,
+            Some(152) => Some(format!("killed at the CPU limit of {} s", limits.cpu_secs)), // SIGXCPU
+            Some(153) => Some(format!("a file reached the size limit of {} bytes", limits.file_bytes)), // SIGXFSZ
+            Some(137) => Some("killed (SIGKILL)".to_owned()),
+            Some(c) if c > 128 => Some(format!("killed by signal {}", c - 128)),
+            Some(c) => Some(format!("exited with code {c}")),
+            None => Some(
+                self.signal
+                    .map_or_else(|| "ended without an exit code".to_owned(), |s| format!("killed by signal {s}")),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
