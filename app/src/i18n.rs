@@ -264,7 +264,11 @@ strings! {
     appearance_title = "Appearance",
     // Admin
     admin_title = "Administration",
-    admin_lead = "Users and sign-up on this server.",
+    admin_lead = "Users, sign-up and the sandbox on this server.",
+    sandbox_title = "Sandbox",
+    sandbox_ready = "Working",
+    sandbox_unavailable = "Unavailable:",
+    sandbox_help = "Commands agents run (builds, skill scripts) run in a bubblewrap sandbox: no network, read-only system, only their workspace writable, limits on time, memory and processes. Where it cannot run, those tools are refused; nothing runs outside it.",
     registration_title = "Registration",
     registration_open_state = "Anyone who can reach this server may create an account.",
     registration_closed_state = "Only existing users can sign in. New accounts cannot be created.",

@@ -84,6 +84,8 @@ test("an admin closes registration and newcomers are told so", async ({ page, br
   await login(page, ADMIN.email, ADMIN.password);
   await expect(page).toHaveURL(/\/$/);
   await open(page, "/admin");
+  // The test script installs bubblewrap: the start-up probe finds the sandbox working.
+  await expect(page.getByTestId("sandbox-state")).toHaveText("Working");
   await page.getByRole("button", { name: "Close registration" }).click();
   await expect(page.getByTestId("registration-state")).toHaveText(/cannot be created/);
   try {

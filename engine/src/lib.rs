@@ -56,6 +56,8 @@ pub struct Inner {
     pub blobs: storage::Blobs,
     /// The agent runs of this process.
     pub runs: runs::Runs,
+    /// Where what agents run is run, and whether it works here.
+    pub sandbox: Arc<sandbox::Sandboxes>,
     /// Pooled clients for model calls, one per reach (members', admins'): built once, so a
     /// run reuses a warm connection (and TLS session) instead of opening its own.
     model_http: [std::sync::OnceLock<reqwest::Client>; 2],
@@ -114,6 +116,7 @@ impl Engine {
         let access_tokens = auth::AccessTokens::new(secrecy::ExposeSecret::expose_secret(&keys.jwt));
         let provider_cache = cache::Cache::new(store.backend == store::Backend::Sqlite);
         let runs = runs::Runs::default();
+        let sandbox = sandbox::Sandboxes::start();
         let model_http = Default::default();
         let engine = Self(Arc::new(Inner {
             settings,
@@ -128,6 +131,7 @@ impl Engine {
             own_addrs,
             blobs,
             runs,
+            sandbox,
             model_http,
         }));
         if let Err(e) = engine.beat().await {

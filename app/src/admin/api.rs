@@ -9,6 +9,8 @@ pub struct AdminOverview {
     pub registration_open: bool,
     pub users: Vec<UserSummary>,
     pub me: String,
+    /// `None` when the sandbox works; else why not (`"probing"` while it is being checked).
+    pub sandbox_problem: Option<String>,
 }
 
 #[server(endpoint = "admin/overview")]
@@ -16,7 +18,12 @@ pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
     let user = crate::ssr::user()?;
     let engine = crate::ssr::engine()?;
     let users = engine.list_users(&user).await?;
-    Ok(AdminOverview { registration_open: engine.registration_open().await?, users, me: user.id })
+    let sandbox_problem = match engine.sandbox.health() {
+        engine::sandbox::Health::Ready => None,
+        engine::sandbox::Health::Probing => Some("probing".to_owned()),
+        engine::sandbox::Health::Unavailable(why) => Some(why),
+    };
+    Ok(AdminOverview { registration_open: engine.registration_open().await?, users, me: user.id, sandbox_problem })
 }
 
 #[server(endpoint = "admin/registration")]

@@ -35,6 +35,21 @@ pub fn AdminPage() -> impl IntoView {
                             </button>
                         </ActionForm>
                     </section>
+                    <section class="card" aria-labelledby="sandbox-title">
+                        <h2 id="sandbox-title">{t.sandbox_title}</h2>
+                        {match o.sandbox_problem.clone() {
+                            None => view! {
+                                <p data-testid="sandbox-state"><span class="badge badge-on">{t.sandbox_ready}</span></p>
+                            }.into_any(),
+                            Some(why) => view! {
+                                <div data-testid="sandbox-state" class="alert alert-warn" role="status">
+                                    <strong>{t.sandbox_unavailable}</strong>
+                                    " " {why}
+                                </div>
+                            }.into_any(),
+                        }}
+                        <p class="muted">{t.sandbox_help}</p>
+                    </section>
                     <section class="card" aria-labelledby="users-title">
                         <h2 id="users-title">{t.users_title}</h2>
                         <ErrorAlert error=dis_err />

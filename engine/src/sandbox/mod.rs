@@ -108,6 +108,54 @@ pub trait Sandbox: Send + Sync {
     fn run<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Output, SandboxError>>;
 }
 
+/// Whether this server's sandbox works, as its start-up probe found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    Probing,
+    Ready,
+    /// Nothing sandboxed runs; the reason is for the administrator.
+    Unavailable(String),
+}
+
+/// The server's sandbox and what its probe found.
+pub struct Sandboxes {
+    pub backend: std::sync::Arc<dyn Sandbox>,
+    health: std::sync::RwLock<Health>,
+}
+
+impl Sandboxes {
+    /// Bubblewrap when it is installed, probed in the background; else [`Unavailable`].
+    pub fn start() -> std::sync::Arc<Self> {
+        let (backend, health): (std::sync::Arc<dyn Sandbox>, _) = match bwrap::Bubblewrap::locate() {
+            Ok(b) => (std::sync::Arc::new(b), Health::Probing),
+            Err(e) => {
+                let why = e.to_string();
+                (std::sync::Arc::new(Unavailable(why.clone())), Health::Unavailable(why))
+            }
+        };
+        let this = std::sync::Arc::new(Self { backend, health: std::sync::RwLock::new(health) });
+        if this.health() == Health::Probing {
+            let weak = std::sync::Arc::downgrade(&this);
+            tokio::spawn(async move {
+                let Some(this) = weak.upgrade() else { return };
+                let found = match this.backend.probe().await {
+                    Ok(()) => Health::Ready,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the sandbox does not work here: sandboxed tools are unavailable");
+                        Health::Unavailable(e.to_string())
+                    }
+                };
+                *this.health.write().unwrap_or_else(|e| e.into_inner()) = found;
+            });
+        }
+        this
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// No sandbox: every run is refused, with the reason.
 pub struct Unavailable(pub String);
 
