@@ -30,6 +30,7 @@ pub enum ErrorCode {
     /// A file attached to a chat message.
     AttachmentNotFound,
     RunNotFound,
+    SpecNotFound,
     /// The run (or the answer it writes) has already ended: nothing to stop or answer.
     RunEnded,
     RegistrationClosed,
@@ -38,6 +39,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The agent was saved elsewhere since the editor opened it; nothing was written.
     AgentChanged,
+    /// The spec was saved elsewhere since the editor opened it; nothing was written.
+    SpecChanged,
     /// Agents use the skill or server, so it cannot be deleted.
     InUse,
     /// The MCP server's command line waits for its owner's approval.
@@ -69,8 +72,9 @@ impl ErrorCode {
             | Self::UserNotFound
             | Self::ShareNotFound
             | Self::AttachmentNotFound
-            | Self::RunNotFound => 404,
-            Self::AgentChanged | Self::InUse | Self::NotApproved | Self::RunEnded => 409,
+            | Self::RunNotFound
+            | Self::SpecNotFound => 404,
+            Self::AgentChanged | Self::SpecChanged | Self::InUse | Self::NotApproved | Self::RunEnded => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal => 500,
@@ -97,6 +101,8 @@ impl ErrorCode {
             Self::ShareNotFound => "share_not_found",
             Self::AttachmentNotFound => "attachment_not_found",
             Self::RunNotFound => "run_not_found",
+            Self::SpecNotFound => "spec_not_found",
+            Self::SpecChanged => "spec_changed",
             Self::RunEnded => "run_ended",
             Self::AgentChanged => "agent_changed",
             Self::InUse => "in_use",
@@ -362,6 +368,22 @@ mod from_engine {
                     e
                 }
                 AgentError::Store(_) => crate::ssr::internal(&e),
+            }
+        }
+    }
+    use engine::specs::SpecError;
+
+    impl From<SpecError> for AppError {
+        fn from(e: SpecError) -> Self {
+            match e {
+                SpecError::Invalid(f) => AppError::invalid(f),
+                SpecError::NotFound => AppError::new(ErrorCode::SpecNotFound, "Spec not found."),
+                SpecError::Conflict { current } => AppError::new(
+                    ErrorCode::SpecChanged,
+                    format!("This spec was saved elsewhere since you opened it (it is now version {current})."),
+                )
+                .with_hint("Nothing was saved. Copy your text, reload the page and apply your changes again."),
+                SpecError::Store(_) => crate::ssr::internal(&e),
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod runs;
 pub mod settings;
 pub mod shell;
 pub mod skills;
+pub mod specs;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod stream;

@@ -14,12 +14,14 @@ pub enum Section {
     Skills,
     Mcp,
     Chat,
+    Specs,
     Builds,
     Usage,
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [Self::Chat, Self::Agents, Self::Skills, Self::Mcp, Self::Builds, Self::Usage];
+    pub const ALL: [Section; 7] =
+        [Self::Chat, Self::Agents, Self::Skills, Self::Mcp, Self::Specs, Self::Builds, Self::Usage];
 
     fn text(self, t: &'static Strings) -> (&'static str, &'static str, &'static str, &'static str) {
         match self {
@@ -27,6 +29,7 @@ impl Section {
             Self::Skills => ("/skills", t.nav_skills, t.skills_lead, "✦"),
             Self::Mcp => ("/mcp", t.nav_mcp, t.mcp_lead, "⚙"),
             Self::Chat => ("/chat", t.nav_chat, t.chat_lead, "✉"),
+            Self::Specs => ("/specs", t.nav_specs, t.specs_lead, "▤"),
             Self::Builds => ("/builds", t.nav_builds, t.builds_lead, "▣"),
             Self::Usage => ("/usage", t.nav_usage, t.usage_lead, "▤"),
         }

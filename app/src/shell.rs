@@ -19,6 +19,7 @@ use crate::providers::{NewProviderPage, ProviderPage, ProvidersPage};
 use crate::runs::{RunPage, RunsPage};
 use crate::settings::SettingsPage;
 use crate::skills::{SkillPage, SkillsPage};
+use crate::specs::{NewSpecPage, SpecPage, SpecsPage};
 use crate::usage::UsagePage;
 pub use layout::{AppLayout, AuthLayout};
 pub use theme::Theme;
@@ -46,6 +47,9 @@ enum Page {
     Mcp,
     NewMcp,
     McpServer,
+    Specs,
+    NewSpec,
+    Spec,
     Builds,
     Usage,
     Runs,
@@ -91,6 +95,9 @@ fn work_pages(page: Page) -> AnyView {
         Page::Mcp => view! { <McpPage /> }.into_any(),
         Page::NewMcp => view! { <NewMcpPage /> }.into_any(),
         Page::McpServer => view! { <McpServerPage /> }.into_any(),
+        Page::Specs => view! { <SpecsPage /> }.into_any(),
+        Page::NewSpec => view! { <NewSpecPage /> }.into_any(),
+        Page::Spec => view! { <SpecPage /> }.into_any(),
         Page::Builds => view! { <BuildsPage /> }.into_any(),
         Page::Usage => view! { <UsagePage /> }.into_any(),
         Page::Runs => view! { <RunsPage /> }.into_any(),
@@ -157,6 +164,9 @@ work_page!(SkillRoute, Skill);
 work_page!(McpRoute, Mcp);
 work_page!(NewMcpRoute, NewMcp);
 work_page!(McpServerRoute, McpServer);
+work_page!(SpecsRoute, Specs);
+work_page!(NewSpecRoute, NewSpec);
+work_page!(SpecRoute, Spec);
 work_page!(BuildsRoute, Builds);
 work_page!(UsageRoute, Usage);
 work_page!(RunsRoute, Runs);
@@ -265,6 +275,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("chat/:id") view={Lazy::<ConversationRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("runs") view={Lazy::<RunsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("runs/:id") view={Lazy::<RunRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("specs") view={Lazy::<SpecsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("specs/new") view={Lazy::<NewSpecRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("specs/:id") view={Lazy::<SpecRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("builds") view={Lazy::<BuildsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("usage") view={Lazy::<UsageRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("providers") view={Lazy::<ProvidersRoute>::new()} ssr=SsrMode::Async />

@@ -330,9 +330,18 @@ async fn bench() {
     let mut rows = Vec::new();
     let mut figures = serde_json::Map::new();
     // `BENCH_ONLY=streams` skips to the streams, `BENCH_ONLY=sfn` stops after the server
-    // functions and the page.
-    // functions and the page, `BENCH_ONLY=first-load` measures only the pages in Chromium.
+    // functions and the page, `BENCH_ONLY=first-load` measures only the pages in Chromium,
+    // `BENCH_ONLY=sandbox` only the sandbox.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "sandbox" {
+        sandbox_start(&mut rows, &mut figures).await;
+        println!("Agentry benchmark: the sandbox");
+        for r in rows {
+            println!("  {r}");
+        }
+        println!("{}", serde_json::Value::Object(figures));
+        return;
+    }
     if only != "streams" && only != "first-load" {
         server_functions(&http, &mut rows, &mut figures).await;
     }
@@ -367,6 +376,9 @@ async fn bench() {
     if only != "sfn" && only != "streams" {
         first_load(&http, &mut rows, &mut figures).await;
     }
+    if only.is_empty() {
+        sandbox_start(&mut rows, &mut figures).await;
+    }
     let wasm = wasm_size();
     rows.push(match &wasm {
         Some(w) => format!(
@@ -393,6 +405,52 @@ async fn bench() {
         println!("  {r}");
     }
     println!("{}", serde_json::Value::Object(figures));
+}
+
+/// Start to exit of `true` in the sandbox (bubblewrap, with its limits and a prepared
+/// workspace), one at a time, against spawning `true` directly in the same run.
+async fn sandbox_start(rows: &mut Vec<String>, figures: &mut serde_json::Map<String, serde_json::Value>) {
+    use engine::sandbox::{Command, Limits, Sandbox, bwrap::Bubblewrap};
+    let Ok(sandbox) = Bubblewrap::locate() else {
+        rows.push("sandbox             not measured (bubblewrap is not installed)".into());
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("agentry-bench-sandbox-{}", std::process::id()));
+    sandbox.prepare_workspace(&dir).expect("workspace");
+    let cmd = Command {
+        program: "/bin/true".into(),
+        args: Vec::new(),
+        workspace: dir.clone(),
+        env: Vec::new(),
+        network: false,
+        limits: Limits::probe(),
+    };
+    let (mut boxed, mut direct) = (Vec::new(), Vec::new());
+    for i in 0..420 {
+        // Alternating, after ten of each to warm up.
+        let t = Instant::now();
+        let out = sandbox.run(&cmd).await.expect("sandbox");
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let b = t.elapsed();
+        let t = Instant::now();
+        let status = tokio::process::Command::new("/bin/true").status().await.expect("spawn");
+        assert!(status.success());
+        if i >= 20 {
+            boxed.push(b);
+            direct.push(t.elapsed());
+        }
+    }
+    boxed.sort();
+    direct.sort();
+    let (b50, b99, d50) = (percentile(&boxed, 0.5), percentile(&boxed, 0.99), percentile(&direct, 0.5));
+    rows.push(format!(
+        "sandbox `true`      p50 {b50:>7.3} ms   p99 {b99:>7.3} ms   ({:.1}× spawning it directly, p50 {d50:.3} ms)",
+        b50 / d50
+    ));
+    figures.insert("sandbox_true_ms_p50".into(), json!(round3(b50)));
+    figures.insert("sandbox_true_ms_p99".into(), json!(round3(b99)));
+    figures.insert("direct_true_ms_p50".into(), json!(round3(d50)));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Calls a server function as the signed-in bench user; its JSON answer.

@@ -62,7 +62,7 @@ test("a second person sees only their own account", async ({ page }, info) => {
 
 test("every section is reachable from the navigation", async ({ page }, info) => {
   await register(page, uniqueEmail(info, "nav"));
-  for (const name of ["Chat", "Agents", "Skills", "MCP servers", "Builds", "Usage", "Settings"]) {
+  for (const name of ["Chat", "Agents", "Skills", "MCP servers", "Specs", "Builds", "Usage", "Settings"]) {
     await page.getByRole("navigation", { name: "Main" }).first().getByRole("link", { name, exact: true }).click();
     await settle(page);
     await expect(page.getByRole("heading", { level: 1, name })).toBeVisible();

@@ -18,6 +18,7 @@ pub mod runs;
 pub mod sandbox;
 pub mod settings;
 pub mod skills;
+pub mod specs;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tools;

@@ -6,6 +6,7 @@
 
 mod mcp;
 mod skills;
+pub mod workspace;
 
 use futures::future::BoxFuture;
 use model::agents::{AgentSpec, AgentTool, SKILL_TOOLS, ToolPolicy, effective_policy};
@@ -25,6 +26,8 @@ const RESULT_MAX: usize = 100_000;
 pub enum Origin {
     /// Agentry's own tools over the agent's attached skills.
     Skills,
+    /// Agentry's own tools over a build's workspace.
+    Workspace,
     Mcp {
         server_id: String,
         server: String,
@@ -54,7 +57,7 @@ impl CatalogTool {
     /// The row the agent editor shows.
     pub fn view(&self) -> AgentTool {
         let source = match &self.origin {
-            Origin::Skills => String::new(),
+            Origin::Skills | Origin::Workspace => String::new(),
             Origin::Mcp { server, .. } => server.clone(),
         };
         AgentTool {

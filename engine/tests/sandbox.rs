@@ -207,3 +207,86 @@ async fn output_and_files_are_capped() {
     assert!(big <= 1 << 20, "the file grew to {big} bytes");
     assert!(out.stderr.trim_end().ends_with("153"), "head was not stopped by SIGXFSZ: {out:?}");
 }
+
+mod tools {
+    use engine::sandbox::workspace::Workspace;
+    use engine::sandbox::{Health, Sandboxes};
+    use engine::tools::workspace::WorkspaceTools;
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_agent_writes_runs_reads_edits_and_plans_in_its_workspace() {
+        let ws = Ws::new();
+        let sandboxes = Sandboxes::start();
+        assert_eq!(sandboxes.settled().await, Health::Ready);
+        let mut tools = WorkspaceTools::new(Workspace::new(ws.dir.clone()), sandboxes, limits());
+        let wrote = tools
+            .call("write_file", &json!({ "path": "app/main.py", "content": "print('hello from the build')\n" }))
+            .await
+            .expect("write");
+        assert!(wrote.contains("Created"), "{wrote}");
+        let ran = tools
+            .call("run_command", &json!({ "command": "python3 app/main.py > out.txt && cat out.txt" }))
+            .await
+            .expect("run");
+        assert!(ran.starts_with("exit code 0"), "{ran}");
+        assert!(ran.contains("hello from the build"), "{ran}");
+        // What the command wrote, the server's tools read and change; the command sees it.
+        assert_eq!(
+            tools.call("read_file", &json!({ "path": "out.txt" })).await.expect("read"),
+            "     1\thello from the build\n"
+        );
+        tools
+            .call("edit_file", &json!({ "path": "out.txt", "old_text": "hello", "new_text": "goodbye" }))
+            .await
+            .expect("edit");
+        let ran =
+            tools.call("run_command", &json!({ "command": "cat out.txt; echo more >> out.txt" })).await.expect("run");
+        assert!(ran.contains("goodbye from the build"), "{ran}");
+        let listed = tools.call("list_files", &json!({})).await.expect("list");
+        assert!(listed.contains("app/main.py") && listed.contains("out.txt"), "{listed}");
+        let found = tools.call("search_files", &json!({ "text": "more" })).await.expect("search");
+        assert_eq!(found, "out.txt:2: more");
+
+        let failed = tools.call("run_command", &json!({ "command": "exit 3" })).await.expect("ran");
+        assert!(failed.starts_with("exited with code 3"), "{failed}");
+        let slow = tools.call("run_command", &json!({ "command": "sleep 30", "timeout_secs": 1 })).await.expect("ran");
+        assert!(slow.starts_with("killed after the wall-clock limit of 1 s"), "{slow}");
+
+        let planned = tools
+            .call(
+                "update_plan",
+                &json!({ "features": [
+                    { "name": "greeting", "status": "done", "tests_passed": 3, "tests_failed": 0 },
+                    { "name": "farewell", "status": "doing" } ] }),
+            )
+            .await
+            .expect("plan");
+        assert_eq!(planned, "Plan updated: 1 of 2 features done.");
+        assert_eq!(tools.plan.len(), 2);
+        let bad = tools.call("update_plan", &json!({ "features": [{ "name": "x", "status": "maybe" }] })).await;
+        assert!(bad.expect_err("refused").contains("todo, doing, done or failed"));
+        assert_eq!(tools.plan.len(), 2, "a refused plan changed the plan");
+
+        let outside = tools.call("read_file", &json!({ "path": "../../etc/passwd" })).await.expect_err("outside");
+        assert!(outside.contains("outside the workspace"), "{outside}");
+        let ran = tools.call("run_command", &json!({ "command": "ln -s /etc/passwd pw" })).await.expect("run");
+        assert!(ran.starts_with("exit code 0"), "{ran}");
+        let link = tools.call("read_file", &json!({ "path": "pw" })).await.expect_err("link");
+        assert!(link.contains("symbolic link"), "{link}");
+    }
+
+    #[tokio::test]
+    async fn without_a_sandbox_commands_are_refused_with_the_reason() {
+        let ws = Ws::new();
+        let sandboxes = Sandboxes::unavailable("bubblewrap (bwrap) is not installed".into());
+        let mut tools = WorkspaceTools::new(Workspace::new(ws.dir.clone()), sandboxes, limits());
+        let err = tools.call("run_command", &json!({ "command": "touch escaped" })).await.expect_err("refused");
+        assert!(err.contains("bubblewrap (bwrap) is not installed"), "{err}");
+        assert!(!ws.dir.join("escaped").exists());
+        // The file tools still work: they need no sandbox.
+        tools.call("write_file", &json!({ "path": "notes.md", "content": "# Notes\n" })).await.expect("write");
+    }
+}

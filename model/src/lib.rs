@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod providers;
 pub mod runs;
 pub mod skills;
+pub mod specs;
 pub mod usage;
 
 pub use fields::{FieldError, FieldErrors, Page, format_utc};

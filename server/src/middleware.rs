@@ -390,9 +390,16 @@ fn body_refusal(engine: &Engine, req: &Request) -> Option<(StatusCode, &'static 
         .then_some((StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the files as multipart/form-data"))
 }
 
+/// Forms that carry a spec: up to `model::specs::BODY_MAX` bytes of text, which URL-encoding
+/// can make three times longer.
+const SPEC_PATHS: [&str; 2] = ["/api/specs/create", "/api/specs/update"];
+const SPEC_FORM_MAX: usize = 3 * model::specs::BODY_MAX + 64 * 1024;
+
 fn body_limit(engine: &Engine, req: &Request) -> usize {
     if UPLOAD_PATHS.contains(&req.uri().path()) {
         engine.settings.max_upload_bytes
+    } else if SPEC_PATHS.contains(&req.uri().path()) {
+        engine.settings.max_body_bytes.max(SPEC_FORM_MAX)
     } else {
         engine.settings.max_body_bytes
     }

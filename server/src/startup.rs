@@ -169,7 +169,8 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .route("/skills/{id}/files/{*path}", get(app::skills::download::skill_file))
         .route("/chat/answers/{id}", get(app::chat::answer_link::answer_link))
         .route("/chat/{id}/export", get(app::chat::export::export))
-        .route("/chat/attachments/{id}", get(app::chat::files::attachment));
+        .route("/chat/attachments/{id}", get(app::chat::files::attachment))
+        .route("/specs/{id}/download", get(app::specs::download::download));
     if let Some(assets) = assets(&leptos_options) {
         app = app.route(
             &format!("/{}/{{file}}", leptos_options.site_pkg_dir),

@@ -51,6 +51,7 @@ fn nav_links(t: &'static crate::i18n::Strings) -> impl IntoView {
         ("/skills", t.nav_skills, "✦"),
         ("/mcp", t.nav_mcp, "⚙"),
         ("/providers", t.nav_providers, "◈"),
+        ("/specs", t.nav_specs, "▤"),
         ("/builds", t.nav_builds, "▣"),
         ("/usage", t.nav_usage, "▤"),
         ("/settings", t.nav_settings, "☰"),

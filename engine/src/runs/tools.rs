@@ -48,7 +48,7 @@ impl Toolbox {
         let mut tools: Vec<Tool> = Vec::with_capacity(catalogue.len());
         for entry in catalogue {
             let raw = match &entry.origin {
-                Origin::Skills => entry.name.clone(),
+                Origin::Skills | Origin::Workspace => entry.name.clone(),
                 Origin::Mcp { server, .. } => format!("{server}__{}", entry.name),
             };
             tools.push(Tool { api_name: api_name(&raw, &tools), entry });

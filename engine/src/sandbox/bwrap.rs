@@ -9,9 +9,12 @@
 //!   host is there: not the data directory, not `/root`, not the server's keys.
 //! - Environment: cleared; `PATH`, `HOME=/workspace`, `LANG` and what the command sets.
 //! - User: when the server runs as root, each workspace gets a user id of its own (from
-//!   200,000 up, no account behind it) and `bwrap` starts as that user, so what runs
-//!   inside is that user outside too, and the process limit counts that workspace's
-//!   processes only. Otherwise it is the server's own user, without any capability.
+//!   200,000 up, no account behind it). `bwrap` sets the namespaces up as root (so the
+//!   workspace may sit in the owner-only data directory) without a user namespace, and
+//!   `setpriv` then runs the command as the workspace's user with no capability and no
+//!   way to gain one: what runs inside is that user outside too, and the process limit
+//!   counts that workspace's processes only. Otherwise `bwrap` runs unprivileged in a user
+//!   namespace as the server's own user, without any capability.
 //! - Limits: rlimits set by `prlimit` before `bwrap` starts (CPU seconds, data segment
 //!   size, processes, file size, open files, no core dumps), a wall clock after which the
 //!   process is killed, and stdout/stderr cut at a size with a marker.
@@ -52,6 +55,8 @@ const ETC: &[&str] = &[
 pub struct Bubblewrap {
     bwrap: PathBuf,
     prlimit: PathBuf,
+    /// `Some` when the server runs as root: what drops to the workspace's user.
+    setpriv: Option<PathBuf>,
     as_root: bool,
 }
 
@@ -74,7 +79,15 @@ impl Bubblewrap {
         let prlimit = find("prlimit").ok_or_else(|| {
             SandboxError::Unavailable("prlimit is not installed: install the `util-linux` package".into())
         })?;
-        Ok(Self { bwrap, prlimit, as_root: effective_uid() == Some(0) })
+        let as_root = effective_uid() == Some(0);
+        let setpriv = if as_root {
+            Some(find("setpriv").ok_or_else(|| {
+                SandboxError::Unavailable("setpriv is not installed: install the `util-linux` package".into())
+            })?)
+        } else {
+            None
+        };
+        Ok(Self { bwrap, prlimit, setpriv, as_root })
     }
 
     /// Prepares a workspace for use inside. When the server runs as root, the workspace
@@ -116,9 +129,17 @@ impl Bubblewrap {
             .arg("--core=0")
             .arg("--")
             .arg(&self.bwrap)
-            .args(["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]);
-        if cmd.network {
-            c.arg("--share-net");
+            .args(["--die-with-parent", "--new-session", "--clearenv"]);
+        if user.is_some() {
+            c.args(["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]);
+            if !cmd.network {
+                c.arg("--unshare-net");
+            }
+        } else {
+            c.args(["--unshare-all", "--cap-drop", "ALL"]);
+            if cmd.network {
+                c.arg("--share-net");
+            }
         }
         c.args(["--ro-bind", "/usr", "/usr"]);
         for link in ["/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"] {
@@ -138,7 +159,7 @@ impl Bubblewrap {
         for etc in ETC {
             c.args(["--ro-bind-try", etc, etc]);
         }
-        c.args(["--proc", "/proc", "--dev", "/dev", "--size", "67108864", "--tmpfs", "/tmp"]);
+        c.args(["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", "67108864", "--tmpfs", "/tmp"]);
         c.arg("--bind").arg(&cmd.workspace).arg(WORKSPACE).args(["--chdir", WORKSPACE]);
         c.args(["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"])
             .args(["--setenv", "HOME", WORKSPACE])
@@ -147,11 +168,22 @@ impl Bubblewrap {
         for (k, v) in &cmd.env {
             c.arg("--setenv").arg(k).arg(v);
         }
-        c.arg("--").arg(&cmd.program).args(&cmd.args);
-        c.env_clear().env("PATH", "/usr/bin:/bin");
-        if let Some(uid) = user {
-            c.uid(uid).gid(uid);
+        c.arg("--");
+        if let (Some(uid), Some(setpriv)) = (user, &self.setpriv) {
+            c.arg(setpriv)
+                .arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .args([
+                    "--clear-groups",
+                    "--no-new-privs",
+                    "--inh-caps=-all",
+                    "--ambient-caps=-all",
+                    "--bounding-set=-all",
+                ])
+                .arg("--");
         }
+        c.arg(&cmd.program).args(&cmd.args);
+        c.env_clear().env("PATH", "/usr/bin:/bin");
         c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
         c
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod bwrap;
+pub mod workspace;
 
 use futures::future::BoxFuture;
 
@@ -149,6 +150,26 @@ impl Sandboxes {
             });
         }
         this
+    }
+
+    /// A server where nothing sandboxed runs, for `why`.
+    pub fn unavailable(why: String) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            backend: std::sync::Arc::new(Unavailable(why.clone())),
+            health: std::sync::RwLock::new(Health::Unavailable(why)),
+        })
+    }
+
+    /// Waits (a few seconds at most) for the start-up probe's verdict.
+    pub async fn settled(&self) -> Health {
+        for _ in 0..200 {
+            let h = self.health();
+            if h != Health::Probing {
+                return h;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        self.health()
     }
 
     pub fn health(&self) -> Health {
