@@ -114,11 +114,15 @@ pub fn SpecPage() -> impl IntoView {
     let query = use_query_map();
     let version = Memo::new(move |_| query.read().get("v").and_then(|v| v.parse::<i64>().ok()));
     let editing = Memo::new(move |_| query.read().get("edit").is_some());
-    let spec = crate::data::load(move || (id.get(), version.get()), |(id, v)| get_spec(id, v));
+    // Saving redirects to the spec's own address, which may be the one shown: the action's
+    // version is part of what the data depends on, so the page shows what was saved.
+    let update = ServerAction::<UpdateSpec>::new();
+    let spec =
+        crate::data::load(move || (id.get(), version.get(), update.version().get()), |(id, v, _)| get_spec(id, v));
     let content = move || {
         spec.get().map(|r| match r {
             Err(e) => view! { <LoadError error=e on_retry=Callback::new(move |_| spec.refetch()) /> }.into_any(),
-            Ok(s) => view! { <SpecDetail s editing=editing.get() /> }.into_any(),
+            Ok(s) => view! { <SpecDetail s editing=editing.get() update /> }.into_any(),
         })
     };
     view! {
@@ -128,9 +132,8 @@ pub fn SpecPage() -> impl IntoView {
 }
 
 #[component]
-fn SpecDetail(s: SpecView, editing: bool) -> impl IntoView {
+fn SpecDetail(s: SpecView, editing: bool, update: ServerAction<UpdateSpec>) -> impl IntoView {
     let t = t();
-    let update = ServerAction::<UpdateSpec>::new();
     let duplicate = ServerAction::<DuplicateSpec>::new();
     let delete = ServerAction::<DeleteSpec>::new();
     let (err, dup_err, del_err) = (action_error(update), action_error(duplicate), action_error(delete));
