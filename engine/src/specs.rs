@@ -33,6 +33,28 @@ impl From<sqlx::Error> for SpecError {
     }
 }
 
+/// Appends version `version` of spec `id` (its text as `form` has it).
+async fn add_version(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    version: i64,
+    form: &SpecForm,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO spec_versions (spec_id, version, name, body, size, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(&form.name)
+    .bind(&form.body)
+    .bind(form.body.len() as i64)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl Engine {
     /// A new spec, version 1.
     #[tracing::instrument(skip_all, fields(user = %user.id))]
@@ -61,16 +83,7 @@ impl Engine {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO spec_versions (spec_id, version, name, body, size, created_at) VALUES ($1, 1, $2, $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(&form.name)
-        .bind(&form.body)
-        .bind(size)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        add_version(&mut tx, &id, 1, form, now).await?;
         tx.commit().await?;
         drop(turn);
         Ok(id)
@@ -190,17 +203,7 @@ impl Engine {
             let now_latest = self.get_spec(user, id, None).await?.latest;
             return Err(SpecError::Conflict { current: now_latest });
         }
-        sqlx::query(
-            "INSERT INTO spec_versions (spec_id, version, name, body, size, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(current.latest + 1)
-        .bind(&form.name)
-        .bind(&form.body)
-        .bind(size)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        add_version(&mut tx, id, current.latest + 1, &form, now).await?;
         tx.commit().await?;
         drop(turn);
         audit::record(
